@@ -1,0 +1,96 @@
+#include "probe_report.h"
+
+#include <cstring>
+#include <string_view>
+
+namespace zctls::cli {
+namespace {
+
+// "ENOENT": the symbolic name is what an operator greps kernel sources for.
+std::string errno_name(int err) {
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "errno " + std::to_string(err);
+}
+
+// "ENOENT (No such file or directory)"; strerrordesc_np avoids the locale
+// machinery of strerror.
+std::string errno_text(int err) {
+  const char* desc = strerrordesc_np(err);
+  return desc != nullptr ? errno_name(err) + " (" + desc + ")" : errno_name(err);
+}
+
+void row(std::string& out, std::string_view label, std::string_view value) {
+  out += "  ";
+  out += label;
+  out.append(label.size() < 16 ? 16 - label.size() : 1, ' ');
+  out += value;
+  out += '\n';
+}
+
+std::string cipher_line(const kernel::KtlsCapabilities& caps, kernel::TlsVersion version) {
+  std::string line;
+  for (const kernel::CipherSupport& c : caps.ciphers) {
+    if (c.version != version) continue;
+    if (!line.empty()) line += ", ";
+    line += kernel::to_string(c.cipher);
+    if (c.tx_error == 0 && c.rx_error == 0) {
+      line += " tx+rx";
+    } else if (c.tx_error == 0) {
+      line += " tx only";
+    } else if (c.rx_error == 0) {
+      line += " rx only";
+    } else {
+      line += " no (" + errno_name(c.tx_error) + ")";
+    }
+  }
+  return std::string(kernel::to_string(version)) + ": " + line;
+}
+
+}  // namespace
+
+ProbeVerdict verdict(const kernel::KtlsCapabilities& caps) noexcept {
+  if (!caps.ktls_usable()) return kNoKtls;
+  return caps.zerocopy_usable() ? kZerocopyUsable : kKtlsWithoutZerocopy;
+}
+
+std::string format_probe(const kernel::KtlsCapabilities& caps) {
+  std::string out;
+  const std::string& rel = caps.kernel_release;
+  switch (verdict(caps)) {
+    case kZerocopyUsable:
+      out += "zerocopy kTLS sendfile: available on " + rel +
+             " (TLS_TX_ZEROCOPY_RO is accepted; it saves a copy only on a NIC with TLS TX offload)\n";
+      break;
+    case kKtlsWithoutZerocopy:
+      out += "zerocopy kTLS sendfile: unavailable on " + rel +
+             ": kTLS works but TLS_TX_ZEROCOPY_RO is not accepted (needs Linux 5.19+); zctls passes through\n";
+      break;
+    case kNoKtls:
+      out += "zerocopy kTLS sendfile: unavailable on " + rel +
+             ": this kernel has no kTLS (CONFIG_TLS off or the tls module missing); zctls passes through\n";
+      break;
+  }
+  row(out, "kernel", rel);
+  if (caps.socket_error != 0) {
+    row(out, "loopback TCP", "cannot connect: " + errno_text(caps.socket_error));
+    return out;
+  }
+  row(out, "tls ULP", caps.ulp_error == 0 ? std::string("attaches")
+                                          : "TCP_ULP \"tls\" fails: " + errno_text(caps.ulp_error));
+  if (caps.ulp_error != 0) return out;
+  row(out, "keys", cipher_line(caps, kernel::TlsVersion::tls12));
+  row(out, "", cipher_line(caps, kernel::TlsVersion::tls13));
+  if (caps.zerocopy_error != 0) {
+    row(out, "zerocopy flag", "TLS_TX_ZEROCOPY_RO fails: " + errno_text(caps.zerocopy_error));
+  } else {
+    row(out, "zerocopy flag", caps.zerocopy_reads_back
+                                  ? "TLS_TX_ZEROCOPY_RO set 1/0 and read back"
+                                  : "TLS_TX_ZEROCOPY_RO accepted but does not read back");
+  }
+  row(out, "rx no-pad", caps.rx_no_pad_error == 0
+                            ? std::string("TLS_RX_EXPECT_NO_PAD accepted")
+                            : "TLS_RX_EXPECT_NO_PAD fails: " + errno_text(caps.rx_no_pad_error));
+  return out;
+}
+
+}  // namespace zctls::cli

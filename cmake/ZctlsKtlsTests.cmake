@@ -1,0 +1,67 @@
+# CTest wiring for tests that need a kernel with kTLS.
+#
+# Every kTLS test case is registered once per kernel of the matrix as
+# ktls/<kernel>/<Suite.Case>, labelled "ktls", and run through
+# `tests/vm/session exec`.  A fixture per kernel (vm/<kernel>/start and
+# vm/<kernel>/stop) boots one guest that all of that kernel's tests share,
+# or decides to run them natively (ZCTLS_TEST_VM, see tests/vm/session).
+#
+# The case list comes from the test binary itself (--gtest_list_tests) at
+# build time, as gtest_discover_tests does; listing needs no kTLS.  Each
+# case writes a JUnit XML report to <build>/test-results/<kernel>/.
+
+set(ZCTLS_VM_CACHE_DIR "${PROJECT_BINARY_DIR}/vm" CACHE PATH "kTLS bench cache (kernels, sessions)")
+set(ZCTLS_TEST_RESULTS_DIR "${PROJECT_BINARY_DIR}/test-results")
+set(_zctls_session "${PROJECT_SOURCE_DIR}/tests/vm/session")
+
+function(zctls_ktls_sessions)
+  cmake_parse_arguments(ARG "" "PROBE" "KERNELS" ${ARGN})
+  list(GET ARG_KERNELS 0 first)
+  foreach(kernel IN LISTS ARG_KERNELS)
+    add_test(NAME vm/${kernel}/start
+      COMMAND ${_zctls_session} start --kernel ${kernel} --probe ${ARG_PROBE}
+              --results ${ZCTLS_TEST_RESULTS_DIR}/${kernel})
+    add_test(NAME vm/${kernel}/stop COMMAND ${_zctls_session} stop --kernel ${kernel})
+    set_tests_properties(vm/${kernel}/start PROPERTIES
+      FIXTURES_SETUP vm-${kernel} LABELS "ktls;vm" TIMEOUT 900
+      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR}")
+    set_tests_properties(vm/${kernel}/stop PROPERTIES
+      FIXTURES_CLEANUP vm-${kernel} LABELS "ktls;vm" TIMEOUT 120
+      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR}")
+  endforeach()
+  set_property(GLOBAL PROPERTY ZCTLS_FIRST_KERNEL ${first})
+endfunction()
+
+function(zctls_add_ktls_tests target)
+  cmake_parse_arguments(ARG "" "" "KERNELS" ${ARGN})
+  get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
+  set(ctest_file "${CMAKE_CURRENT_BINARY_DIR}/${target}_ktls_tests.cmake")
+  string(REPLACE ";" "," kernels "${ARG_KERNELS}")
+  add_custom_command(TARGET ${target} POST_BUILD
+    COMMAND ${CMAKE_COMMAND}
+      -D TEST_EXECUTABLE=$<TARGET_FILE:${target}>
+      -D CTEST_FILE=${ctest_file}
+      -D SESSION=${_zctls_session}
+      -D KERNELS=${kernels}
+      -D FIRST_KERNEL=${first}
+      -D RESULTS_DIR=${ZCTLS_TEST_RESULTS_DIR}
+      -D VM_CACHE=${ZCTLS_VM_CACHE_DIR}
+      -P ${PROJECT_SOURCE_DIR}/cmake/ZctlsKtlsDiscover.cmake
+    BYPRODUCTS ${ctest_file}
+    VERBATIM)
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${ctest_file})
+endfunction()
+
+# A script (not a gtest binary) that needs kTLS: registered as
+# ktls/<kernel>/<name> on each kernel, in that kernel's shared guest.
+function(zctls_add_ktls_script name script)
+  cmake_parse_arguments(ARG "" "" "KERNELS" ${ARGN})
+  get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
+  foreach(kernel IN LISTS ARG_KERNELS)
+    add_test(NAME ktls/${kernel}/${name}
+      COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first} -- ${script})
+    set_tests_properties(ktls/${kernel}/${name} PROPERTIES
+      LABELS ktls FIXTURES_REQUIRED vm-${kernel} SKIP_RETURN_CODE 77 TIMEOUT 900
+      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR}")
+  endforeach()
+endfunction()

@@ -1,0 +1,67 @@
+// The one place that knows the kernel's TLS socket interface: SOL_TLS and
+// its options, the TCP_ULP name, and the crypto_info layouts.  Everything
+// else in zctls (hooks, CLI, tests) goes through these functions.
+//
+// Source of truth: include/uapi/linux/tls.h and net/tls/tls_main.c.
+// All functions are noexcept, touch nothing but the fd they are given, and
+// report failure as an errno value (0 = success) without changing errno.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace zctls::kernel {
+
+// uapi values, also defined here so that zctls builds against headers older
+// than the features it probes (TLS_TX_ZEROCOPY_RO arrived in 5.19).
+inline constexpr int kSolTls = 282;
+inline constexpr int kTlsTx = 1;
+inline constexpr int kTlsRx = 2;
+inline constexpr int kTlsTxZerocopyRo = 3;
+inline constexpr int kTlsRxExpectNoPad = 4;
+inline constexpr const char* kTlsUlpName = "tls";
+
+enum class Direction { tx, rx };
+enum class TlsVersion { tls12, tls13 };
+enum class Cipher { aes_gcm_128, aes_gcm_256, aes_ccm_128, chacha20_poly1305 };
+
+std::string_view to_string(TlsVersion v) noexcept;
+std::string_view to_string(Cipher c) noexcept;
+
+inline constexpr TlsVersion kAllVersions[] = {TlsVersion::tls12, TlsVersion::tls13};
+inline constexpr Cipher kAllCiphers[] = {Cipher::aes_gcm_128, Cipher::aes_gcm_256,
+                                         Cipher::aes_ccm_128, Cipher::chacha20_poly1305};
+
+// Key material for one direction.  The kernel wants fixed sizes per cipher;
+// install_key() copies the prefix it needs from these buffers.
+struct KeyMaterial {
+  std::uint8_t key[32] = {};
+  std::uint8_t iv[12] = {};  // chacha20-poly1305 uses all 12
+  std::uint8_t salt[4] = {};
+  std::uint8_t rec_seq[8] = {};
+};
+
+// setsockopt(fd, SOL_TCP, TCP_ULP, "tls").  Needs a connected TCP socket
+// (ENOTCONN otherwise); ENOENT when the kernel has no tls module.
+int attach_tls_ulp(int fd) noexcept;
+
+// setsockopt(fd, SOL_TLS, TLS_TX or TLS_RX, crypto_info).  After this the
+// kernel encrypts (tx) or decrypts (rx) every record on the socket.
+int install_key(int fd, Direction dir, TlsVersion version, Cipher cipher,
+                const KeyMaterial& key) noexcept;
+
+// TLS_TX_ZEROCOPY_RO: the kernel reads it on every send but only acts on it
+// with device offload (net/tls/tls_device.c).  Without the ULP, setting
+// fails with ENOPROTOOPT and getting with EOPNOTSUPP (the IP layer answers;
+// measured on 6.1 and 6.12); kernels older than 5.19 refuse the option.
+int set_tx_zerocopy(int fd, bool on) noexcept;
+
+struct FlagState {
+  int error = 0;  // errno value, 0 on success
+  bool on = false;
+};
+FlagState get_tx_zerocopy(int fd) noexcept;
+
+}  // namespace zctls::kernel

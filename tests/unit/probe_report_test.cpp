@@ -1,0 +1,76 @@
+// `zctls probe` wording and exit status for each kind of kernel, from
+// recorded capability sets (no kernel needed).
+#include "probe_report.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+namespace k = zctls::kernel;
+using zctls::cli::format_probe;
+using zctls::cli::verdict;
+
+namespace {
+
+k::KtlsCapabilities kernel_6_1() {
+  k::KtlsCapabilities caps;
+  caps.kernel_release = "6.1.0-56-amd64";
+  for (const auto v : k::kAllVersions)
+    for (const auto c : k::kAllCiphers) caps.ciphers.push_back({v, c, 0, 0});
+  caps.zerocopy_reads_back = true;
+  return caps;
+}
+
+TEST(ProbeReport, ZerocopyKernel) {
+  const auto caps = kernel_6_1();
+  EXPECT_EQ(verdict(caps), zctls::cli::kZerocopyUsable);
+  const std::string out = format_probe(caps);
+  EXPECT_EQ(out.rfind("zerocopy kTLS sendfile: available on 6.1.0-56-amd64", 0), 0U) << out;
+  EXPECT_NE(out.find("TLS 1.3: aes-gcm-128 tx+rx"), std::string::npos) << out;
+  EXPECT_NE(out.find("TLS_TX_ZEROCOPY_RO set 1/0 and read back"), std::string::npos) << out;
+}
+
+TEST(ProbeReport, KernelWithoutTlsModule) {
+  k::KtlsCapabilities caps;
+  caps.kernel_release = "6.18.44";
+  caps.ulp_error = ENOENT;
+  EXPECT_EQ(verdict(caps), zctls::cli::kNoKtls);
+  const std::string out = format_probe(caps);
+  EXPECT_NE(out.find("has no kTLS"), std::string::npos) << out;
+  EXPECT_NE(out.find("TCP_ULP \"tls\" fails: ENOENT"), std::string::npos) << out;
+  EXPECT_EQ(out.find("keys"), std::string::npos) << "no key rows without the ULP: " << out;
+}
+
+TEST(ProbeReport, KernelOlderThan519) {
+  auto caps = kernel_6_1();
+  caps.kernel_release = "5.15.0";
+  caps.zerocopy_error = ENOPROTOOPT;
+  caps.zerocopy_reads_back = false;
+  EXPECT_EQ(verdict(caps), zctls::cli::kKtlsWithoutZerocopy);
+  EXPECT_NE(format_probe(caps).find("TLS_TX_ZEROCOPY_RO fails: ENOPROTOOPT"), std::string::npos);
+}
+
+TEST(ProbeReport, FlagAcceptedButNotKept) {
+  auto caps = kernel_6_1();
+  caps.zerocopy_reads_back = false;
+  EXPECT_EQ(verdict(caps), zctls::cli::kKtlsWithoutZerocopy);
+  EXPECT_NE(format_probe(caps).find("does not read back"), std::string::npos);
+}
+
+TEST(ProbeReport, UlpWithoutAnyTxCipherIsNoKtls) {
+  auto caps = kernel_6_1();
+  for (auto& c : caps.ciphers) c.tx_error = ENOENT;  // crypto modules missing
+  EXPECT_EQ(verdict(caps), zctls::cli::kNoKtls);
+  EXPECT_NE(format_probe(caps).find("aes-gcm-128 rx only"), std::string::npos);
+}
+
+TEST(ProbeReport, NoLoopback) {
+  k::KtlsCapabilities caps;
+  caps.kernel_release = "x";
+  caps.socket_error = EACCES;
+  EXPECT_EQ(verdict(caps), zctls::cli::kNoKtls);
+  EXPECT_NE(format_probe(caps).find("loopback TCP    cannot connect: EACCES"), std::string::npos)
+      << format_probe(caps);
+}
+
+}  // namespace

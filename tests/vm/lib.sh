@@ -1,0 +1,297 @@
+# shellcheck shell=bash
+# The kTLS bench: shared by tests/vm/run (one command, one boot) and
+# tests/vm/session (one boot serving many commands, for CTest).
+#
+# A guest is a Debian kernel (fetched from Debian's archive into a cache
+# under the build tree, never installed system-wide) booted under qemu/TCG
+# with a busybox initramfs that mounts the host's root over virtio-9p and
+# switch_roots into it.  The guest therefore runs the host's own binaries
+# (the build tree, nginx, openssl, curl) with its own kernel, which has kTLS.
+#
+# The host and the guest talk through a session directory on the shared
+# filesystem: the host drops job directories into jobs/, the guest agent
+# (guest/agent) runs them and writes their stdout, stderr and exit status
+# back.  Nothing is passed over the serial console, which only carries the
+# kernel log (session/console.log) for post-mortems.
+
+# Exit statuses of the bench itself.  A command run in the guest can exit
+# with any of these too; the bench's own failures always print a line that
+# starts with "zctls-vm: error:" on stderr, so the two can be told apart.
+readonly VM_EXIT_GUEST=123    # the guest died, failed to set up, or lost a job
+readonly VM_EXIT_TIMEOUT=124  # boot or command timed out (like timeout(1))
+readonly VM_EXIT_SETUP=125    # bad usage, missing tools, kernel not fetchable
+
+VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM_PROJECT_DIR=$(cd "$VM_LIB_DIR/../.." && pwd)
+
+vm_log()  { echo "zctls-vm: $*" >&2; }
+vm_die()  { local code=$1; shift; echo "zctls-vm: error: $*" >&2; exit "$code"; }
+
+# Where kernels, initramfs images and sessions live.  Defaults to the build
+# tree so that `rm -rf build` resets everything; ZCTLS_VM_CACHE overrides.
+vm_cache_dir() {
+    local build=${ZCTLS_BUILD_DIR:-$VM_PROJECT_DIR/build}
+    # Absolute: the guest resolves it from its own working directory.
+    realpath -m "${ZCTLS_VM_CACHE:-$build/vm}"
+}
+
+# Debian metapackage for each supported kernel series.
+vm_metapackage() {
+    case $1 in
+        6.1)  echo linux-image-amd64 ;;
+        6.12) echo linux-image-6.12-amd64 ;;
+        *)    return 1 ;;
+    esac
+}
+
+vm_require_tools() {
+    local t
+    for t in qemu-system-x86_64 dpkg-deb depmod modprobe cpio xz; do
+        command -v "$t" >/dev/null 2>&1 ||
+            vm_die $VM_EXIT_SETUP "'$t' not found; run scripts/install-deps"
+    done
+    [ -x /bin/busybox ] && /bin/busybox --list | grep -qx switch_root ||
+        vm_die $VM_EXIT_SETUP "/bin/busybox (static) not found; run scripts/install-deps"
+}
+
+# The concrete image package behind a metapackage, e.g. linux-image-amd64 ->
+# linux-image-6.1.0-56-amd64.  Refreshes apt's lists once if they are empty.
+vm_resolve_image_package() {
+    local meta=$1 pkg
+    pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
+        vm_log "apt does not know $meta; running apt-get update"
+        apt-get update -qq >&2 || true
+        pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    fi
+    [ -n "$pkg" ] || return 1
+    echo "$pkg"
+}
+
+# Fetch and unpack the kernel of series $1 into the cache (once; later runs
+# reuse it offline) and build its initramfs.  Sets VM_KDIR, VM_KVER,
+# VM_VMLINUZ, VM_INITRD.
+vm_prepare_kernel() {
+    local series=$1 meta cache kdir pkg deb
+    meta=$(vm_metapackage "$series") ||
+        vm_die $VM_EXIT_SETUP "unknown kernel '$series' (supported: 6.1, 6.12)"
+    cache=$(vm_cache_dir)/kernels
+    kdir=$cache/$series
+    mkdir -p "$cache" || vm_die $VM_EXIT_SETUP "cannot create $cache"
+
+    if [ ! -e "$kdir/.complete" ] || [ -n "${ZCTLS_VM_REFRESH:-}" ]; then
+        pkg=$(vm_resolve_image_package "$meta") ||
+            vm_die $VM_EXIT_SETUP "cannot resolve $meta to a kernel package (is apt's archive reachable? try 'apt-get update')"
+        vm_log "fetching $pkg from Debian's archive into $kdir"
+        rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp/deb" || vm_die $VM_EXIT_SETUP "cannot write $kdir.tmp"
+        # apt drops privileges to _apt for downloads unless it can't write the
+        # target; download into a world-writable temp dir to keep the sandbox.
+        (cd "$kdir.tmp/deb" && chmod 777 . && apt-get download -qq "$pkg" >&2) ||
+            vm_die $VM_EXIT_SETUP "apt-get download $pkg failed"
+        deb=$(ls "$kdir.tmp/deb/"*.deb 2>/dev/null | head -1)
+        [ -n "$deb" ] || vm_die $VM_EXIT_SETUP "apt-get download $pkg produced no .deb"
+        dpkg-deb -x "$deb" "$kdir.tmp/root" || vm_die $VM_EXIT_SETUP "cannot unpack $deb"
+        rm -rf "$kdir.tmp/deb"
+        local ver
+        ver=$(ls "$kdir.tmp/root/lib/modules" | head -1)
+        [ -n "$ver" ] && [ -e "$kdir.tmp/root/boot/vmlinuz-$ver" ] ||
+            vm_die $VM_EXIT_SETUP "$pkg has no vmlinuz/modules"
+        # Debian generates modules.dep at install time; an unpacked package
+        # has none.  The guest's modprobe and the initramfs builder need it.
+        depmod -b "$kdir.tmp/root" "$ver" || vm_die $VM_EXIT_SETUP "depmod failed for $ver"
+        echo "$ver" > "$kdir.tmp/version"
+        echo "$pkg" > "$kdir.tmp/package"
+        touch "$kdir.tmp/.complete"
+        rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
+    fi
+
+    VM_KDIR=$kdir
+    VM_KVER=$(cat "$kdir/version")
+    VM_VMLINUZ=$kdir/root/boot/vmlinuz-$VM_KVER
+    VM_INITRD=$kdir/initrd.cpio.gz
+    vm_build_initrd
+}
+
+# The modules the initramfs needs to mount the host over virtio-9p, in load
+# order, as modprobe resolves them for this kernel (6.1 has virtio_pci as a
+# module, 6.12 builds it in).
+vm_initrd_modules() {
+    local m
+    for m in virtio_pci 9pnet_virtio 9p; do
+        modprobe -d "$VM_KDIR/root" -S "$VM_KVER" --show-depends "$m" |
+            awk '$1 == "insmod" {print $2}'
+    done | awk '!seen[$0]++'
+}
+
+vm_build_initrd() {
+    local stamp want
+    # Rebuild when the init script or busybox changes.
+    want=$(cat "$VM_LIB_DIR/guest/init" /bin/busybox | sha256sum | cut -c1-16)
+    stamp=$VM_KDIR/initrd.stamp
+    [ -e "$VM_INITRD" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+
+    local staging=$VM_KDIR/initrd.tmp m i=0
+    rm -rf "$staging" && mkdir -p "$staging"/{bin,modules,dev,proc,sys,mnt} ||
+        vm_die $VM_EXIT_SETUP "cannot write $staging"
+    cp /bin/busybox "$staging/bin/busybox"
+    cp "$VM_LIB_DIR/guest/init" "$staging/init" && chmod 755 "$staging/init"
+    # busybox insmod cannot read compressed modules; number them so that the
+    # init script loads them in dependency order.
+    while read -r m; do
+        i=$((i + 1))
+        case $m in
+            *.xz) xz -dc "$m" > "$staging/modules/$(printf %02d $i)-$(basename "${m%.xz}")" ;;
+            *.zst) vm_die $VM_EXIT_SETUP "zstd-compressed modules are not supported ($m)" ;;
+            *)   cp "$m" "$staging/modules/$(printf %02d $i)-$(basename "$m")" ;;
+        esac || vm_die $VM_EXIT_SETUP "cannot copy module $m"
+    done < <(vm_initrd_modules)
+    (cd "$staging" && find . | cpio -o -H newc --quiet | gzip -1) > "$VM_INITRD.tmp" ||
+        vm_die $VM_EXIT_SETUP "cannot build initramfs"
+    mv "$VM_INITRD.tmp" "$VM_INITRD"
+    echo "$want" > "$stamp"
+    rm -rf "$staging"
+}
+
+# Start qemu in the background for session directory $1.  Options via
+# globals: VM_TLS (1 = load tls, 0 = make tls unloadable), VM_MAX_SECONDS
+# (hard limit on the guest's life).  Writes $1/qemu.pid.
+vm_start_qemu() {
+    local sess=$1 sec_model=passthrough
+    case $sess in
+        *[[:space:]]*) vm_die $VM_EXIT_SETUP "the session path '$sess' contains whitespace; set ZCTLS_VM_CACHE" ;;
+    esac
+    # passthrough needs root on the host to create files as the guest's owners.
+    [ "$(id -u)" = 0 ] || sec_model=none
+    mkdir -p "$sess/jobs" || vm_die $VM_EXIT_SETUP "cannot create $sess"
+    rm -f "$sess/ready" "$sess/error" "$sess/stop" "$sess/console.log"
+    # The guest's modprobe (also the one the kernel runs to autoload crypto
+    # modules) must look at the unpacked kernel's modules, which the host's
+    # /lib/modules does not have.
+    cat > "$sess/modprobe" <<EOS
+#!/bin/sh
+exec /sbin/modprobe -d '$VM_KDIR/root' "\$@"
+EOS
+    chmod 755 "$sess/modprobe"
+
+    # -nodefaults: no VGA, no NIC, no default serial; one serial port to a
+    # log.  Loopback is the only network, by design.
+    setsid timeout --kill-after=5 "${VM_MAX_SECONDS:-3600}" \
+        qemu-system-x86_64 -accel tcg -cpu max -m "${ZCTLS_VM_MEMORY:-1024}" \
+        -smp "${ZCTLS_VM_CPUS:-2}" -nodefaults -display none -no-reboot \
+        -serial "file:$sess/console.log" \
+        -kernel "$VM_VMLINUZ" -initrd "$VM_INITRD" \
+        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}" \
+        -virtfs "local,path=/,mount_tag=hostroot,security_model=$sec_model,id=hostroot,multidevs=remap" \
+        </dev/null >"$sess/qemu.log" 2>&1 &
+    echo $! > "$sess/qemu.pid"
+}
+
+vm_qemu_alive() { kill -0 "$(cat "$1/qemu.pid" 2>/dev/null)" 2>/dev/null; }
+
+vm_guest_failure() {
+    local sess=$1
+    [ -s "$sess/error" ] && vm_log "guest: $(cat "$sess/error")"
+    if [ -s "$sess/qemu.log" ]; then vm_log "qemu: $(tail -5 "$sess/qemu.log")"; fi
+    if [ -s "$sess/console.log" ]; then
+        vm_log "last lines of the guest console ($sess/console.log):"
+        tail -15 "$sess/console.log" | sed 's/^/    /' >&2
+    fi
+}
+
+# Wait until the guest agent reports ready.  $2 = timeout in seconds.
+vm_wait_ready() {
+    local sess=$1 limit=$2 start=$SECONDS
+    while [ ! -e "$sess/ready" ]; do
+        if [ -e "$sess/error" ] || ! vm_qemu_alive "$sess"; then
+            sleep 0.2
+            vm_guest_failure "$sess"
+            vm_stop_qemu "$sess"
+            vm_die $VM_EXIT_GUEST "the guest failed to boot ($VM_KVER)"
+        fi
+        if [ $((SECONDS - start)) -ge "$limit" ]; then
+            vm_guest_failure "$sess"
+            vm_stop_qemu "$sess"
+            vm_die $VM_EXIT_TIMEOUT "the guest did not come up within ${limit}s ($VM_KVER)"
+        fi
+        sleep 0.1
+    done
+}
+
+# Ask the agent to power off; kill qemu if it does not within 20 s.
+vm_stop_qemu() {
+    local sess=$1 pid i
+    pid=$(cat "$sess/qemu.pid" 2>/dev/null) || return 0
+    touch "$sess/stop"
+    for i in $(seq 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        vm_log "guest did not power off; killing qemu"
+        kill -- -"$pid" 2>/dev/null || kill "$pid" 2>/dev/null
+    fi
+    rm -f "$sess/qemu.pid"
+}
+
+# Quote a command line for the guest's bash.
+vm_quote() { local a out=""; for a in "$@"; do out+=$(printf '%q ' "$a"); done; echo "$out"; }
+
+# Submit "$@" as a job to session $sess, stream its stdout/stderr, return its
+# exit status.  The job runs in the caller's working directory with a small,
+# explicit environment: PATH, HOME, LANG, TERM and every ZCTLS_*, GTEST_* and
+# CTEST_* variable of the caller.
+vm_exec() {
+    local sess=$1 timeout=$2; shift 2
+    local job name v
+    job=$(mktemp -d "$sess/jobs/XXXXXX.new") || vm_die $VM_EXIT_SETUP "cannot create a job in $sess"
+    {
+        echo "cd $(vm_quote "$PWD") || exit $VM_EXIT_GUEST"
+        echo "export PATH=$(vm_quote "${PATH:-/usr/sbin:/usr/bin:/sbin:/bin}")"
+        echo "export HOME=/root LANG=C.UTF-8 TERM=dumb"
+        while read -r name; do
+            v=${!name}
+            echo "export $name=$(vm_quote "$v")"
+        done < <(compgen -e | grep -E '^(ZCTLS_|GTEST_|CTEST_)')
+        echo "exec $(vm_quote "$@")"
+    } > "$job/cmd"
+    local running=${job%.new}.job
+    mv "$job" "$running" || vm_die $VM_EXIT_SETUP "cannot submit the job"
+    vm_stream_job "$sess" "$running" "$timeout"
+}
+
+# Copy the bytes of file $1 past offset $2 to fd $3; leave the new offset in
+# VM_OFFSET (not printed: the copy itself goes to stdout).
+vm_copy_new() {
+    local file=$1 off=$2 fd=$3 size
+    size=$(stat -c %s "$file" 2>/dev/null || echo 0)
+    if [ "$size" -gt "$off" ]; then
+        tail -c +$((off + 1)) "$file" | head -c $((size - off)) >&"$fd"
+    fi
+    VM_OFFSET=$size
+}
+
+vm_stream_job() {
+    local sess=$1 job=$2 timeout=$3 start=$SECONDS out_off=0 err_off=0 finished
+    local dir
+    while :; do
+        # The agent renames NAME.job to NAME.run when it claims the job.
+        dir=$job; [ -d "$dir" ] || dir=${job%.job}.run
+        finished=0; [ -e "$dir/rc" ] && finished=1
+        vm_copy_new "$dir/stdout" "$out_off" 1; out_off=$VM_OFFSET
+        vm_copy_new "$dir/stderr" "$err_off" 2; err_off=$VM_OFFSET
+        if [ $finished = 1 ]; then
+            local rc; rc=$(cat "$dir/rc")
+            rm -rf "$dir"
+            return "$rc"
+        fi
+        if ! vm_qemu_alive "$sess"; then
+            vm_guest_failure "$sess"
+            vm_die $VM_EXIT_GUEST "the guest went away while running the command"
+        fi
+        if [ "$timeout" -gt 0 ] && [ $((SECONDS - start)) -ge "$timeout" ]; then
+            touch "$dir/kill"
+            vm_die $VM_EXIT_TIMEOUT "the command did not finish within ${timeout}s"
+        fi
+        sleep 0.1
+    done
+}
