@@ -31,7 +31,7 @@ foreach(kernel IN LISTS KERNELS)
       " -- [=[${TEST_EXECUTABLE}]=] [=[--gtest_filter=${case}]=]"
       " [=[--gtest_output=xml:${RESULTS_DIR}/${kernel}/${case}.xml]=])\n"
       "set_tests_properties([=[${name}]=] PROPERTIES LABELS ktls FIXTURES_REQUIRED vm-${kernel}"
-      " SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT [=[ZCTLS_VM_CACHE=${VM_CACHE}]=])\n")
+      " SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT [=[ZCTLS_VM_CACHE=${VM_CACHE};ZCTLS_BUILD_DIR=${BUILD_DIR}]=])\n")
   endforeach()
 endforeach()
 file(WRITE "${CTEST_FILE}" "${out}")

@@ -24,10 +24,10 @@ function(zctls_ktls_sessions)
     add_test(NAME vm/${kernel}/stop COMMAND ${_zctls_session} stop --kernel ${kernel})
     set_tests_properties(vm/${kernel}/start PROPERTIES
       FIXTURES_SETUP vm-${kernel} LABELS "ktls;vm" TIMEOUT 900
-      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR}")
+      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
     set_tests_properties(vm/${kernel}/stop PROPERTIES
       FIXTURES_CLEANUP vm-${kernel} LABELS "ktls;vm" TIMEOUT 120
-      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR}")
+      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
   endforeach()
   set_property(GLOBAL PROPERTY ZCTLS_FIRST_KERNEL ${first})
 endfunction()
@@ -46,6 +46,7 @@ function(zctls_add_ktls_tests target)
       -D FIRST_KERNEL=${first}
       -D RESULTS_DIR=${ZCTLS_TEST_RESULTS_DIR}
       -D VM_CACHE=${ZCTLS_VM_CACHE_DIR}
+      -D BUILD_DIR=${PROJECT_BINARY_DIR}
       -P ${PROJECT_SOURCE_DIR}/cmake/ZctlsKtlsDiscover.cmake
     BYPRODUCTS ${ctest_file}
     VERBATIM)
@@ -62,6 +63,6 @@ function(zctls_add_ktls_script name script)
       COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first} -- ${script})
     set_tests_properties(ktls/${kernel}/${name} PROPERTIES
       LABELS ktls FIXTURES_REQUIRED vm-${kernel} SKIP_RETURN_CODE 77 TIMEOUT 900
-      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR}")
+      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
   endforeach()
 endfunction()

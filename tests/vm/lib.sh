@@ -21,8 +21,8 @@ readonly VM_EXIT_GUEST=123    # the guest died, failed to set up, or lost a job
 readonly VM_EXIT_TIMEOUT=124  # boot or command timed out (like timeout(1))
 readonly VM_EXIT_SETUP=125    # bad usage, missing tools, kernel not fetchable
 
-VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-VM_PROJECT_DIR=$(cd "$VM_LIB_DIR/../.." && pwd)
+VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+VM_PROJECT_DIR=$(cd "$VM_LIB_DIR/../.." && pwd -P)
 
 vm_log()  { echo "zctls-vm: $*" >&2; }
 vm_die()  { local code=$1; shift; echo "zctls-vm: error: $*" >&2; exit "$code"; }
@@ -133,6 +133,7 @@ vm_build_initrd() {
     local staging=$VM_KDIR/initrd.tmp m i=0
     rm -rf "$staging" && mkdir -p "$staging"/{bin,modules,dev,proc,sys,mnt} ||
         vm_die $VM_EXIT_SETUP "cannot write $staging"
+    mkdir -p "$staging/host"
     cp /bin/busybox "$staging/bin/busybox"
     cp "$VM_LIB_DIR/guest/init" "$staging/init" && chmod 755 "$staging/init"
     # busybox insmod cannot read compressed modules; number them so that the
@@ -156,10 +157,16 @@ vm_build_initrd() {
 # globals: VM_TLS (1 = load tls, 0 = make tls unloadable), VM_MAX_SECONDS
 # (hard limit on the guest's life).  Writes $1/qemu.pid.
 vm_start_qemu() {
-    local sess=$1 sec_model=passthrough
-    case $sess in
-        *[[:space:]]*) vm_die $VM_EXIT_SETUP "the session path '$sess' contains whitespace; set ZCTLS_VM_CACHE" ;;
-    esac
+    local sess=$1 sec_model=passthrough keep="" path
+    # Trees that must stay shared even under /tmp or /run (guest/init).
+    for path in "$VM_PROJECT_DIR" "$(vm_cache_dir)" "${ZCTLS_BUILD_DIR:-}" "$PWD" ${VM_KEEP:-}; do
+        [ -n "$path" ] || continue
+        path=$(realpath -m "$path")
+        case $path in
+            *[[:space:],]*) vm_die $VM_EXIT_SETUP "'$path' contains whitespace or a comma; the bench cannot pass it to the guest (set ZCTLS_VM_CACHE or move the tree)" ;;
+        esac
+        keep+=${keep:+,}$path
+    done
     # passthrough needs root on the host to create files as the guest's owners.
     [ "$(id -u)" = 0 ] || sec_model=none
     mkdir -p "$sess/jobs" || vm_die $VM_EXIT_SETUP "cannot create $sess"
@@ -180,7 +187,7 @@ EOS
         -smp "${ZCTLS_VM_CPUS:-2}" -nodefaults -display none -no-reboot \
         -serial "file:$sess/console.log" \
         -kernel "$VM_VMLINUZ" -initrd "$VM_INITRD" \
-        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}" \
+        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.keep=$keep zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}" \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=$sec_model,id=hostroot,multidevs=remap" \
         </dev/null >"$sess/qemu.log" 2>&1 &
     echo $! > "$sess/qemu.pid"
