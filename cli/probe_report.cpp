@@ -58,16 +58,19 @@ std::string format_probe(const kernel::KtlsCapabilities& caps) {
   const std::string& rel = caps.kernel_release;
   switch (verdict(caps)) {
     case kZerocopyUsable:
-      out += "zerocopy kTLS sendfile: available on " + rel +
-             " (TLS_TX_ZEROCOPY_RO is accepted; it saves a copy only on a NIC with TLS TX offload)\n";
+      out +=
+          "zerocopy kTLS sendfile: available on " + rel +
+          " (TLS_TX_ZEROCOPY_RO is accepted; it saves a copy only on a NIC with TLS TX offload)\n";
       break;
     case kKtlsWithoutZerocopy:
       out += "zerocopy kTLS sendfile: unavailable on " + rel +
-             ": kTLS works but TLS_TX_ZEROCOPY_RO is not accepted (needs Linux 5.19+); zctls passes through\n";
+             ": kTLS works but TLS_TX_ZEROCOPY_RO is not accepted (needs Linux 5.19+); zctls "
+             "passes through\n";
       break;
     case kNoKtls:
       out += "zerocopy kTLS sendfile: unavailable on " + rel +
-             ": this kernel has no kTLS (CONFIG_TLS off or the tls module missing); zctls passes through\n";
+             ": this kernel has no kTLS (CONFIG_TLS off or the tls module missing); zctls passes "
+             "through\n";
       break;
   }
   row(out, "kernel", rel);
@@ -75,21 +78,23 @@ std::string format_probe(const kernel::KtlsCapabilities& caps) {
     row(out, "loopback TCP", "cannot connect: " + errno_text(caps.socket_error));
     return out;
   }
-  row(out, "tls ULP", caps.ulp_error == 0 ? std::string("attaches")
-                                          : "TCP_ULP \"tls\" fails: " + errno_text(caps.ulp_error));
+  row(out, "tls ULP",
+      caps.ulp_error == 0 ? std::string("attaches")
+                          : "TCP_ULP \"tls\" fails: " + errno_text(caps.ulp_error));
   if (caps.ulp_error != 0) return out;
   row(out, "keys", cipher_line(caps, kernel::TlsVersion::tls12));
   row(out, "", cipher_line(caps, kernel::TlsVersion::tls13));
   if (caps.zerocopy_error != 0) {
     row(out, "zerocopy flag", "TLS_TX_ZEROCOPY_RO fails: " + errno_text(caps.zerocopy_error));
   } else {
-    row(out, "zerocopy flag", caps.zerocopy_reads_back
-                                  ? "TLS_TX_ZEROCOPY_RO set 1/0 and read back"
-                                  : "TLS_TX_ZEROCOPY_RO accepted but does not read back");
+    row(out, "zerocopy flag",
+        caps.zerocopy_reads_back ? "TLS_TX_ZEROCOPY_RO set 1/0 and read back"
+                                 : "TLS_TX_ZEROCOPY_RO accepted but does not read back");
   }
-  row(out, "rx no-pad", caps.rx_no_pad_error == 0
-                            ? std::string("TLS_RX_EXPECT_NO_PAD accepted")
-                            : "TLS_RX_EXPECT_NO_PAD fails: " + errno_text(caps.rx_no_pad_error));
+  row(out, "rx no-pad",
+      caps.rx_no_pad_error == 0
+          ? std::string("TLS_RX_EXPECT_NO_PAD accepted")
+          : "TLS_RX_EXPECT_NO_PAD fails: " + errno_text(caps.rx_no_pad_error));
   return out;
 }
 

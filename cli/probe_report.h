@@ -10,9 +10,9 @@ namespace zctls::cli {
 
 // Exit statuses of `zctls probe`, from best to worst.
 enum ProbeVerdict : int {
-  kZerocopyUsable = 0,      // kTLS works and TLS_TX_ZEROCOPY_RO is accepted
-  kKtlsWithoutZerocopy = 1, // kTLS works, the flag does not (kernel < 5.19)
-  kNoKtls = 2,              // the tls ULP cannot be attached
+  kZerocopyUsable = 0,       // kTLS works and TLS_TX_ZEROCOPY_RO is accepted
+  kKtlsWithoutZerocopy = 1,  // kTLS works, the flag does not (kernel < 5.19)
+  kNoKtls = 2,               // the tls ULP cannot be attached
 };
 
 ProbeVerdict verdict(const kernel::KtlsCapabilities& caps) noexcept;

@@ -22,12 +22,12 @@ struct KtlsCapabilities {
   int socket_error = 0;        // could not make a loopback TCP pair at all
   int ulp_error = 0;           // setsockopt(TCP_ULP, "tls")
   std::vector<CipherSupport> ciphers;
-  int zerocopy_error = 0;          // first failing set/get of TLS_TX_ZEROCOPY_RO
+  int zerocopy_error = 0;            // first failing set/get of TLS_TX_ZEROCOPY_RO
   bool zerocopy_reads_back = false;  // set 1 read 1, then set 0 read 0
-  int rx_no_pad_error = 0;         // setsockopt(TLS_RX_EXPECT_NO_PAD, 1), TLS 1.3 RX
+  int rx_no_pad_error = 0;           // setsockopt(TLS_RX_EXPECT_NO_PAD, 1), TLS 1.3 RX
 
-  bool ktls_usable() const noexcept;     // ULP attaches and some TX key installs
-  bool zerocopy_usable() const noexcept; // ... and the flag is accepted and kept
+  bool ktls_usable() const noexcept;      // ULP attaches and some TX key installs
+  bool zerocopy_usable() const noexcept;  // ... and the flag is accepted and kept
 };
 
 KtlsCapabilities probe_ktls();

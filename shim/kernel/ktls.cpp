@@ -46,8 +46,7 @@ int install(int fd, Direction dir, TlsVersion version, std::uint16_t cipher_type
   std::memcpy(info.salt, km.salt, sizeof info.salt);
   std::memcpy(info.rec_seq, km.rec_seq, sizeof info.rec_seq);
   static_assert(sizeof info.key <= sizeof km.key && sizeof info.iv <= sizeof km.iv &&
-                sizeof info.salt <= sizeof km.salt &&
-                sizeof info.rec_seq <= sizeof km.rec_seq);
+                sizeof info.salt <= sizeof km.salt && sizeof info.rec_seq <= sizeof km.rec_seq);
   const int optname = dir == Direction::tx ? kTlsTx : kTlsRx;
   return errno_of([&] { return setsockopt(fd, kSolTls, optname, &info, sizeof info); });
 }
@@ -60,18 +59,21 @@ std::string_view to_string(TlsVersion v) noexcept {
 
 std::string_view to_string(Cipher c) noexcept {
   switch (c) {
-    case Cipher::aes_gcm_128: return "aes-gcm-128";
-    case Cipher::aes_gcm_256: return "aes-gcm-256";
-    case Cipher::aes_ccm_128: return "aes-ccm-128";
-    case Cipher::chacha20_poly1305: return "chacha20-poly1305";
+    case Cipher::aes_gcm_128:
+      return "aes-gcm-128";
+    case Cipher::aes_gcm_256:
+      return "aes-gcm-256";
+    case Cipher::aes_ccm_128:
+      return "aes-ccm-128";
+    case Cipher::chacha20_poly1305:
+      return "chacha20-poly1305";
   }
   return "unknown";
 }
 
 int attach_tls_ulp(int fd) noexcept {
-  return errno_of([&] {
-    return setsockopt(fd, SOL_TCP, TCP_ULP, kTlsUlpName, std::strlen(kTlsUlpName));
-  });
+  return errno_of(
+      [&] { return setsockopt(fd, SOL_TCP, TCP_ULP, kTlsUlpName, std::strlen(kTlsUlpName)); });
 }
 
 int install_key(int fd, Direction dir, TlsVersion version, Cipher cipher,

@@ -41,8 +41,7 @@ int ktls_end(const LoopbackPair& pair, Direction dir) {
   if (pair.error() != 0) return pair.error();
   const int fd = dir == Direction::tx ? pair.client() : pair.server();
   const int err = attach_tls_ulp(fd);
-  return err != 0 ? err
-                  : install_key(fd, dir, TlsVersion::tls13, Cipher::aes_gcm_128, probe_key());
+  return err != 0 ? err : install_key(fd, dir, TlsVersion::tls13, Cipher::aes_gcm_128, probe_key());
 }
 
 void probe_zerocopy(KtlsCapabilities& caps) {
