@@ -7,6 +7,8 @@
 // report failure as an errno value (0 = success) without changing errno.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -43,6 +45,27 @@ struct KeyMaterial {
   std::uint8_t rec_seq[8] = {};
 };
 
+// Function pointers for the socket-option calls, so that the shim can route
+// the kernel layer through the real (next) setsockopt/getsockopt instead of
+// its own hooks.  Everyone else uses libc's.
+struct SockoptCalls {
+  int (*set)(int, int, int, const void*, socklen_t);
+  int (*get)(int, int, int, void*, socklen_t*);
+};
+const SockoptCalls& libc_sockopt_calls() noexcept;
+
+// What a socket is, as far as kTLS TX goes, from getsockopt(SOL_TLS, TLS_TX)
+// with a buffer of just the crypto_info header (do_tls_getsockopt_conf):
+// success = a TX key is installed; EBUSY = the ULP is attached but no TX
+// key yet; anything else (ENOPROTOOPT, EOPNOTSUPP, ENOTSOCK, EBADF) = not a
+// kTLS socket.
+enum class TxKind { ktls_tx, ulp_without_tx, not_ktls };
+TxKind query_tx(int fd, const SockoptCalls& calls) noexcept;
+
+// The application's setsockopt calls the shim cares about.
+enum class AppSockopt { other, tls_tx_key, tx_zerocopy };
+AppSockopt classify_sockopt(int level, int optname) noexcept;
+
 // setsockopt(fd, SOL_TCP, TCP_ULP, "tls").  Needs a connected TCP socket
 // (ENOTCONN otherwise); ENOENT when the kernel has no tls module.
 int attach_tls_ulp(int fd) noexcept;
@@ -56,12 +79,12 @@ int install_key(int fd, Direction dir, TlsVersion version, Cipher cipher,
 // with device offload (net/tls/tls_device.c).  Without the ULP, setting
 // fails with ENOPROTOOPT and getting with EOPNOTSUPP (the IP layer answers;
 // measured on 6.1 and 6.12); kernels older than 5.19 refuse the option.
-int set_tx_zerocopy(int fd, bool on) noexcept;
+int set_tx_zerocopy(int fd, bool on, const SockoptCalls& calls = libc_sockopt_calls()) noexcept;
 
 struct FlagState {
   int error = 0;  // errno value, 0 on success
   bool on = false;
 };
-FlagState get_tx_zerocopy(int fd) noexcept;
+FlagState get_tx_zerocopy(int fd, const SockoptCalls& calls = libc_sockopt_calls()) noexcept;
 
 }  // namespace zctls::kernel

@@ -92,17 +92,37 @@ int install_key(int fd, Direction dir, TlsVersion version, Cipher cipher,
   return EINVAL;
 }
 
-int set_tx_zerocopy(int fd, bool on) noexcept {
-  // do_tls_setsockopt_tx_zc: exactly an unsigned int, 0 or 1, else EINVAL.
-  const unsigned int value = on ? 1U : 0U;
-  return errno_of([&] { return setsockopt(fd, kSolTls, kTlsTxZerocopyRo, &value, sizeof value); });
+const SockoptCalls& libc_sockopt_calls() noexcept {
+  static const SockoptCalls calls{::setsockopt, ::getsockopt};
+  return calls;
 }
 
-FlagState get_tx_zerocopy(int fd) noexcept {
+AppSockopt classify_sockopt(int level, int optname) noexcept {
+  if (level != kSolTls) return AppSockopt::other;
+  if (optname == kTlsTx) return AppSockopt::tls_tx_key;
+  if (optname == kTlsTxZerocopyRo) return AppSockopt::tx_zerocopy;
+  return AppSockopt::other;
+}
+
+TxKind query_tx(int fd, const SockoptCalls& calls) noexcept {
+  tls_crypto_info header{};
+  socklen_t len = sizeof header;
+  const int err = errno_of([&] { return calls.get(fd, kSolTls, kTlsTx, &header, &len); });
+  if (err == 0) return TxKind::ktls_tx;
+  return err == EBUSY ? TxKind::ulp_without_tx : TxKind::not_ktls;
+}
+
+int set_tx_zerocopy(int fd, bool on, const SockoptCalls& calls) noexcept {
+  // do_tls_setsockopt_tx_zc: exactly an unsigned int, 0 or 1, else EINVAL.
+  const unsigned int value = on ? 1U : 0U;
+  return errno_of([&] { return calls.set(fd, kSolTls, kTlsTxZerocopyRo, &value, sizeof value); });
+}
+
+FlagState get_tx_zerocopy(int fd, const SockoptCalls& calls) noexcept {
   unsigned int value = 0;
   socklen_t len = sizeof value;
   FlagState state;
-  state.error = errno_of([&] { return getsockopt(fd, kSolTls, kTlsTxZerocopyRo, &value, &len); });
+  state.error = errno_of([&] { return calls.get(fd, kSolTls, kTlsTxZerocopyRo, &value, &len); });
   state.on = state.error == 0 && value != 0;
   return state;
 }

@@ -1,0 +1,67 @@
+// The zctls configuration: which files may go zerocopy, and how the shim
+// logs.  Parsed from TOML (zctls.toml.example documents every key) and from
+// environment variables; pure code, no I/O except reading the file.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zctls/glob.h"
+
+namespace zctls {
+
+enum class LogLevel { error = 0, warn = 1, info = 2, debug = 3 };
+std::optional<LogLevel> parse_log_level(std::string_view text) noexcept;
+std::string_view to_string(LogLevel level) noexcept;
+
+struct Rule {
+  Glob glob;
+  bool zerocopy = false;
+  std::string origin;  // "file:line:col" or "ZCTLS_RULES #n": for explain/logs
+};
+
+// The outcome of the rules for one path.
+struct Decision {
+  bool zerocopy = false;
+  int rule = -1;  // index into Config::rules, -1 = the default
+};
+
+struct Config {
+  std::vector<Rule> rules;        // first match wins
+  bool default_zerocopy = false;  // files no rule matches
+  LogLevel log_level = LogLevel::warn;
+  std::string source;  // where it came from, for messages
+
+  Decision decide(std::string_view path) const noexcept;
+};
+
+// A config error, positioned for the operator: "file:line:col: message".
+struct ConfigError {
+  std::string source;
+  int line = 0;  // 0 when the error has no position (unreadable file)
+  int column = 0;
+  std::string message;
+  std::string to_string() const;
+};
+
+struct ConfigResult {
+  std::optional<Config> config;  // empty on error
+  std::vector<ConfigError> errors;
+};
+
+// Parses TOML text; `source` names it in messages and rule origins.
+ConfigResult parse_config(std::string_view toml_text, std::string_view source);
+
+// Reads and parses a file.  A missing file is reported as such (the caller
+// decides whether that is an error).
+ConfigResult load_config_file(const std::string& path);
+
+// ZCTLS_RULES: rules without a file, tried before the file's rules.
+//   ZCTLS_RULES='+/srv/static/**;-**/*.tmp;default=-'
+// Items are separated by ';'.  "+GLOB" = zerocopy, "-GLOB" = copy,
+// "default=+" / "default=-" sets the default.  Applies them to `config`.
+bool apply_rules_env(std::string_view text, Config& config, std::vector<ConfigError>& errors);
+
+}  // namespace zctls

@@ -1,0 +1,142 @@
+#include "engine.h"
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+
+#include "log.h"
+
+namespace zctls {
+namespace {
+
+// readlink of /proc/self/fd/N appends this to files that have been unlinked.
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+
+FileKey key_of(const struct stat& st) {
+  return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+          st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+}
+
+}  // namespace
+
+const Config* Engine::config() noexcept {
+  if (config_state_.load(std::memory_order_acquire) == 2)
+    return config_.load(std::memory_order_acquire);
+  int expected = 0;
+  if (config_state_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    config_.store(loader_(), std::memory_order_release);
+    config_state_.store(2, std::memory_order_release);
+    return config_.load(std::memory_order_acquire);
+  }
+  // Another thread is loading it: send this one with the flag as it is
+  // rather than wait (a lock here could deadlock across fork).
+  return nullptr;
+}
+
+void Engine::after_fork_in_child() noexcept {
+  int loading = 1;
+  config_state_.compare_exchange_strong(loading, 0, std::memory_order_acq_rel);
+}
+
+void Engine::after_app_setsockopt(int fd, int level, int optname, const void* value,
+                                  socklen_t length) noexcept {
+  const kernel::AppSockopt what = kernel::classify_sockopt(level, optname);
+  if (what == kernel::AppSockopt::other) return;
+  FdState state = fds_.get(fd);
+  if (what == kernel::AppSockopt::tls_tx_key) {
+    // A fresh TX key: the kernel's flag is off unless the application set
+    // it earlier (which made the fd app-managed and recorded the value).
+    state.kind = SocketKind::ktls_tx;
+  } else {
+    // The application manages the flag on this socket from now on.  The
+    // kernel accepted the value, so it is an unsigned int of 0 or 1.
+    unsigned int on = 0;
+    if (value != nullptr && length == sizeof on) std::memcpy(&on, value, sizeof on);
+    state.app_managed = true;
+    state.flag_on = on != 0;
+    if (state.kind != SocketKind::ktls_tx) state.kind = SocketKind::ulp_only;
+  }
+  fds_.set(fd, state);
+}
+
+FdState Engine::classify(int fd) noexcept {
+  FdState state;
+  switch (kernel_.query_tx(fd)) {
+    case kernel::TxKind::not_ktls:
+      state.kind = SocketKind::not_ktls;
+      break;
+    case kernel::TxKind::ulp_without_tx:
+      state.kind = SocketKind::ulp_only;
+      break;
+    case kernel::TxKind::ktls_tx: {
+      // A kTLS socket we did not see being set up (inherited across exec,
+      // received over SCM_RIGHTS).  If its flag is already on, someone else
+      // chose it: leave the socket alone.
+      state.kind = SocketKind::ktls_tx;
+      const kernel::FlagState flag = kernel_.get_zerocopy(fd);
+      state.flag_on = flag.error == 0 && flag.on;
+      state.app_managed = state.flag_on;
+      break;
+    }
+  }
+  fds_.set(fd, state);
+  return state;
+}
+
+bool Engine::wants_zerocopy(int in_fd, const Config& config) noexcept {
+  struct stat st {};
+  if (kernel_.stat_fd(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const FileKey key = key_of(st);
+  if (const auto cached = decisions_.find(key, 1)) return cached->zerocopy;
+
+  char path[4096];
+  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
+  Decision decision;  // unknown path: copy
+  if (len > 0) {
+    const std::string_view p(path, static_cast<std::size_t>(len));
+    // An unlinked file can still change through other open fds and has no
+    // path a rule could name: copy.
+    if (!p.ends_with(kDeletedSuffix)) decision = config.decide(p);
+    if (log_enabled(LogLevel::debug))
+      log(LogLevel::debug, "%.*s: %s (%s)", static_cast<int>(p.size()), p.data(),
+          decision.zerocopy ? "zerocopy" : "copy",
+          decision.rule >= 0 ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
+                             : "default");
+  }
+  decisions_.store(key, 1, decision);
+  return decision.zerocopy;
+}
+
+void Engine::before_send(int out_fd, int in_fd) noexcept {
+  FdState state = fds_.get(out_fd);
+  if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
+    state = classify(out_fd);
+  if (state.kind != SocketKind::ktls_tx || state.app_managed) return;
+  if (kernel_unsupported_.load(std::memory_order_relaxed)) return;
+  const Config* cfg = config();
+  // No usable config: zerocopy is never turned on (and was never turned on
+  // by us, since nothing could decide it).
+  const bool want = cfg != nullptr && wants_zerocopy(in_fd, *cfg);
+  if (want == state.flag_on) return;
+
+  const int err = kernel_.set_zerocopy(out_fd, want);
+  if (err == 0) {
+    state.flag_on = want;
+    fds_.set(out_fd, state);
+  } else if ((err == ENOPROTOOPT || err == EINVAL) &&
+             kernel_.query_tx(out_fd) == kernel::TxKind::ktls_tx) {
+    // A kTLS socket (checked again: our state could be stale if the fd was
+    // closed behind our back) that refuses the option: a kernel before 5.19.
+    if (!kernel_unsupported_.exchange(true))
+      log(LogLevel::warn,
+          "this kernel does not support TLS_TX_ZEROCOPY_RO (%s; Linux 5.19+ does); "
+          "zctls passes everything through in this process",
+          strerrorname_np(err));
+  } else {
+    // EBADF, ENOTCONN, or not a kTLS socket after all: the fd went away or
+    // changed under us; learn it again on its next send.
+    fds_.forget(out_fd);
+  }
+}
+
+}  // namespace zctls

@@ -1,0 +1,81 @@
+#include "fd_table.h"
+
+#include <cstdlib>
+
+namespace zctls {
+
+namespace {
+constexpr std::uint32_t kKindMask = 0x7;
+constexpr std::uint32_t kFlagOn = 1U << 3;
+constexpr std::uint32_t kAppManaged = 1U << 4;
+constexpr int kChunkSize = 1 << FdTable::kChunkBits;
+}  // namespace
+
+std::uint32_t FdState::pack() const noexcept {
+  return static_cast<std::uint32_t>(kind) | (flag_on ? kFlagOn : 0U) |
+         (app_managed ? kAppManaged : 0U);
+}
+
+FdState FdState::unpack(std::uint32_t word) noexcept {
+  FdState s;
+  s.kind = static_cast<SocketKind>(word & kKindMask);
+  s.flag_on = (word & kFlagOn) != 0;
+  s.app_managed = (word & kAppManaged) != 0;
+  return s;
+}
+
+FdTable::~FdTable() {
+  for (auto& c : chunks_) std::free(c.load(std::memory_order_relaxed));
+}
+
+std::atomic<std::uint32_t>* FdTable::slot(int fd, bool create) const noexcept {
+  if (fd < 0 || fd >= kMaxFds) return nullptr;
+  std::atomic<Chunk*>& dir = chunks_[fd >> kChunkBits];
+  Chunk* chunk = dir.load(std::memory_order_acquire);
+  if (chunk == nullptr) {
+    if (!create) return nullptr;
+    // calloc: zero is "unknown", and atomics of integers are plain words.
+    auto* fresh = static_cast<Chunk*>(std::calloc(kChunkSize, sizeof(Chunk)));
+    if (fresh == nullptr) return nullptr;
+    if (dir.compare_exchange_strong(chunk, fresh, std::memory_order_acq_rel)) {
+      chunk = fresh;
+    } else {
+      std::free(fresh);  // another thread won; `chunk` holds its chunk
+    }
+  }
+  return &chunk[fd & (kChunkSize - 1)];
+}
+
+FdState FdTable::get(int fd) const noexcept {
+  const auto* s = slot(fd, false);
+  return s == nullptr ? FdState{} : FdState::unpack(s->load(std::memory_order_acquire));
+}
+
+bool FdTable::set(int fd, FdState state) noexcept {
+  auto* s = slot(fd, true);
+  if (s == nullptr) return false;
+  s->store(state.pack(), std::memory_order_release);
+  return true;
+}
+
+void FdTable::forget(int fd) noexcept {
+  if (auto* s = slot(fd, false)) s->store(0, std::memory_order_release);
+}
+
+void FdTable::forget_range(unsigned first, unsigned last) noexcept {
+  if (first >= static_cast<unsigned>(kMaxFds)) return;
+  if (last >= static_cast<unsigned>(kMaxFds)) last = kMaxFds - 1;
+  for (unsigned fd = first; fd <= last;) {
+    const int chunk_index = static_cast<int>(fd >> kChunkBits);
+    Chunk* chunk = chunks_[chunk_index].load(std::memory_order_acquire);
+    const unsigned chunk_end = (static_cast<unsigned>(chunk_index) + 1) << kChunkBits;
+    const unsigned stop = last < chunk_end - 1 ? last : chunk_end - 1;
+    if (chunk != nullptr)  // skip whole chunks never allocated: close_range(3, ~0U)
+      for (unsigned f = fd; f <= stop; ++f)
+        chunk[f & (kChunkSize - 1)].store(0, std::memory_order_release);
+    if (stop == last) break;
+    fd = stop + 1;
+  }
+}
+
+}  // namespace zctls

@@ -1,0 +1,54 @@
+// What the shim knows about each socket fd, indexed by fd number.
+//
+// Entries are atomic 32-bit words in lazily allocated chunks of 4096, so a
+// process pays 16 KiB per 4096 fd numbers it actually sends on, nothing for
+// the rest, and no lock anywhere.  "Unknown" (0) means: never seen, or closed
+// since; the engine classifies such an fd on first use.  Fds beyond
+// kMaxFds are not tracked (pass-through).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace zctls {
+
+enum class SocketKind : std::uint8_t {
+  unknown = 0,   // classify on next send
+  not_ktls = 1,  // plain socket, file, pipe...: no syscall ever again
+  ktls_tx = 2,   // TLS TX key installed
+  ulp_only = 3,  // tls ULP but no TX key yet: re-checked on each send
+};
+
+struct FdState {
+  SocketKind kind = SocketKind::unknown;
+  bool flag_on = false;      // TLS_TX_ZEROCOPY_RO as the kernel has it
+  bool app_managed = false;  // the application set the flag itself: hands off
+
+  std::uint32_t pack() const noexcept;
+  static FdState unpack(std::uint32_t word) noexcept;
+};
+
+class FdTable {
+ public:
+  static constexpr int kChunkBits = 12;
+  static constexpr int kChunks = 256;
+  static constexpr int kMaxFds = kChunks << kChunkBits;  // 1 Mi fd numbers
+
+  FdTable() = default;
+  ~FdTable();
+  FdTable(const FdTable&) = delete;
+  FdTable& operator=(const FdTable&) = delete;
+
+  FdState get(int fd) const noexcept;
+  // Returns false when fd is out of range or memory is short: not tracked.
+  bool set(int fd, FdState state) noexcept;
+  void forget(int fd) noexcept;                               // close: back to unknown
+  void forget_range(unsigned first, unsigned last) noexcept;  // close_range
+
+ private:
+  using Chunk = std::atomic<std::uint32_t>;
+  std::atomic<std::uint32_t>* slot(int fd, bool create) const noexcept;
+  mutable std::atomic<Chunk*> chunks_[kChunks] = {};
+};
+
+}  // namespace zctls

@@ -1,0 +1,83 @@
+// The exported symbols of libzctls.so, and nothing else: each hook calls
+// the real function and tells the runtime what happened.  The application
+// always gets exactly the real function's return value and errno.
+//
+// Not built with _FILE_OFFSET_BITS=64: <sys/sendfile.h> would then rename
+// sendfile to sendfile64 and the shim could not define both.
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "real_calls.h"
+#include "runtime.h"
+
+#define ZCTLS_EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+// Runs the real call, then `after` if it succeeded, with the real errno kept.
+template <typename Real, typename After>
+int call_then(Real real, After after) noexcept {
+  const int rc = real();
+  if (rc == 0 || rc > 0) {
+    const int saved = errno;
+    after(rc);
+    errno = saved;
+  }
+  return rc;
+}
+
+}  // namespace
+
+ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
+  zctls::shim::before_send(out_fd, in_fd);
+  return zctls::real::sendfile(out_fd, in_fd, offset, count);
+}
+
+ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) noexcept {
+  static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets only");
+  zctls::shim::before_send(out_fd, in_fd);
+  return zctls::real::sendfile64(out_fd, in_fd, reinterpret_cast<off_t*>(offset), count);
+}
+
+// libssl's SSL_sendfile ends in sendfile(2) on the socket (ktls_sendfile),
+// which reaches the sendfile hook above: the decision is made there.  The
+// hook exists so that the shim sees SSL_sendfile callers without linking
+// libssl; a process without libssl never calls it.
+ZCTLS_EXPORT long SSL_sendfile(void* ssl, int fd, off_t offset, size_t size, int flags) noexcept {
+  if (auto real = zctls::real::ssl_sendfile()) return real(ssl, fd, offset, size, flags);
+  errno = ENOSYS;
+  return -1;
+}
+
+ZCTLS_EXPORT int setsockopt(int fd, int level, int optname, const void* value,
+                            socklen_t length) noexcept {
+  return call_then([&] { return zctls::real::setsockopt(fd, level, optname, value, length); },
+                   [&](int) { zctls::shim::after_setsockopt(fd, level, optname, value, length); });
+}
+
+ZCTLS_EXPORT int close(int fd) {
+  const int rc = zctls::real::close(fd);
+  // Linux releases the fd number even when close fails (EINTR, EIO).
+  const int saved = errno;
+  zctls::shim::after_close(fd);
+  errno = saved;
+  return rc;
+}
+
+ZCTLS_EXPORT int dup2(int oldfd, int newfd) noexcept {
+  return call_then([&] { return zctls::real::dup2(oldfd, newfd); },
+                   [&](int) { zctls::shim::after_dup(oldfd, newfd); });
+}
+
+ZCTLS_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
+  return call_then([&] { return zctls::real::dup3(oldfd, newfd, flags); },
+                   [&](int) { zctls::shim::after_dup(oldfd, newfd); });
+}
+
+ZCTLS_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
+  return call_then([&] { return zctls::real::close_range(first, last, flags); },
+                   [&](int) { zctls::shim::after_close_range(first, last, flags); });
+}

@@ -1,0 +1,78 @@
+#include "real_calls.h"
+
+#include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace zctls::real {
+namespace {
+
+// Resolves `name` once.  `self` is the shim's own hook: resolving to it
+// (possible when the shim is loaded twice or linked oddly) would recurse.
+template <typename Fn>
+Fn resolve(std::atomic<Fn>& slot, const char* name, void* self) noexcept {
+  Fn fn = slot.load(std::memory_order_acquire);
+  if (fn != nullptr) return fn;
+  void* sym = dlsym(RTLD_NEXT, name);
+  if (sym == nullptr || sym == self) return nullptr;
+  fn = reinterpret_cast<Fn>(sym);
+  slot.store(fn, std::memory_order_release);
+  return fn;
+}
+
+void* hook(const char* name) noexcept {
+  // The shim's own definition, as the dynamic linker sees it.
+  return dlsym(RTLD_DEFAULT, name);
+}
+
+}  // namespace
+
+#define ZCTLS_REAL(ret, name, params, args, fallback)                                       \
+  ret name params noexcept {                                                                \
+    using Fn = ret(*) params;                                                               \
+    static std::atomic<Fn> slot{nullptr};                                                   \
+    static std::atomic<void*> self{nullptr};                                                \
+    if (self.load(std::memory_order_relaxed) == nullptr)                                    \
+      self.store(hook(#name), std::memory_order_relaxed);                                   \
+    if (Fn fn = resolve(slot, #name, self.load(std::memory_order_relaxed))) return fn args; \
+    return fallback;                                                                        \
+  }
+
+ZCTLS_REAL(ssize_t, sendfile, (int out_fd, int in_fd, off_t* offset, size_t count),
+           (out_fd, in_fd, offset, count), syscall(SYS_sendfile, out_fd, in_fd, offset, count))
+ZCTLS_REAL(ssize_t, sendfile64, (int out_fd, int in_fd, off_t* offset, size_t count),
+           (out_fd, in_fd, offset, count), syscall(SYS_sendfile, out_fd, in_fd, offset, count))
+ZCTLS_REAL(int, setsockopt, (int fd, int level, int optname, const void* value, socklen_t length),
+           (fd, level, optname, value, length),
+           static_cast<int>(syscall(SYS_setsockopt, fd, level, optname, value, length)))
+ZCTLS_REAL(int, getsockopt, (int fd, int level, int optname, void* value, socklen_t* length),
+           (fd, level, optname, value, length),
+           static_cast<int>(syscall(SYS_getsockopt, fd, level, optname, value, length)))
+ZCTLS_REAL(int, close, (int fd), (fd), static_cast<int>(syscall(SYS_close, fd)))
+ZCTLS_REAL(int, dup2, (int oldfd, int newfd), (oldfd, newfd),
+           static_cast<int>(syscall(SYS_dup2, oldfd, newfd)))
+ZCTLS_REAL(int, dup3, (int oldfd, int newfd, int flags), (oldfd, newfd, flags),
+           static_cast<int>(syscall(SYS_dup3, oldfd, newfd, flags)))
+ZCTLS_REAL(int, close_range, (unsigned first, unsigned last, int flags), (first, last, flags),
+           static_cast<int>(syscall(SYS_close_range, first, last, flags)))
+
+#undef ZCTLS_REAL
+
+SslSendfileFn ssl_sendfile() noexcept {
+  static std::atomic<SslSendfileFn> slot{nullptr};
+  static std::atomic<bool> looked{false};
+  if (SslSendfileFn fn = slot.load(std::memory_order_acquire)) return fn;
+  if (looked.load(std::memory_order_acquire)) return nullptr;
+  // libssl 3 exports SSL_sendfile@@OPENSSL_3.0.0; an unversioned lookup
+  // would also do, but ask for the version the shim was written against.
+  void* sym = dlvsym(RTLD_NEXT, "SSL_sendfile", "OPENSSL_3.0.0");
+  if (sym == nullptr) sym = dlsym(RTLD_NEXT, "SSL_sendfile");
+  if (sym != nullptr && sym != dlsym(RTLD_DEFAULT, "SSL_sendfile"))
+    slot.store(reinterpret_cast<SslSendfileFn>(sym), std::memory_order_release);
+  looked.store(true, std::memory_order_release);
+  return slot.load(std::memory_order_acquire);
+}
+
+}  // namespace zctls::real

@@ -1,0 +1,27 @@
+// The functions the hooks stand in front of: the next definition in the
+// lookup order (RTLD_NEXT), resolved lazily, once per function, with no
+// lock (a race resolves twice to the same pointer).  If a symbol cannot be
+// resolved, or resolves back to the shim, the raw syscall stands in, so a
+// hook can always do what the application asked for.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+namespace zctls::real {
+
+ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept;
+ssize_t sendfile64(int out_fd, int in_fd, off_t* offset, size_t count) noexcept;
+int setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
+int getsockopt(int fd, int level, int optname, void* value, socklen_t* length) noexcept;
+int close(int fd) noexcept;
+int dup2(int oldfd, int newfd) noexcept;
+int dup3(int oldfd, int newfd, int flags) noexcept;
+int close_range(unsigned first, unsigned last, int flags) noexcept;
+
+// SSL_sendfile of libssl (OPENSSL_3.0.0), or nullptr when the process has
+// no libssl: the shim never links it.
+using SslSendfileFn = long (*)(void* ssl, int fd, off_t offset, size_t size, int flags);
+SslSendfileFn ssl_sendfile() noexcept;
+
+}  // namespace zctls::real

@@ -1,0 +1,207 @@
+#include "runtime.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "engine.h"
+#include "log.h"
+#include "real_calls.h"
+#include "zctls/config.h"
+#include "zctls/ktls.h"
+#include "zctls/version.h"
+
+namespace zctls::shim {
+namespace {
+
+constexpr const char* kDefaultConfigPath = "/etc/zctls.toml";
+
+// ZCTLS_* variables, read once when the library is loaded: nginx clears
+// the environment of its workers, which inherit this copy across fork.
+struct Environment {
+  bool disabled = false;
+  bool have_config_path = false;
+  bool have_rules = false;
+  bool have_log_level = false;
+  std::string config_path;
+  std::string rules;
+  LogLevel log_level = LogLevel::warn;
+};
+
+Environment& environment() {
+  static Environment env;
+  return env;
+}
+
+thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
+
+// Marks the shim's own work on this thread; hooks reached from inside it
+// (a libc function calling close, say) just pass through.
+class Reentry {
+ public:
+  Reentry() noexcept : outermost_(t_depth++ == 0), saved_errno_(errno) {}
+  ~Reentry() {
+    --t_depth;
+    errno = saved_errno_;
+  }
+  bool outermost() const noexcept { return outermost_; }
+
+ private:
+  bool outermost_;
+  int saved_errno_;
+};
+
+const kernel::SockoptCalls& real_sockopt_calls() noexcept {
+  static const kernel::SockoptCalls calls{real::setsockopt, real::getsockopt};
+  return calls;
+}
+
+class LibcKernel final : public KernelPort {
+ public:
+  int stat_fd(int fd, struct stat* st) noexcept override { return fstat(fd, st) == 0 ? 0 : errno; }
+  ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
+    char link[32];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    const ssize_t n = readlink(link, buf, size);
+    return n > 0 && static_cast<std::size_t>(n) < size ? n : -1;
+  }
+  kernel::TxKind query_tx(int fd) noexcept override {
+    return kernel::query_tx(fd, real_sockopt_calls());
+  }
+  kernel::FlagState get_zerocopy(int fd) noexcept override {
+    return kernel::get_tx_zerocopy(fd, real_sockopt_calls());
+  }
+  int set_zerocopy(int fd, bool on) noexcept override {
+    return kernel::set_tx_zerocopy(fd, on, real_sockopt_calls());
+  }
+};
+
+void log_config_errors(const std::vector<ConfigError>& errors) {
+  for (const ConfigError& e : errors)
+    log(LogLevel::error, "%s; zctls passes everything through", e.to_string().c_str());
+}
+
+const Config* load_config_or_null() {
+  const Environment& env = environment();
+  const std::string path = env.have_config_path ? env.config_path : kDefaultConfigPath;
+  Config config;
+  bool have_file = false;
+  struct stat st {};
+  if (env.have_config_path || stat(path.c_str(), &st) == 0) {
+    ConfigResult result = load_config_file(path);
+    if (!result.config) {
+      log_config_errors(result.errors);
+      return nullptr;
+    }
+    config = std::move(*result.config);
+    have_file = true;
+  }
+  if (env.have_rules) {
+    std::vector<ConfigError> errors;
+    if (!apply_rules_env(env.rules, config, errors)) {
+      log_config_errors(errors);
+      return nullptr;
+    }
+    if (!have_file) config.source = "ZCTLS_RULES";
+  } else if (!have_file) {
+    log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through", kVersion,
+        path.c_str());
+    return nullptr;
+  }
+  if (!env.have_log_level) set_log_level(config.log_level);
+  log(LogLevel::info, "zctls %s: config %s: %zu rules, default %s", kVersion, config.source.c_str(),
+      config.rules.size(), config.default_zerocopy ? "zerocopy" : "copy");
+  // Lives as long as the process: hooks on other threads may hold it.
+  return new (std::nothrow) Config(std::move(config));
+}
+
+// The engine's loader: never throws into the hook that triggered it.
+const Config* load_config() {
+  try {
+    return load_config_or_null();
+  } catch (...) {
+    log(LogLevel::error, "cannot load the config (out of memory?); passing everything through");
+    return nullptr;
+  }
+}
+
+Engine& engine() {
+  static LibcKernel kernel;
+  static Engine instance(kernel, load_config);
+  return instance;
+}
+
+void child_after_fork() { engine().after_fork_in_child(); }
+
+const char* env(const char* name) {
+  // secure_getenv: ignore ZCTLS_* in setuid/setgid/capability processes.
+  return secure_getenv(name);
+}
+
+__attribute__((constructor)) void capture_environment() {
+  try {
+    Environment& e = environment();
+    if (const char* v = env("ZCTLS_DISABLE")) e.disabled = std::strcmp(v, "0") != 0 && *v != '\0';
+    if (const char* v = env("ZCTLS_CONFIG")) {
+      e.have_config_path = true;
+      e.config_path = v;
+    }
+    if (const char* v = env("ZCTLS_RULES")) {
+      e.have_rules = true;
+      e.rules = v;
+    }
+    if (const char* v = env("ZCTLS_LOG_LEVEL")) {
+      if (auto level = parse_log_level(v)) {
+        e.have_log_level = true;
+        e.log_level = *level;
+        set_log_level(*level);
+      } else {
+        log(LogLevel::warn, "ZCTLS_LOG_LEVEL=%s is not error, warn, info or debug; using warn", v);
+      }
+    }
+    pthread_atfork(nullptr, nullptr, child_after_fork);
+  } catch (...) {
+    environment().disabled = true;  // out of memory at load time: stay out of the way
+  }
+}
+
+}  // namespace
+
+void before_send(int out_fd, int in_fd) noexcept {
+  if (environment().disabled) return;
+  const Reentry guard;
+  if (guard.outermost()) engine().before_send(out_fd, in_fd);
+}
+
+void after_setsockopt(int fd, int level, int optname, const void* value,
+                      socklen_t length) noexcept {
+  if (environment().disabled) return;
+  const Reentry guard;
+  if (guard.outermost()) engine().after_app_setsockopt(fd, level, optname, value, length);
+}
+
+void after_close(int fd) noexcept {
+  if (environment().disabled) return;
+  engine().after_close(fd);
+}
+
+void after_close_range(unsigned first, unsigned last, int flags) noexcept {
+  if (environment().disabled || (flags & CLOSE_RANGE_CLOEXEC) != 0) return;
+  engine().after_close_range(first, last);
+}
+
+void after_dup(int oldfd, int newfd) noexcept {
+  if (environment().disabled || oldfd == newfd) return;
+  engine().after_dup(newfd);
+}
+
+}  // namespace zctls::shim

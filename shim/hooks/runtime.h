@@ -1,0 +1,17 @@
+// The process-wide side of the shim: environment captured at load time,
+// the engine instance, and the glue every hook calls.  Each function here
+// is noexcept, keeps errno, and does nothing when zctls is disabled or when
+// called from inside the shim itself (a thread-local guard).
+#pragma once
+
+#include <sys/socket.h>
+
+namespace zctls::shim {
+
+void before_send(int out_fd, int in_fd) noexcept;
+void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
+void after_close(int fd) noexcept;
+void after_close_range(unsigned first, unsigned last, int flags) noexcept;
+void after_dup(int oldfd, int newfd) noexcept;
+
+}  // namespace zctls::shim

@@ -1,0 +1,174 @@
+// Config parsing: rules in order, defaults, env rules, and every error
+// with its file:line:col.
+#include "zctls/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace {
+
+using zctls::Config;
+using zctls::ConfigResult;
+using zctls::parse_config;
+
+std::string first_error(const ConfigResult& r) {
+  return r.errors.empty() ? std::string("(no error)") : r.errors.front().to_string();
+}
+
+TEST(Config, RulesFirstMatchWins) {
+  const ConfigResult r = parse_config(R"(
+default = false
+[[rule]]
+path = "/var/www/uploads/**"
+zerocopy = false
+[[rule]]
+path = "/var/www/**"
+zerocopy = true
+)",
+                                      "t.toml");
+  ASSERT_TRUE(r.config) << first_error(r);
+  const Config& c = *r.config;
+  ASSERT_EQ(c.rules.size(), 2U);
+  EXPECT_EQ(c.rules[0].origin, "t.toml:3:1");
+  EXPECT_FALSE(c.decide("/var/www/uploads/a.png").zerocopy);
+  EXPECT_EQ(c.decide("/var/www/uploads/a.png").rule, 0);
+  EXPECT_TRUE(c.decide("/var/www/app.js").zerocopy);
+  EXPECT_EQ(c.decide("/var/www/app.js").rule, 1);
+  EXPECT_FALSE(c.decide("/etc/passwd").zerocopy);
+  EXPECT_EQ(c.decide("/etc/passwd").rule, -1);
+}
+
+TEST(Config, OrderMattersTheOtherWayRound) {
+  const ConfigResult r = parse_config(R"(
+[[rule]]
+path = "/var/www/**"
+zerocopy = true
+[[rule]]
+path = "/var/www/uploads/**"
+zerocopy = false
+)",
+                                      "t.toml");
+  ASSERT_TRUE(r.config);
+  EXPECT_TRUE(r.config->decide("/var/www/uploads/a.png").zerocopy);
+}
+
+TEST(Config, DefaultsWhenEmpty) {
+  const ConfigResult r = parse_config("", "empty.toml");
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_TRUE(r.config->rules.empty());
+  EXPECT_FALSE(r.config->default_zerocopy);
+  EXPECT_EQ(r.config->log_level, zctls::LogLevel::warn);
+  EXPECT_FALSE(r.config->decide("/x").zerocopy);
+}
+
+TEST(Config, DefaultTrueAndLogLevel) {
+  const ConfigResult r = parse_config("default = true\n[log]\nlevel = \"debug\"\n", "t.toml");
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_TRUE(r.config->decide("/anything").zerocopy);
+  EXPECT_EQ(r.config->log_level, zctls::LogLevel::debug);
+}
+
+struct ErrorCase {
+  const char* name;
+  const char* text;
+  const char* expected;  // the full "file:line:col: message" prefix
+};
+
+const ErrorCase kErrors[] = {
+    {"Syntax", "default = \n", "c.toml:1:11: "},
+    {"UnknownTopKey", "defualt = true\n", "c.toml:1:1: unknown key 'defualt' in the top level"},
+    {"UnknownRuleKey", "[[rule]]\npath = \"/a\"\nzerocopy = true\npth = 1\n",
+     "c.toml:4:1: unknown key 'pth' in [[rule]] #1"},
+    {"WrongTypeDefault", "default = \"yes\"\n",
+     "c.toml:1:11: 'default' must be a boolean, not a string"},
+    {"WrongTypeZerocopy", "[[rule]]\npath = \"/a\"\nzerocopy = 1\n",
+     "c.toml:3:12: 'zerocopy' must be a boolean, not an integer"},
+    {"WrongTypePath", "[[rule]]\npath = 5\nzerocopy = true\n",
+     "c.toml:2:8: 'path' must be a string, not an integer"},
+    {"MissingPath", "[[rule]]\nzerocopy = true\n", "c.toml:1:1: [[rule]] #1 has no 'path'"},
+    {"MissingZerocopy", "[[rule]]\npath = \"/a\"\n", "c.toml:1:1: [[rule]] #1 has no 'zerocopy'"},
+    {"RuleNotArray", "[rule]\npath = \"/a\"\n", "c.toml:1:1: 'rule' must be an array of tables"},
+    {"BadGlob", "[[rule]]\npath = \"/a/[bc\"\nzerocopy = true\n",
+     "c.toml:2:12: invalid glob in 'path': unclosed '['"},
+    {"BadGlobStar", "[[rule]]\npath = \"/a/x**\"\nzerocopy = true\n",
+     "c.toml:2:13: invalid glob in 'path': '**' must be a whole path segment"},
+    {"BadLogLevel", "[log]\nlevel = \"loud\"\n", "c.toml:2:9: 'log.level' must be error, warn"},
+    {"UnknownLogKey", "[log]\ntarget = \"x\"\n", "c.toml:2:1: unknown key 'target' in [log]"},
+    {"LogNotTable", "log = 1\n", "c.toml:1:7: 'log' must be a table"},
+};
+
+class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigErrors, NamePositionAndProblem) {
+  const ConfigResult r = parse_config(GetParam().text, "c.toml");
+  EXPECT_FALSE(r.config);
+  ASSERT_FALSE(r.errors.empty());
+  EXPECT_EQ(first_error(r).rfind(GetParam().expected, 0), 0U) << first_error(r);
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, ConfigErrors, ::testing::ValuesIn(kErrors),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Config, NulByteIsAnError) {
+  const ConfigResult r = parse_config(std::string_view("default = true\0", 15), "n.toml");
+  EXPECT_FALSE(r.config);
+  EXPECT_NE(first_error(r).find("NUL"), std::string::npos);
+}
+
+TEST(ConfigFile, UnreadableAndMissingFiles) {
+  const ConfigResult missing = zctls::load_config_file("/nonexistent/zctls.toml");
+  EXPECT_FALSE(missing.config);
+  EXPECT_EQ(first_error(missing),
+            "/nonexistent/zctls.toml: cannot open: No such file or directory");
+  const ConfigResult dir = zctls::load_config_file("/");
+  EXPECT_FALSE(dir.config);
+  EXPECT_EQ(first_error(dir), "/: not a regular file");
+}
+
+TEST(ConfigFile, ReadsAFile) {
+  char path[] = "/tmp/zctls-config-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string text = "[[rule]]\npath = \"/srv/**\"\nzerocopy = true\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  const ConfigResult r = zctls::load_config_file(path);
+  unlink(path);
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_TRUE(r.config->decide("/srv/a/b").zerocopy);
+  EXPECT_EQ(r.config->rules[0].origin, std::string(path) + ":1:1");
+}
+
+TEST(RulesEnv, PrependsAndSetsDefault) {
+  ConfigResult r = parse_config("[[rule]]\npath = \"/srv/**\"\nzerocopy = true\n", "f.toml");
+  ASSERT_TRUE(r.config);
+  std::vector<zctls::ConfigError> errors;
+  ASSERT_TRUE(zctls::apply_rules_env("-/srv/tmp/**;+/opt/**;default=+", *r.config, errors));
+  const Config& c = *r.config;
+  ASSERT_EQ(c.rules.size(), 3U);
+  EXPECT_EQ(c.rules[0].origin, "ZCTLS_RULES #1");
+  EXPECT_FALSE(c.decide("/srv/tmp/x").zerocopy);  // the env rule overrides the file's
+  EXPECT_TRUE(c.decide("/srv/a").zerocopy);
+  EXPECT_TRUE(c.decide("/opt/a").zerocopy);
+  EXPECT_TRUE(c.decide("/elsewhere").zerocopy);  // default=+
+}
+
+TEST(RulesEnv, Errors) {
+  Config c;
+  std::vector<zctls::ConfigError> errors;
+  EXPECT_FALSE(zctls::apply_rules_env("+/ok/**;/missing-sign", c, errors));
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].to_string().rfind("ZCTLS_RULES:1:9: item '/missing-sign' must start", 0), 0U)
+      << errors[0].to_string();
+  errors.clear();
+  EXPECT_FALSE(zctls::apply_rules_env("+/a/[x", c, errors));
+  ASSERT_EQ(errors.size(), 1U);
+  EXPECT_EQ(errors[0].to_string(), "ZCTLS_RULES:1:5: invalid glob: unclosed '[' in glob");
+  EXPECT_TRUE(c.rules.empty()) << "a broken ZCTLS_RULES adds nothing";
+}
+
+}  // namespace

@@ -1,0 +1,289 @@
+// The engine's decisions against scripted kernel replies: which syscalls a
+// send costs, when the flag is set, and what is left alone.  (The same
+// paths run against real kTLS sockets in tests/ktls.)
+#include "engine.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using zctls::Config;
+using zctls::Engine;
+using zctls::SocketKind;
+namespace k = zctls::kernel;
+
+struct FakeFile {
+  std::string path;
+  mode_t mode = S_IFREG | 0644;
+  ino_t ino = 0;
+  long ctime_nsec = 0;
+};
+
+class FakeKernel final : public zctls::KernelPort {
+ public:
+  std::map<int, FakeFile> files;
+  std::map<int, k::TxKind> sockets;
+  std::map<int, bool> flags;
+  int set_error = 0;
+  int stats = 0, paths = 0, queries = 0, gets = 0;
+  std::vector<std::pair<int, bool>> sets;
+
+  int calls() const { return stats + paths + queries + gets + static_cast<int>(sets.size()); }
+
+  int stat_fd(int fd, struct stat* st) noexcept override {
+    ++stats;
+    auto it = files.find(fd);
+    if (it == files.end()) return EBADF;
+    std::memset(st, 0, sizeof *st);
+    st->st_mode = it->second.mode;
+    st->st_ino = it->second.ino;
+    st->st_dev = 1;
+    st->st_ctim.tv_nsec = it->second.ctime_nsec;
+    return 0;
+  }
+  ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
+    ++paths;
+    const std::string& p = files.at(fd).path;
+    if (p.size() >= size) return -1;
+    std::memcpy(buf, p.data(), p.size());
+    return static_cast<ssize_t>(p.size());
+  }
+  k::TxKind query_tx(int fd) noexcept override {
+    ++queries;
+    auto it = sockets.find(fd);
+    return it == sockets.end() ? k::TxKind::not_ktls : it->second;
+  }
+  k::FlagState get_zerocopy(int fd) noexcept override {
+    ++gets;
+    return {0, flags[fd]};
+  }
+  int set_zerocopy(int fd, bool on) noexcept override {
+    sets.emplace_back(fd, on);
+    if (set_error != 0) return set_error;
+    flags[fd] = on;
+    return 0;
+  }
+};
+
+const Config* g_config = nullptr;
+const Config* load_test_config() { return g_config; }
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto parsed = zctls::parse_config(R"(
+[[rule]]
+path = "/www/uploads/**"
+zerocopy = false
+[[rule]]
+path = "/www/**"
+zerocopy = true
+)",
+                                      "test.toml");
+    ASSERT_TRUE(parsed.config);
+    config_ = std::move(*parsed.config);
+    g_config = &config_;
+    kernel_.files[10] = {"/www/app.js", S_IFREG | 0644, 100, 0};
+    kernel_.files[11] = {"/www/uploads/u.png", S_IFREG | 0644, 101, 0};
+    kernel_.files[12] = {"/etc/motd", S_IFREG | 0644, 102, 0};
+    kernel_.files[13] = {"pipe:[1234]", S_IFIFO | 0600, 103, 0};
+    kernel_.files[14] = {"/www/gone.js (deleted)", S_IFREG | 0644, 104, 0};
+  }
+  // The application installs a TX key on `fd` through the hook.
+  void app_tls_tx(int fd) {
+    kernel_.sockets[fd] = k::TxKind::ktls_tx;
+    engine_.after_app_setsockopt(fd, k::kSolTls, k::kTlsTx, nullptr, 0);
+  }
+
+  Config config_;
+  FakeKernel kernel_;
+  Engine engine_{kernel_, load_test_config};
+};
+
+TEST_F(EngineTest, PlainSocketIsClassifiedOnceThenCostsNothing) {
+  engine_.before_send(5, 10);
+  EXPECT_EQ(kernel_.queries, 1);
+  EXPECT_EQ(engine_.fd_state(5).kind, SocketKind::not_ktls);
+  const int before = kernel_.calls();
+  for (int i = 0; i < 100; ++i) engine_.before_send(5, 10);
+  EXPECT_EQ(kernel_.calls(), before) << "no syscall per send on a classified plain socket";
+}
+
+TEST_F(EngineTest, FlagFollowsTheRulesAndChangesOnlyWhenNeeded) {
+  app_tls_tx(7);
+  EXPECT_EQ(kernel_.queries, 0) << "a socket set up through the hook needs no classification";
+  engine_.before_send(7, 10);  // /www/app.js: zerocopy
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_EQ(kernel_.sets[0], std::make_pair(7, true));
+  engine_.before_send(7, 10);  // same file again: flag already on
+  engine_.before_send(7, 10);
+  EXPECT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_EQ(kernel_.paths, 1) << "path resolved once per inode";
+  engine_.before_send(7, 11);  // uploads: rule 1 says copy
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_EQ(kernel_.sets[1], std::make_pair(7, false));
+  engine_.before_send(7, 12);  // no rule: default copy, flag already off
+  EXPECT_EQ(kernel_.sets.size(), 2U);
+  engine_.before_send(7, 10);
+  EXPECT_EQ(kernel_.sets.size(), 3U);
+  EXPECT_EQ(kernel_.paths, 3) << "three inodes, three lookups";
+}
+
+TEST_F(EngineTest, SteadyStateCostsOneFstatPerSend) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10);
+  const int stats_before = kernel_.stats, others_before = kernel_.calls() - kernel_.stats;
+  for (int i = 0; i < 50; ++i) engine_.before_send(7, 10);
+  EXPECT_EQ(kernel_.stats - stats_before, 50);
+  EXPECT_EQ(kernel_.calls() - kernel_.stats, others_before);
+}
+
+TEST_F(EngineTest, ChangedCtimeResolvesThePathAgain) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10);
+  kernel_.files[10].ctime_nsec = 5;  // rename, chmod or write
+  kernel_.files[10].path = "/www/uploads/moved.js";
+  engine_.before_send(7, 10);
+  EXPECT_EQ(kernel_.paths, 2);
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second) << "the file now matches the uploads rule";
+}
+
+TEST_F(EngineTest, NonRegularInputTurnsTheFlagOff) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10);
+  engine_.before_send(7, 13);  // a pipe
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second);
+  engine_.before_send(7, 99);  // fstat fails
+  EXPECT_EQ(kernel_.sets.size(), 2U);
+}
+
+TEST_F(EngineTest, UnlinkedFilesAreCopied) {
+  app_tls_tx(7);
+  engine_.before_send(7, 14);
+  EXPECT_TRUE(kernel_.sets.empty());
+}
+
+TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
+  app_tls_tx(7);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  EXPECT_TRUE(engine_.fd_state(7).app_managed);
+  engine_.before_send(7, 11);  // would be "copy" by the rules
+  engine_.before_send(7, 10);
+  EXPECT_TRUE(kernel_.sets.empty());
+}
+
+TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
+  kernel_.sockets[7] = k::TxKind::ulp_without_tx;
+  const unsigned int zero = 0;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &zero, sizeof zero);
+  app_tls_tx(7);
+  EXPECT_TRUE(engine_.fd_state(7).app_managed);
+  engine_.before_send(7, 10);
+  EXPECT_TRUE(kernel_.sets.empty());
+}
+
+TEST_F(EngineTest, InheritedKtlsSocketIsClassifiedLazily) {
+  kernel_.sockets[8] = k::TxKind::ktls_tx;  // never seen through the hook
+  engine_.before_send(8, 10);
+  EXPECT_EQ(kernel_.queries, 1);
+  EXPECT_EQ(kernel_.gets, 1);
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+  engine_.before_send(8, 10);
+  EXPECT_EQ(kernel_.queries, 1) << "classified once";
+}
+
+TEST_F(EngineTest, InheritedSocketWithTheFlagOnBelongsToSomeoneElse) {
+  kernel_.sockets[8] = k::TxKind::ktls_tx;
+  kernel_.flags[8] = true;
+  engine_.before_send(8, 11);
+  EXPECT_TRUE(engine_.fd_state(8).app_managed);
+  EXPECT_TRUE(kernel_.sets.empty());
+}
+
+TEST_F(EngineTest, UlpWithoutKeyIsCheckedAgainUntilItHasOne) {
+  kernel_.sockets[9] = k::TxKind::ulp_without_tx;
+  engine_.before_send(9, 10);
+  engine_.before_send(9, 10);
+  EXPECT_EQ(kernel_.queries, 2);
+  EXPECT_TRUE(kernel_.sets.empty());
+  kernel_.sockets[9] = k::TxKind::ktls_tx;
+  engine_.before_send(9, 10);
+  EXPECT_EQ(kernel_.sets.size(), 1U);
+}
+
+TEST_F(EngineTest, CloseForgetsAndTheNumberIsLearnedAgain) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10);
+  engine_.after_close(7);
+  kernel_.sockets.erase(7);  // the number comes back as a plain socket
+  engine_.before_send(7, 10);
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::not_ktls);
+  EXPECT_EQ(kernel_.sets.size(), 1U) << "no SOL_TLS call on the reused number";
+}
+
+TEST_F(EngineTest, DupAndCloseRangeForget) {
+  app_tls_tx(7);
+  app_tls_tx(8);
+  engine_.after_dup(7);
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
+  engine_.after_close_range(8, ~0U);
+  EXPECT_EQ(engine_.fd_state(8).kind, SocketKind::unknown);
+}
+
+TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
+  app_tls_tx(7);
+  app_tls_tx(8);
+  kernel_.set_error = ENOPROTOOPT;
+  engine_.before_send(7, 10);
+  EXPECT_TRUE(engine_.kernel_unsupported());
+  engine_.before_send(8, 10);
+  engine_.before_send(7, 10);
+  EXPECT_EQ(kernel_.sets.size(), 1U) << "one try per process";
+}
+
+TEST_F(EngineTest, RefusalOnAStaleFdIsNotAnOldKernel) {
+  app_tls_tx(7);
+  kernel_.sockets[7] = k::TxKind::not_ktls;  // closed behind our back, reused
+  kernel_.set_error = ENOPROTOOPT;
+  engine_.before_send(7, 10);
+  EXPECT_FALSE(engine_.kernel_unsupported());
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
+}
+
+TEST_F(EngineTest, NoConfigMeansNeverOn) {
+  g_config = nullptr;
+  Engine engine(kernel_, load_test_config);
+  kernel_.sockets[7] = k::TxKind::ktls_tx;
+  engine.after_app_setsockopt(7, k::kSolTls, k::kTlsTx, nullptr, 0);
+  engine.before_send(7, 10);
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(kernel_.stats, 0) << "without a config nothing is even looked at";
+}
+
+TEST_F(EngineTest, ConfigIsLoadedOnlyForKtlsSends) {
+  static int loads = 0;
+  Engine engine(kernel_, [] {
+    ++loads;
+    return g_config;
+  });
+  engine.before_send(5, 10);  // plain socket
+  EXPECT_EQ(loads, 0);
+  kernel_.sockets[7] = k::TxKind::ktls_tx;
+  engine.after_app_setsockopt(7, k::kSolTls, k::kTlsTx, nullptr, 0);
+  engine.before_send(7, 10);
+  engine.before_send(7, 10);
+  EXPECT_EQ(loads, 1);
+}
+
+}  // namespace
