@@ -54,11 +54,11 @@ struct SockoptCalls {
 };
 const SockoptCalls& libc_sockopt_calls() noexcept;
 
-// What a socket is, as far as kTLS TX goes, from getsockopt(SOL_TLS, TLS_TX)
-// with a buffer of just the crypto_info header (do_tls_getsockopt_conf):
-// success = a TX key is installed; EBUSY = the ULP is attached but no TX
-// key yet; anything else (ENOPROTOOPT, EOPNOTSUPP, ENOTSOCK, EBADF) = not a
-// kTLS socket.
+// What a socket is, as far as kTLS TX goes.  getsockopt(SOL_TCP, TCP_ULP)
+// names the ULP ("" for none; ENOTSOCK/EOPNOTSUPP for non-TCP fds); only a
+// "tls" socket is then asked getsockopt(SOL_TLS, TLS_TX) with a buffer of
+// just the crypto_info header (do_tls_getsockopt_conf): success = a TX key
+// is installed, EBUSY = no TX key yet.  One syscall for a plain socket.
 enum class TxKind { ktls_tx, ulp_without_tx, not_ktls };
 TxKind query_tx(int fd, const SockoptCalls& calls) noexcept;
 

@@ -105,6 +105,13 @@ AppSockopt classify_sockopt(int level, int optname) noexcept {
 }
 
 TxKind query_tx(int fd, const SockoptCalls& calls) noexcept {
+  // First ask TCP which ULP the socket has (SOL_TCP, so that a plain socket
+  // never sees a SOL_TLS call); only a "tls" socket is asked about TLS_TX.
+  char ulp[16] = {};
+  socklen_t ulp_len = sizeof ulp - 1;
+  if (errno_of([&] { return calls.get(fd, SOL_TCP, TCP_ULP, ulp, &ulp_len); }) != 0 ||
+      std::strcmp(ulp, kTlsUlpName) != 0)
+    return TxKind::not_ktls;
   tls_crypto_info header{};
   socklen_t len = sizeof header;
   const int err = errno_of([&] { return calls.get(fd, kSolTls, kTlsTx, &header, &len); });

@@ -266,4 +266,41 @@ TEST(KernelKtlsPlainTcp, SolTlsOptionsFail) {
   EXPECT_EQ(errno, 1234);
 }
 
+TEST(KernelKtlsQuery, TellsPlainUlpOnlyAndTxSocketsApart) {
+  // zctls::kernel::query_tx is how the shim classifies fds it did not see
+  // being set up; each answer rests on a kernel reply checked here.
+  k::LoopbackPair pair;
+  ASSERT_EQ(pair.error(), 0);
+  const k::SockoptCalls& libc = k::libc_sockopt_calls();
+  EXPECT_EQ(k::query_tx(pair.client(), libc), k::TxKind::not_ktls);
+  ASSERT_EQ(k::attach_tls_ulp(pair.client()), 0);
+  // TCP_ULP reads back as "tls"; TLS_TX without a key is EBUSY.
+  char ulp[16] = {};
+  socklen_t len = sizeof ulp;
+  ASSERT_EQ(getsockopt(pair.client(), SOL_TCP, TCP_ULP, ulp, &len), 0);
+  EXPECT_STREQ(ulp, "tls");
+  EXPECT_EQ(k::query_tx(pair.client(), libc), k::TxKind::ulp_without_tx);
+  ASSERT_EQ(k::install_key(pair.client(), k::Direction::tx, k::TlsVersion::tls13,
+                           k::Cipher::aes_gcm_128, test_key()),
+            0);
+  EXPECT_EQ(k::query_tx(pair.client(), libc), k::TxKind::ktls_tx);
+  // RX only is not TX.
+  ASSERT_EQ(k::attach_tls_ulp(pair.server()), 0);
+  ASSERT_EQ(k::install_key(pair.server(), k::Direction::rx, k::TlsVersion::tls13,
+                           k::Cipher::aes_gcm_128, test_key()),
+            0);
+  EXPECT_EQ(k::query_tx(pair.server(), libc), k::TxKind::ulp_without_tx);
+  // Not TCP at all.
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  EXPECT_EQ(k::query_tx(p[1], libc), k::TxKind::not_ktls);
+  close(p[0]);
+  close(p[1]);
+  int u[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, u), 0);
+  EXPECT_EQ(k::query_tx(u[0], libc), k::TxKind::not_ktls);
+  close(u[0]);
+  close(u[1]);
+}
+
 }  // namespace

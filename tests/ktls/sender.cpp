@@ -1,0 +1,428 @@
+// zctls_test_sender: a small kTLS application for the shim's end-to-end
+// tests.  It knows nothing about zctls: the tests run it with and without
+// libzctls.so preloaded and watch it from outside (strace) and from inside
+// (it reads TLS_TX_ZEROCOPY_RO with a raw getsockopt after each send).
+//
+//   raw FILE...           one kTLS connection (raw setsockopt setup), each
+//                         FILE sent with sendfile; prints "FILE flag=N"
+//   raw64 FILE...         the same with sendfile64
+//   fork FILE...          the parent sends FILEs, then a forked child sends
+//                         them again in reverse order on the same socket
+//   openssl FILE...       the same through OpenSSL (kTLS on, SSL_sendfile)
+//   threads N FILE...     N raw connections in parallel threads
+//   reuse FILE            close a kTLS socket, get its number back as a
+//                         plain TCP socket, sendfile FILE on it
+//   plain N FILE          plain TCP (no kTLS): FILE sent N times
+//   appflag FILE...       the application sets the flag itself, then sends
+//   errors FILE           failing sendfiles: prints return values and errno
+//
+// Every mode checks that the receiver got exactly the files' bytes and
+// prints "bytes ok" or "BYTES DIFFER"; exit status 0 only if all is well.
+#include <fcntl.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "zctls/ktls.h"
+#include "zctls/loopback.h"
+
+namespace k = zctls::kernel;
+
+namespace {
+
+std::mutex g_print;
+bool g_sendfile64 = false;  // nginx calls sendfile64; libssl calls sendfile
+
+void say(const std::string& line) {
+  const std::lock_guard<std::mutex> lock(g_print);
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+int raw_flag(int fd) {
+  unsigned int v = 99;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, &v, &len) != 0) return -errno;
+  return static_cast<int>(v);
+}
+
+k::KeyMaterial key() {
+  k::KeyMaterial km;
+  for (unsigned i = 0; i < sizeof km.key; ++i) km.key[i] = static_cast<std::uint8_t>(7 * i);
+  return km;
+}
+
+// Reads `expected` from fd on a thread; compare() says whether it matched.
+class Receiver {
+ public:
+  Receiver(int fd, std::string expected) : expected_(std::move(expected)) {
+    timeval tv{30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this, fd] {
+      std::vector<char> buf(1 << 16);
+      while (got_.size() < expected_.size()) {
+        const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+        if (n <= 0) break;
+        got_.append(buf.data(), static_cast<std::size_t>(n));
+      }
+    });
+  }
+  bool compare() {
+    thread_.join();
+    return got_ == expected_;
+  }
+
+ private:
+  std::string expected_;
+  std::string got_;
+  std::thread thread_;
+};
+
+// A loopback pair with TLS_TX on the client and TLS_RX on the server, set
+// up with the application's own setsockopt calls (which the shim sees).
+bool make_ktls(const k::LoopbackPair& pair) {
+  const int errs[] = {
+      pair.error(),
+      k::attach_tls_ulp(pair.client()),
+      k::install_key(pair.client(), k::Direction::tx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
+                     key()),
+      k::attach_tls_ulp(pair.server()),
+      k::install_key(pair.server(), k::Direction::rx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
+                     key()),
+  };
+  for (const int e : errs) {
+    if (e != 0) {
+      say(std::string("kTLS setup failed: ") + strerrorname_np(e));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool send_file(int sock, const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  fstat(fd, &st);
+  off_t off = 0;
+  bool ok = true;
+  while (off < st.st_size) {
+    const std::size_t rest = static_cast<std::size_t>(st.st_size - off);
+    const ssize_t n =
+        g_sendfile64 ? sendfile64(sock, fd, &off, rest) : sendfile(sock, fd, &off, rest);
+    if (n <= 0) {
+      say("sendfile " + base(path) + " failed: " + strerrorname_np(errno));
+      ok = false;
+      break;
+    }
+  }
+  close(fd);
+  return ok;
+}
+
+int run_raw(const std::vector<std::string>& files, const std::string& tag = "") {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  std::string all;
+  for (const auto& f : files) all += slurp(f);
+  Receiver receiver(pair.server(), all);
+  bool ok = true;
+  for (const auto& f : files) {
+    ok = send_file(pair.client(), f) && ok;
+    say(tag + base(f) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  const bool same = receiver.compare();
+  say(tag + (same ? "bytes ok" : "BYTES DIFFER"));
+  return ok && same ? 0 : 1;
+}
+
+int run_threads(int n, const std::vector<std::string>& files) {
+  std::vector<std::thread> threads;
+  std::vector<int> results(static_cast<std::size_t>(n), 1);
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] = run_raw(files, "t" + std::to_string(i) + " ");
+    });
+  for (auto& t : threads) t.join();
+  for (const int r : results)
+    if (r != 0) return 1;
+  return 0;
+}
+
+int run_reuse(const std::string& file) {
+  int number = -1;
+  {
+    const k::LoopbackPair tls;
+    if (!make_ktls(tls)) return 1;
+    number = tls.client();
+    Receiver receiver(tls.server(), slurp(file));
+    send_file(tls.client(), file);
+    say("ktls fd=" + std::to_string(number) + " flag=" + std::to_string(raw_flag(number)));
+    if (!receiver.compare()) return 1;
+  }  // both ends closed here (through close(), which the shim sees)
+  // Now make a plain TCP connection whose client gets the same number.
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  listen(listener, 1);
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  // The lowest free number: the one the kTLS client had, unless the
+  // listener took it; then take it back with one more socket.
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (client != number) {
+    say("could not get fd " + std::to_string(number) + " back (got " + std::to_string(client) +
+        ")");
+    return 1;
+  }
+  connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const int server = accept(listener, nullptr, nullptr);
+  Receiver receiver(server, slurp(file));
+  const bool sent = send_file(client, file);
+  // (No getsockopt of our own here: the test checks that nothing after
+  // this point makes a SOL_TLS call on the reused number.)
+  say("plain fd=" + std::to_string(client) + " sent=" + (sent ? "yes" : "no"));
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  close(client);
+  close(server);
+  close(listener);
+  return sent && same ? 0 : 1;
+}
+
+std::string outcome(ssize_t rc, int err) {
+  return "rc=" + std::to_string(rc) + " errno=" + (rc < 0 ? strerrorname_np(err) : "-");
+}
+
+// nginx's master sets nothing up itself, but a forked child must see the
+// state its parent left: here the parent sends first, the child goes on.
+int run_fork(const std::vector<std::string>& files) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  std::string all;
+  for (const auto& f : files) all += slurp(f);
+  for (auto it = files.rbegin(); it != files.rend(); ++it) all += slurp(*it);
+  Receiver receiver(pair.server(), all);
+  for (const auto& f : files) {
+    send_file(pair.client(), f);
+    say("parent " + base(f) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  const pid_t child = fork();
+  if (child == 0) {
+    for (auto it = files.rbegin(); it != files.rend(); ++it) {
+      send_file(pair.client(), *it);
+      say("child " + base(*it) + " flag=" + std::to_string(raw_flag(pair.client())));
+    }
+    std::fflush(stdout);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same && status == 0 ? 0 : 1;
+}
+
+// Plain TCP, no kTLS anywhere: what most processes under the shim do.
+int run_plain(int times, const std::string& file) {
+  const k::LoopbackPair pair;
+  if (pair.error() != 0) return 1;
+  std::string all;
+  for (int i = 0; i < times; ++i) all += slurp(file);
+  Receiver receiver(pair.server(), all);
+  for (int i = 0; i < times; ++i) send_file(pair.client(), file);
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
+// The application turns zerocopy on itself, as OpenSSL 3.2's
+// KTLSTxZerocopySendfile does; the shim must leave that socket alone.
+int run_appflag(const std::vector<std::string>& files) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const unsigned int one = 1;
+  if (setsockopt(pair.client(), SOL_TLS, TLS_TX_ZEROCOPY_RO, &one, sizeof one) != 0) return 1;
+  std::string all;
+  for (const auto& f : files) all += slurp(f);
+  Receiver receiver(pair.server(), all);
+  for (const auto& f : files) {
+    send_file(pair.client(), f);
+    say(base(f) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
+int run_errors(const std::string& file) {
+  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  off_t off = 0;
+  errno = 0;
+  ssize_t rc = sendfile(-1, fd, &off, 100);
+  say("bad out fd: " + outcome(rc, errno));
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  errno = 0;
+  rc = sendfile(pair.client(), 987654, &off, 100);
+  say("bad in fd on kTLS: " + outcome(rc, errno));
+  errno = 0;
+  rc = sendfile(pair.client(), fd, reinterpret_cast<off_t*>(8), 100);
+  say("bad offset pointer: " + outcome(rc, errno));
+  // Nobody reads the other end: a non-blocking socket fills up.
+  fcntl(pair.client(), F_SETFL, O_NONBLOCK);
+  ssize_t total = 0;
+  for (int i = 0; i < 100000; ++i) {
+    off = 0;
+    errno = 0;
+    rc = sendfile(pair.client(), fd, &off, 1 << 20);
+    if (rc < 0) break;
+    total += rc;
+  }
+  say("full non-blocking socket: " + outcome(rc, errno) + (total > 0 ? " after data" : ""));
+  close(fd);
+  return 0;
+}
+
+// --- OpenSSL -------------------------------------------------------------
+
+struct Tls {
+  SSL_CTX* server_ctx = nullptr;
+  SSL_CTX* client_ctx = nullptr;
+};
+
+bool make_openssl(Tls& tls) {
+  EVP_PKEY* pkey = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  if (pkey == nullptr || cert == nullptr) return false;
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+  X509_set_pubkey(cert, pkey);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509_sign(cert, pkey, EVP_sha256());
+  tls.server_ctx = SSL_CTX_new(TLS_server_method());
+  tls.client_ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_use_certificate(tls.server_ctx, cert);
+  SSL_CTX_use_PrivateKey(tls.server_ctx, pkey);
+  // kTLS TX on the sending side; TLS 1.3 with AES-128-GCM, which 3.0 offloads.
+  SSL_CTX_set_options(tls.server_ctx, SSL_OP_ENABLE_KTLS);
+  SSL_CTX_set_ciphersuites(tls.server_ctx, "TLS_AES_128_GCM_SHA256");
+  SSL_CTX_set_min_proto_version(tls.server_ctx, TLS1_3_VERSION);
+  X509_free(cert);
+  EVP_PKEY_free(pkey);
+  return true;
+}
+
+int run_openssl(const std::vector<std::string>& files) {
+  Tls tls;
+  if (!make_openssl(tls)) return 1;
+  const k::LoopbackPair pair;
+  if (pair.error() != 0) return 1;
+  std::string all;
+  for (const auto& f : files) all += slurp(f);
+  std::string got;
+  std::thread client([&] {
+    SSL* c = SSL_new(tls.client_ctx);
+    SSL_set_fd(c, pair.client());
+    if (SSL_connect(c) != 1) return;
+    std::vector<char> buf(1 << 16);
+    while (got.size() < all.size()) {
+      const int n = SSL_read(c, buf.data(), static_cast<int>(buf.size()));
+      if (n <= 0) break;
+      got.append(buf.data(), static_cast<std::size_t>(n));
+    }
+    SSL_free(c);
+  });
+  SSL* s = SSL_new(tls.server_ctx);
+  SSL_set_fd(s, pair.server());
+  bool ok = SSL_accept(s) == 1;
+  if (!ok) ERR_print_errors_fp(stdout);
+  const bool ktls = ok && BIO_get_ktls_send(SSL_get_wbio(s));
+  say(std::string("ktls send=") + (ktls ? "yes" : "no"));
+  for (const auto& f : files) {
+    if (!ok || !ktls) break;
+    const int fd = open(f.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    fstat(fd, &st);
+    off_t off = 0;
+    while (off < st.st_size) {
+      const ossl_ssize_t n =
+          SSL_sendfile(s, fd, off, static_cast<std::size_t>(st.st_size - off), 0);
+      if (n <= 0) {
+        say("SSL_sendfile failed");
+        ok = false;
+        break;
+      }
+      off += n;
+    }
+    close(fd);
+    say(base(f) + " flag=" + std::to_string(raw_flag(pair.server())));
+  }
+  client.join();
+  const bool same = got == all;
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  SSL_free(s);
+  SSL_CTX_free(tls.server_ctx);
+  SSL_CTX_free(tls.client_ctx);
+  return ok && ktls && same ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s raw|openssl|threads N|reuse|errors FILE...\n", argv[0]);
+    return 2;
+  }
+  const std::string mode = argv[1];
+  std::vector<std::string> files(argv + 2, argv + argc);
+  if (mode == "raw") return run_raw(files);
+  if (mode == "raw64") {
+    g_sendfile64 = true;
+    return run_raw(files);
+  }
+  if (mode == "fork") return run_fork(files);
+  if (mode == "plain" && files.size() == 2) return run_plain(std::stoi(files[0]), files[1]);
+  if (mode == "openssl") return run_openssl(files);
+  if (mode == "threads" && files.size() >= 2) {
+    const int n = std::stoi(files[0]);
+    files.erase(files.begin());
+    return run_threads(n, files);
+  }
+  if (mode == "reuse") return run_reuse(files[0]);
+  if (mode == "appflag") return run_appflag(files);
+  if (mode == "errors") return run_errors(files[0]);
+  std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
+  return 2;
+}

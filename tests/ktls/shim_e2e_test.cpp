@@ -1,0 +1,261 @@
+// libzctls.so preloaded into a real kTLS program (zctls_test_sender) on a
+// real kTLS kernel.  The witnesses are independent of the shim: strace of
+// the program's setsockopt/getsockopt calls, and the program's own raw
+// getsockopt of TLS_TX_ZEROCOPY_RO after each send.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#ifndef ZCTLS_SHIM_PATH
+#error "ZCTLS_SHIM_PATH must name libzctls.so"
+#endif
+#ifndef ZCTLS_SENDER_PATH
+#error "ZCTLS_SENDER_PATH must name zctls_test_sender"
+#endif
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void spit(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+struct Outcome {
+  int status = -1;
+  std::string out, err, strace;
+  // setsockopt(fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, [v]) values, in order.  The
+  // result is not matched: with threads strace splits a call into
+  // "<unfinished ...>" and "resumed" lines (the flag read-backs check it).
+  std::vector<int> flag_sets() const {
+    std::vector<int> values;
+    static const std::regex re(
+        R"(setsockopt\(\d+, SOL_TLS, (?:TLS_TX_ZEROCOPY_RO|0x3 /\* TLS_\?\?\? \*/), \[(\d+)\], 4)");
+    for (const auto& line : lines_of(strace)) {
+      std::smatch m;
+      if (std::regex_search(line, m, re)) values.push_back(std::stoi(m[1]));
+    }
+    return values;
+  }
+};
+
+class ShimE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zctls-e2e-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_EQ(mkdir((dir_ + "/static").c_str(), 0755), 0);
+    ASSERT_EQ(mkdir((dir_ + "/private").c_str(), 0755), 0);
+    // Several records each, sizes not multiples of a record or a page.
+    std::string a(300000, '\0'), b(100001, '\0');
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>(i * 31 + 7);
+    for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>(i * 17 + 3);
+    spit(static_file(), a);
+    spit(private_file(), b);
+    spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\n");
+  }
+  void TearDown() override {
+    const std::string cmd = "rm -rf '" + dir_ + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  std::string static_file() const { return dir_ + "/static/a.bin"; }
+  std::string private_file() const { return dir_ + "/private/b.bin"; }
+  std::string config() const { return dir_ + "/zctls.toml"; }
+
+  // Runs the sender under strace, with the shim preloaded when `env` says
+  // so (env is a list of VAR=value words for env(1)).
+  Outcome run(const std::string& env, const std::string& args, bool preload = true) {
+    Outcome r;
+    const std::string out = dir_ + "/out", err = dir_ + "/err", trace = dir_ + "/strace";
+    const std::string cmd = "strace -f -qq -o " + trace +
+                            " -e trace=setsockopt,getsockopt,write,close env " +
+                            (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") + env + " " +
+                            ZCTLS_SENDER_PATH " " + args + " > " + out + " 2> " + err;
+    const int rc = std::system(cmd.c_str());
+    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    r.strace = slurp(trace);
+    return r;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ShimE2E, RawFlagFollowsTheConfigPerSend) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(),
+                        "raw " + static_file() + " " + private_file() + " " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=1\nb.bin flag=0\na.bin flag=1\nbytes ok\n") << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(ShimE2E, Sendfile64IsHookedToo) {
+  const Outcome r =
+      run("ZCTLS_CONFIG=" + config(), "raw64 " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=1\nb.bin flag=0\nbytes ok\n");
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0})) << r.strace;
+}
+
+TEST_F(ShimE2E, ForkedChildKnowsTheSocket) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(), "fork " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out,
+            "parent a.bin flag=1\nparent b.bin flag=0\nchild b.bin flag=0\nchild a.bin "
+            "flag=1\nbytes ok\n");
+  // Parent: on, off.  Child: already off for b, on for a.  No call repeated.
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
+}
+
+TEST_F(ShimE2E, FlagIsSetOnlyWhenItMustChange) {
+  const Outcome r =
+      run("ZCTLS_CONFIG=" + config(), "raw " + static_file() + " " + static_file() + " " +
+                                          private_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=1\na.bin flag=1\nb.bin flag=0\nb.bin flag=0\nbytes ok\n");
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0})) << r.strace;
+}
+
+TEST_F(ShimE2E, WithoutTheShimNothingChanges) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(), "raw " + static_file() + " " + private_file(),
+                        /*preload=*/false);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\nbytes ok\n");
+  EXPECT_TRUE(r.flag_sets().empty());
+}
+
+TEST_F(ShimE2E, OpenSslSendfileFollowsTheConfig) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(),
+                        "openssl " + static_file() + " " + private_file() + " " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "ktls send=yes\na.bin flag=1\nb.bin flag=0\na.bin flag=1\nbytes ok\n") << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
+  // OpenSSL set kTLS up through the shim's setsockopt hook.
+  EXPECT_NE(r.strace.find("SOL_TLS, TLS_TX,"), std::string::npos);
+}
+
+TEST_F(ShimE2E, ParallelConnectionsFromThreads) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(),
+                        "threads 4 " + static_file() + " " + private_file() + " " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  for (int t = 0; t < 4; ++t) {
+    const std::string p = "t" + std::to_string(t) + " ";
+    EXPECT_NE(r.out.find(p + "a.bin flag=1\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(p + "b.bin flag=0\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(p + "bytes ok\n"), std::string::npos) << r.out;
+  }
+  EXPECT_EQ(r.flag_sets().size(), 12U) << r.strace;
+}
+
+TEST_F(ShimE2E, ReusedFdNumberGetsNoStaleState) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(), "reuse " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  const std::vector<std::string> out = lines_of(r.out);
+  ASSERT_EQ(out.size(), 3U) << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(out[0], m, std::regex(R"(ktls fd=(\d+) flag=1)"))) << out[0];
+  EXPECT_EQ(out[1], "plain fd=" + m[1].str() + " sent=yes");
+  EXPECT_EQ(out[2], "bytes ok");
+  // After the kTLS socket was reported (and closed), no SOL_TLS call at all.
+  const std::size_t reported = r.strace.find("ktls fd=");
+  ASSERT_NE(reported, std::string::npos) << r.strace;
+  EXPECT_EQ(r.strace.find("SOL_TLS", reported), std::string::npos) << r.strace.substr(reported);
+}
+
+TEST_F(ShimE2E, FailuresKeepTheirReturnValueAndErrno) {
+  const std::string args = "errors " + static_file();
+  const Outcome with = run("ZCTLS_CONFIG=" + config(), args);
+  const Outcome without = run("ZCTLS_CONFIG=" + config(), args, /*preload=*/false);
+  EXPECT_EQ(with.status, 0) << with.out << with.err;
+  EXPECT_EQ(with.out, without.out);
+  EXPECT_NE(with.out.find("bad out fd: rc=-1 errno=EBADF"), std::string::npos) << with.out;
+  EXPECT_NE(with.out.find("bad in fd on kTLS: rc=-1 errno=EBADF"), std::string::npos);
+  EXPECT_NE(with.out.find("bad offset pointer: rc=-1 errno=EFAULT"), std::string::npos);
+  EXPECT_NE(with.out.find("full non-blocking socket: rc=-1 errno=EAGAIN after data"),
+            std::string::npos)
+      << with.out;
+  // The matching file did go zerocopy on the way.
+  EXPECT_EQ(with.flag_sets(), (std::vector<int>{1}));
+}
+
+TEST_F(ShimE2E, BrokenConfigPassesThroughWithAMessage) {
+  spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\npth = 1\n");
+  const Outcome r = run("ZCTLS_CONFIG=" + config(), "raw " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\nbytes ok\n");
+  EXPECT_TRUE(r.flag_sets().empty()) << r.strace;
+  EXPECT_NE(r.err.find(config() + ":4:1: unknown key 'pth' in [[rule]] #1; zctls passes "
+                                  "everything through"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(ShimE2E, MissingConfigFileIsAnErrorWhenNamed) {
+  const Outcome r = run("ZCTLS_CONFIG=" + dir_ + "/nope.toml", "raw " + static_file());
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "a.bin flag=0\nbytes ok\n");
+  EXPECT_NE(r.err.find("nope.toml: cannot open: No such file or directory"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(ShimE2E, EnvironmentRulesComeFirst) {
+  // The file says static/** zerocopy; ZCTLS_RULES overrides it for a.bin and
+  // turns private/ on.
+  const Outcome r =
+      run("ZCTLS_CONFIG=" + config() + " 'ZCTLS_RULES=-**/a.bin;+" + dir_ + "/private/**'",
+          "raw " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=1\nbytes ok\n") << r.err;
+}
+
+TEST_F(ShimE2E, KillSwitch) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_DISABLE=1", "raw " + static_file());
+  EXPECT_EQ(r.out, "a.bin flag=0\nbytes ok\n");
+  EXPECT_TRUE(r.flag_sets().empty());
+}
+
+TEST_F(ShimE2E, ApplicationSetFlagIsLeftAlone) {
+  const Outcome r =
+      run("ZCTLS_CONFIG=" + config(), "appflag " + private_file() + " " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  // b.bin would be "copy" by the config, but the application chose.
+  EXPECT_EQ(r.out, "b.bin flag=1\na.bin flag=1\nbytes ok\n");
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << "only the application's own call";
+}
+
+TEST_F(ShimE2E, DebugLogNamesTheRule) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_LOG_LEVEL=debug",
+                        "raw " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find(static_file() + ": zerocopy (" + config() + ":1:1)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(private_file() + ": copy (default)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("config " + config() + ": 1 rules, default copy"), std::string::npos)
+      << r.err;
+}
+
+}  // namespace
