@@ -143,6 +143,14 @@ TEST(ConfigFile, ReadsAFile) {
   EXPECT_EQ(r.config->rules[0].origin, std::string(path) + ":1:1");
 }
 
+TEST(ConfigFile, TheShippedExampleIsValid) {
+  const ConfigResult r = zctls::load_config_file(ZCTLS_EXAMPLE_CONFIG);
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_FALSE(r.config->decide("/var/www/uploads/a.jpg").zerocopy);
+  EXPECT_TRUE(r.config->decide("/var/www/static/app.3f2a.js").zerocopy);
+  EXPECT_FALSE(r.config->decide("/var/www/index.html").zerocopy);
+}
+
 TEST(RulesEnv, PrependsAndSetsDefault) {
   ConfigResult r = parse_config("[[rule]]\npath = \"/srv/**\"\nzerocopy = true\n", "f.toml");
   ASSERT_TRUE(r.config);
