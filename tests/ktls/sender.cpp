@@ -12,6 +12,8 @@
 //   threads N FILE...     N raw connections in parallel threads
 //   reuse FILE            close a kTLS socket, get its number back as a
 //                         plain TCP socket, sendfile FILE on it
+//   exec FILE...          set kTLS up, then exec this program, which sends
+//                         FILEs on the inherited socket ("inherited" mode)
 //   plain N FILE          plain TCP (no kTLS): FILE sent N times
 //   appflag FILE...       the application sets the flag itself, then sends
 //   errors FILE           failing sendfiles: prints return values and errno
@@ -250,6 +252,38 @@ int run_fork(const std::vector<std::string>& files) {
   return same && status == 0 ? 0 : 1;
 }
 
+// kTLS set up in one program image, used by the next one after exec: the
+// shim in the new image never saw TLS_TX and must classify the fd itself.
+int run_exec(const std::vector<std::string>& files) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  for (const int fd : {pair.client(), pair.server()})
+    fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
+  std::vector<std::string> args = {"zctls_test_sender", "inherited",
+                                   std::to_string(pair.client()),
+                                   std::to_string(pair.server())};
+  args.insert(args.end(), files.begin(), files.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv("/proc/self/exe", argv.data());
+  say(std::string("exec failed: ") + strerrorname_np(errno));
+  return 1;
+}
+
+int run_inherited(int client, int server, const std::vector<std::string>& files) {
+  std::string all;
+  for (const auto& f : files) all += slurp(f);
+  Receiver receiver(server, all);
+  for (const auto& f : files) {
+    send_file(client, f);
+    say("inherited " + base(f) + " flag=" + std::to_string(raw_flag(client)));
+  }
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
 // Plain TCP, no kTLS anywhere: what most processes under the shim do.
 int run_plain(int times, const std::string& file) {
   const k::LoopbackPair pair;
@@ -413,6 +447,12 @@ int main(int argc, char** argv) {
     return run_raw(files);
   }
   if (mode == "fork") return run_fork(files);
+  if (mode == "exec") return run_exec(files);
+  if (mode == "inherited" && files.size() >= 3) {
+    const int client = std::stoi(files[0]), server = std::stoi(files[1]);
+    files.erase(files.begin(), files.begin() + 2);
+    return run_inherited(client, server, files);
+  }
   if (mode == "plain" && files.size() == 2) return run_plain(std::stoi(files[0]), files[1]);
   if (mode == "openssl") return run_openssl(files);
   if (mode == "threads" && files.size() >= 2) {

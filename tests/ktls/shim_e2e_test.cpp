@@ -131,6 +131,17 @@ TEST_F(ShimE2E, ForkedChildKnowsTheSocket) {
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
 }
 
+TEST_F(ShimE2E, SocketInheritedAcrossExecIsClassifiedLazily) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config(),
+                        "exec " + static_file() + " " + private_file() + " " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "inherited a.bin flag=1\ninherited b.bin flag=0\ninherited a.bin flag=1\nbytes ok\n")
+      << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
+  // The new image asked the kernel what the fd is: TCP_ULP, then TLS_TX.
+  EXPECT_NE(r.strace.find("SOL_TCP, TCP_ULP, \"tls\""), std::string::npos) << r.strace;
+}
+
 TEST_F(ShimE2E, FlagIsSetOnlyWhenItMustChange) {
   const Outcome r =
       run("ZCTLS_CONFIG=" + config(), "raw " + static_file() + " " + static_file() + " " +
