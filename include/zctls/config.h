@@ -3,6 +3,7 @@
 // environment variables; pure code, no I/O except reading the file.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +23,19 @@ struct Rule {
   std::string origin;  // "file:line:col" or "ZCTLS_RULES #n": for explain/logs
 };
 
+// What to do when a file changes under a zerocopy send ([integrity]).
+enum class OnChange { log, quarantine, abort };
+std::string_view to_string(OnChange action) noexcept;
+
+struct IntegrityConfig {
+  // A file changed less than this long ago is sent by copy (it may still be
+  // being written).
+  std::int64_t settle_ns = 2'000'000'000;
+  OnChange on_change = OnChange::quarantine;
+  // How long a quarantined inode must stay unchanged to be eligible again.
+  std::int64_t quarantine_ns = 60'000'000'000;
+};
+
 // The outcome of the rules for one path.
 struct Decision {
   bool zerocopy = false;
@@ -32,6 +46,7 @@ struct Config {
   std::vector<Rule> rules;        // first match wins
   bool default_zerocopy = false;  // files no rule matches
   LogLevel log_level = LogLevel::warn;
+  IntegrityConfig integrity;
   std::string source;  // where it came from, for messages
 
   Decision decide(std::string_view path) const noexcept;

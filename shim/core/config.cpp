@@ -49,6 +49,8 @@ class Parser {
         parse_rules(node, config);
       } else if (key == "log") {
         parse_log(node, config);
+      } else if (key == "integrity") {
+        parse_integrity(node, config.integrity);
       } else {
         unknown_key(key, "the top level");
       }
@@ -152,6 +154,55 @@ class Parser {
     }
   }
 
+  // A duration in seconds: an integer or a float, 0 to one day.
+  std::optional<std::int64_t> seconds(const toml::node& node, const char* what) {
+    double value = 0;
+    if (auto i = node.value_exact<std::int64_t>()) {
+      value = static_cast<double>(*i);
+    } else if (auto f = node.value_exact<double>()) {
+      value = *f;
+    } else {
+      error(node.source(),
+            std::string(what) + " must be a number of seconds, not " + kind_of(node));
+      return std::nullopt;
+    }
+    if (!(value >= 0 && value <= 86400)) {
+      error(node.source(), std::string(what) + " must be between 0 and 86400 seconds");
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(value * 1e9);
+  }
+
+  void parse_integrity(const toml::node& node, IntegrityConfig& integrity) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      error(node.source(), "'integrity' must be a table: write [integrity]");
+      return;
+    }
+    for (const auto& [key, field] : *table) {
+      if (key == "settle") {
+        if (auto ns = seconds(field, "'integrity.settle'")) integrity.settle_ns = *ns;
+      } else if (key == "quarantine") {
+        if (auto ns = seconds(field, "'integrity.quarantine'")) integrity.quarantine_ns = *ns;
+      } else if (key == "on_change") {
+        if (auto text = value<std::string>(field, "'integrity.on_change'")) {
+          if (*text == "log") {
+            integrity.on_change = OnChange::log;
+          } else if (*text == "quarantine") {
+            integrity.on_change = OnChange::quarantine;
+          } else if (*text == "abort") {
+            integrity.on_change = OnChange::abort;
+          } else {
+            error(field.source(),
+                  "'integrity.on_change' must be log, quarantine or abort, not '" + *text + "'");
+          }
+        }
+      } else {
+        unknown_key(key, "[integrity]");
+      }
+    }
+  }
+
   std::string_view source_;
   std::vector<ConfigError>& errors_;
 };
@@ -184,6 +235,18 @@ Decision Config::decide(std::string_view path) const noexcept {
   for (std::size_t i = 0; i < rules.size(); ++i)
     if (rules[i].glob.matches(path)) return {rules[i].zerocopy, static_cast<int>(i)};
   return {default_zerocopy, -1};
+}
+
+std::string_view to_string(OnChange action) noexcept {
+  switch (action) {
+    case OnChange::log:
+      return "log";
+    case OnChange::quarantine:
+      return "quarantine";
+    case OnChange::abort:
+      return "abort";
+  }
+  return "?";
 }
 
 std::string ConfigError::to_string() const {

@@ -83,9 +83,25 @@ FdState Engine::classify(int fd) noexcept {
   return state;
 }
 
-bool Engine::wants_zerocopy(int in_fd, const Config& config) noexcept {
+bool Engine::wants_zerocopy(int in_fd, const Config& config, SendTicket& ticket) noexcept {
   struct stat st {};
   if (kernel_.stat_fd(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (!rules_say_zerocopy(in_fd, st, config)) return false;
+  // The rules allow it; the file's recent history may not.
+  ticket.before = FileSnapshot::of(st);
+  const IntegrityConfig& policy = config.integrity;
+  if (quarantine_.holds(ticket.before, kernel_.monotonic_ns(), policy.quarantine_ns)) {
+    integrity_.quarantine_copies.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (within_settle(ticket.before, kernel_.realtime_ns(), policy.settle_ns)) {
+    integrity_.settle_copies.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& config) noexcept {
   const FileKey key = key_of(st);
   if (const auto cached = decisions_.find(key, 1)) return cached->zerocopy;
 
@@ -107,24 +123,37 @@ bool Engine::wants_zerocopy(int in_fd, const Config& config) noexcept {
   return decision.zerocopy;
 }
 
-void Engine::before_send(int out_fd, int in_fd) noexcept {
+SendTicket Engine::before_send(int out_fd, int in_fd) noexcept {
+  SendTicket ticket;
   FdState state = fds_.get(out_fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
     state = classify(out_fd);
-  if (state.kind != SocketKind::ktls_tx || state.app_managed) return;
-  if (kernel_unsupported_.load(std::memory_order_relaxed)) return;
+  if (state.kind != SocketKind::ktls_tx || state.app_managed) return ticket;
+  if (kernel_unsupported_.load(std::memory_order_relaxed)) return ticket;
   const Config* cfg = config();
   // No usable config: zerocopy is never turned on (and was never turned on
   // by us, since nothing could decide it).
-  const bool want = cfg != nullptr && wants_zerocopy(in_fd, *cfg);
-  if (want == state.flag_on) return;
+  const bool want = cfg != nullptr && wants_zerocopy(in_fd, *cfg, ticket);
+  if (want != state.flag_on) {
+    const int err = kernel_.set_zerocopy(out_fd, want);
+    if (err == 0) {
+      state.flag_on = want;
+      fds_.set(out_fd, state);
+    } else {
+      handle_set_failure(out_fd, err);
+    }
+  }
+  if (state.flag_on && want) {
+    ticket.guarded = true;
+    ticket.out_fd = out_fd;
+    ticket.in_fd = in_fd;
+  }
+  return ticket;
+}
 
-  const int err = kernel_.set_zerocopy(out_fd, want);
-  if (err == 0) {
-    state.flag_on = want;
-    fds_.set(out_fd, state);
-  } else if ((err == ENOPROTOOPT || err == EINVAL) &&
-             kernel_.query_tx(out_fd) == kernel::TxKind::ktls_tx) {
+void Engine::handle_set_failure(int out_fd, int err) noexcept {
+  if ((err == ENOPROTOOPT || err == EINVAL) &&
+      kernel_.query_tx(out_fd) == kernel::TxKind::ktls_tx) {
     // A kTLS socket (checked again: our state could be stale if the fd was
     // closed behind our back) that refuses the option: a kernel before 5.19.
     if (!kernel_unsupported_.exchange(true))
@@ -137,6 +166,45 @@ void Engine::before_send(int out_fd, int in_fd) noexcept {
     // changed under us; learn it again on its next send.
     fds_.forget(out_fd);
   }
+}
+
+void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
+  if (!ticket.guarded) return;
+  struct stat st {};
+  if (kernel_.stat_fd(ticket.in_fd, &st) != 0) return;
+  const FileSnapshot after = FileSnapshot::of(st);
+  if (changed_fields(ticket.before, after) != 0) integrity_event(ticket, after, result, offset);
+}
+
+void Engine::integrity_event(const SendTicket& ticket, const FileSnapshot& after, ssize_t result,
+                             const off_t* offset) noexcept {
+  integrity_.events.fetch_add(1, std::memory_order_relaxed);
+  const Config* cfg = config_.load(std::memory_order_acquire);
+  const OnChange action = cfg != nullptr ? cfg->integrity.on_change : OnChange::log;
+  // Keep the inode out of zerocopy until it is stable again, whatever else
+  // the policy does: it is being written to.
+  if (action != OnChange::log) quarantine_.add(after, kernel_.monotonic_ns());
+  if (action == OnChange::abort) {
+    kernel_.shutdown_socket(ticket.out_fd);
+    integrity_.aborts.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!log_enabled(LogLevel::warn)) return;
+  // Where the send started: sendfile advanced `offset` (or the file
+  // position) by `result` bytes.
+  const off_t end =
+      offset != nullptr && result >= 0 ? *offset : kernel_.file_position(ticket.in_fd);
+  const long long sent = result > 0 ? static_cast<long long>(result) : 0;
+  char path[4096] = "?";
+  const ssize_t len = kernel_.fd_path(ticket.in_fd, path, sizeof path - 1);
+  if (len > 0) path[len] = '\0';
+  char peer[64];
+  kernel_.peer_name(ticket.out_fd, peer, sizeof peer);
+  const std::string fields = describe_changes(changed_fields(ticket.before, after));
+  log(LogLevel::warn,
+      "integrity: %s changed during a zerocopy send (fd %d, peer %s, offset %lld, length %lld, "
+      "changed: %s); action: %s",
+      path, ticket.out_fd, peer, static_cast<long long>(end) - sent, sent, fields.c_str(),
+      to_string(action).data());
 }
 
 }  // namespace zctls

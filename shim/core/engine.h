@@ -15,6 +15,7 @@
 
 #include "decision_cache.h"
 #include "fd_table.h"
+#include "integrity.h"
 #include "zctls/config.h"
 #include "zctls/ktls.h"
 
@@ -29,6 +30,12 @@ class KernelPort {
   virtual kernel::TxKind query_tx(int fd) noexcept = 0;
   virtual kernel::FlagState get_zerocopy(int fd) noexcept = 0;
   virtual int set_zerocopy(int fd, bool on) noexcept = 0;  // 0 or an errno value
+  virtual std::int64_t realtime_ns() noexcept = 0;         // file timestamps' clock
+  virtual std::int64_t monotonic_ns() noexcept = 0;        // for durations
+  // The connection's peer as "address:port" for log lines ("?" if unknown).
+  virtual void peer_name(int fd, char* buf, std::size_t size) noexcept = 0;
+  virtual off_t file_position(int fd) noexcept = 0;  // lseek(fd, 0, SEEK_CUR)
+  virtual void shutdown_socket(int fd) noexcept = 0;
 
  protected:
   ~KernelPort() = default;
@@ -38,6 +45,22 @@ class KernelPort {
 // never uses kTLS never reads it).  Returns nullptr for "pass everything
 // through" (no config, or a broken one); must have logged why.
 using ConfigLoader = const Config* (*)();
+
+// What before_send learned, for after_send: whether this send goes out with
+// the flag on, and the file as it was just before.
+struct SendTicket {
+  bool guarded = false;  // zerocopy on for this send: check the file after it
+  int out_fd = -1, in_fd = -1;
+  FileSnapshot before;
+};
+
+// Integrity counters (relaxed atomics: no syscall, no lock).
+struct IntegrityCounters {
+  std::atomic<std::uint64_t> events{0};             // changed during a zerocopy send
+  std::atomic<std::uint64_t> settle_copies{0};      // sent by copy: changed too recently
+  std::atomic<std::uint64_t> quarantine_copies{0};  // sent by copy: inode quarantined
+  std::atomic<std::uint64_t> aborts{0};             // connections shut down
+};
 
 class Engine {
  public:
@@ -54,7 +77,11 @@ class Engine {
   // Called just before the real sendfile(out_fd, in_fd, ...).  Sets or
   // clears the flag on out_fd if, and only if, it must change.  Never fails:
   // anything unexpected leaves the socket as it was.
-  void before_send(int out_fd, int in_fd) noexcept;
+  SendTicket before_send(int out_fd, int in_fd) noexcept;
+  // Called after it with its result: a zerocopy send whose file changed
+  // meanwhile is an integrity event.  `offset` is sendfile's offset
+  // argument (only read if the call succeeded: then it is valid).
+  void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 
   // In a child after fork: a config load another thread had under way in
   // the parent will never finish here; let the child load it again.
@@ -63,10 +90,16 @@ class Engine {
   // For tests and diagnostics.
   FdState fd_state(int fd) const noexcept { return fds_.get(fd); }
   bool kernel_unsupported() const noexcept { return kernel_unsupported_.load(); }
+  const IntegrityCounters& integrity() const noexcept { return integrity_; }
+  void after_fork_reset_locks() noexcept { quarantine_.reset_lock_after_fork(); }
 
  private:
   FdState classify(int fd) noexcept;
-  bool wants_zerocopy(int in_fd, const Config& config) noexcept;
+  bool wants_zerocopy(int in_fd, const Config& config, SendTicket& ticket) noexcept;
+  bool rules_say_zerocopy(int in_fd, const struct stat& st, const Config& config) noexcept;
+  void handle_set_failure(int out_fd, int err) noexcept;
+  void integrity_event(const SendTicket& ticket, const FileSnapshot& after, ssize_t result,
+                       const off_t* offset) noexcept;
   const Config* config() noexcept;
 
   KernelPort& kernel_;
@@ -76,6 +109,8 @@ class Engine {
   std::atomic<const Config*> config_{nullptr};
   std::atomic<int> config_state_{0};  // 0 not loaded, 1 loading, 2 done
   std::atomic<bool> kernel_unsupported_{false};
+  Quarantine quarantine_;
+  IntegrityCounters integrity_;
 };
 
 }  // namespace zctls

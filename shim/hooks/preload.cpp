@@ -31,15 +31,26 @@ int call_then(Real real, After after) noexcept {
 
 }  // namespace
 
+namespace {
+// The integrity check after the call keeps the real call's errno.
+ssize_t guarded_send(const zctls::SendTicket& ticket, ssize_t rc, const off_t* offset) noexcept {
+  const int saved = errno;
+  zctls::shim::after_send(ticket, rc, offset);
+  errno = saved;
+  return rc;
+}
+}  // namespace
+
 ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
-  zctls::shim::before_send(out_fd, in_fd);
-  return zctls::real::sendfile(out_fd, in_fd, offset, count);
+  const zctls::SendTicket ticket = zctls::shim::before_send(out_fd, in_fd);
+  return guarded_send(ticket, zctls::real::sendfile(out_fd, in_fd, offset, count), offset);
 }
 
 ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) noexcept {
   static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets only");
-  zctls::shim::before_send(out_fd, in_fd);
-  return zctls::real::sendfile64(out_fd, in_fd, reinterpret_cast<off_t*>(offset), count);
+  auto* off = reinterpret_cast<off_t*>(offset);
+  const zctls::SendTicket ticket = zctls::shim::before_send(out_fd, in_fd);
+  return guarded_send(ticket, zctls::real::sendfile64(out_fd, in_fd, off, count), off);
 }
 
 // libssl's SSL_sendfile ends in sendfile(2) on the socket (ktls_sendfile),

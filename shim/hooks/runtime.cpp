@@ -1,9 +1,12 @@
 #include "runtime.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -83,6 +86,37 @@ class LibcKernel final : public KernelPort {
   int set_zerocopy(int fd, bool on) noexcept override {
     return kernel::set_tx_zerocopy(fd, on, real_sockopt_calls());
   }
+  // Coarse clocks: read from the vDSO, no syscall; a few ms of resolution
+  // is plenty for a settle window of seconds.
+  std::int64_t realtime_ns() noexcept override { return now(CLOCK_REALTIME_COARSE); }
+  std::int64_t monotonic_ns() noexcept override { return now(CLOCK_MONOTONIC_COARSE); }
+  void peer_name(int fd, char* buf, std::size_t size) noexcept override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      if (addr.ss_family == AF_INET) {
+        const auto* in4 = reinterpret_cast<const sockaddr_in*>(&addr);
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+        port = ntohs(in4->sin_port);
+      } else if (addr.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+      }
+    }
+    std::snprintf(buf, size, addr.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+  }
+  off_t file_position(int fd) noexcept override { return lseek(fd, 0, SEEK_CUR); }
+  void shutdown_socket(int fd) noexcept override { shutdown(fd, SHUT_RDWR); }
+
+ private:
+  static std::int64_t now(clockid_t clock) noexcept {
+    timespec t{};
+    clock_gettime(clock, &t);
+    return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
+  }
 };
 
 void log_config_errors(const std::vector<ConfigError>& errors) {
@@ -140,7 +174,10 @@ Engine& engine() {
   return instance;
 }
 
-void child_after_fork() { engine().after_fork_in_child(); }
+void child_after_fork() {
+  engine().after_fork_reset_locks();
+  engine().after_fork_in_child();
+}
 
 const char* env(const char* name) {
   // secure_getenv: ignore ZCTLS_* in setuid/setgid/capability processes.
@@ -176,10 +213,16 @@ __attribute__((constructor)) void capture_environment() {
 
 }  // namespace
 
-void before_send(int out_fd, int in_fd) noexcept {
-  if (environment().disabled) return;
+SendTicket before_send(int out_fd, int in_fd) noexcept {
+  if (environment().disabled) return {};
   const Reentry guard;
-  if (guard.outermost()) engine().before_send(out_fd, in_fd);
+  return guard.outermost() ? engine().before_send(out_fd, in_fd) : SendTicket{};
+}
+
+void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
+  if (!ticket.guarded) return;  // the common case: no work, no errno save
+  const Reentry guard;
+  if (guard.outermost()) engine().after_send(ticket, result, offset);
 }
 
 void after_setsockopt(int fd, int level, int optname, const void* value,

@@ -5,10 +5,14 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/types.h>
+
+#include "engine.h"
 
 namespace zctls::shim {
 
-void before_send(int out_fd, int in_fd) noexcept;
+SendTicket before_send(int out_fd, int in_fd) noexcept;
+void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
 void after_close(int fd) noexcept;
 void after_close_range(unsigned first, unsigned last, int flags) noexcept;

@@ -99,6 +99,14 @@ const ErrorCase kErrors[] = {
     {"BadLogLevel", "[log]\nlevel = \"loud\"\n", "c.toml:2:9: 'log.level' must be error, warn"},
     {"UnknownLogKey", "[log]\ntarget = \"x\"\n", "c.toml:2:1: unknown key 'target' in [log]"},
     {"LogNotTable", "log = 1\n", "c.toml:1:7: 'log' must be a table"},
+    {"SettleType", "[integrity]\nsettle = \"2s\"\n",
+     "c.toml:2:10: 'integrity.settle' must be a number of seconds, not a string"},
+    {"SettleRange", "[integrity]\nsettle = -1\n",
+     "c.toml:2:10: 'integrity.settle' must be between"},
+    {"OnChangeValue", "[integrity]\non_change = \"panic\"\n",
+     "c.toml:2:13: 'integrity.on_change' must be log, quarantine or abort, not 'panic'"},
+    {"UnknownIntegrityKey", "[integrity]\nsettel = 1\n",
+     "c.toml:2:1: unknown key 'settel' in [integrity]"},
 };
 
 class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
@@ -112,6 +120,20 @@ TEST_P(ConfigErrors, NamePositionAndProblem) {
 
 INSTANTIATE_TEST_SUITE_P(Table, ConfigErrors, ::testing::ValuesIn(kErrors),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Config, IntegrityDefaultsAndValues) {
+  const ConfigResult d = parse_config("", "d.toml");
+  ASSERT_TRUE(d.config);
+  EXPECT_EQ(d.config->integrity.settle_ns, 2'000'000'000);
+  EXPECT_EQ(d.config->integrity.on_change, zctls::OnChange::quarantine);
+  EXPECT_EQ(d.config->integrity.quarantine_ns, 60'000'000'000);
+  const ConfigResult r = parse_config(
+      "[integrity]\nsettle = 0.5\non_change = \"abort\"\nquarantine = 300\n", "i.toml");
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_EQ(r.config->integrity.settle_ns, 500'000'000);
+  EXPECT_EQ(r.config->integrity.on_change, zctls::OnChange::abort);
+  EXPECT_EQ(r.config->integrity.quarantine_ns, 300'000'000'000);
+}
 
 TEST(Config, NulByteIsAnError) {
   const ConfigResult r = parse_config(std::string_view("default = true\0", 15), "n.toml");

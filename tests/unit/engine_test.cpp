@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
@@ -32,6 +33,9 @@ class FakeKernel final : public zctls::KernelPort {
   std::map<int, k::TxKind> sockets;
   std::map<int, bool> flags;
   int set_error = 0;
+  std::int64_t realtime = 1'000'000'000'000'000'000;  // "now" for file times
+  std::int64_t monotonic = 5'000'000'000;
+
   int stats = 0, paths = 0, queries = 0, gets = 0;
   std::vector<std::pair<int, bool>> sets;
 
@@ -64,6 +68,15 @@ class FakeKernel final : public zctls::KernelPort {
     ++gets;
     return {0, flags[fd]};
   }
+  std::int64_t realtime_ns() noexcept override { return realtime; }
+  std::int64_t monotonic_ns() noexcept override { return monotonic; }
+  void peer_name(int, char* buf, std::size_t size) noexcept override {
+    std::snprintf(buf, size, "127.0.0.1:4433");
+  }
+  off_t file_position(int) noexcept override { return 0; }
+  void shutdown_socket(int fd) noexcept override { shutdown_calls.push_back(fd); }
+  std::vector<int> shutdown_calls;
+
   int set_zerocopy(int fd, bool on) noexcept override {
     sets.emplace_back(fd, on);
     if (set_error != 0) return set_error;
@@ -284,6 +297,87 @@ TEST_F(EngineTest, ConfigIsLoadedOnlyForKtlsSends) {
   engine.before_send(7, 10);
   engine.before_send(7, 10);
   EXPECT_EQ(loads, 1);
+}
+
+// --- integrity --------------------------------------------------------
+
+class IntegrityTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    config_.integrity.settle_ns = 2 * kSec;
+    config_.integrity.quarantine_ns = 10 * kSec;
+    app_tls_tx(7);
+  }
+  // A zerocopy send of fd 10 during which `change` happens to the file.
+  template <typename Change>
+  void send_while(Change change) {
+    const zctls::SendTicket t = engine_.before_send(7, 10);
+    change(kernel_.files[10]);
+    off_t off = 4096;
+    engine_.after_send(t, 4096, &off);
+  }
+  static constexpr std::int64_t kSec = 1'000'000'000;
+};
+
+TEST_F(IntegrityTest, UnchangedFileIsNoEvent) {
+  send_while([](FakeFile&) {});
+  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(kernel_.stats, 2) << "one fstat before, one after";
+}
+
+TEST_F(IntegrityTest, ChangeDuringSendIsAnEventAndQuarantines) {
+  send_while([](FakeFile& f) { f.ctime_nsec += 1; });
+  EXPECT_EQ(engine_.integrity().events.load(), 1U);
+  EXPECT_TRUE(kernel_.shutdown_calls.empty());
+  // Quarantined: the next send goes by copy, flag cleared.
+  engine_.before_send(7, 10);
+  EXPECT_EQ(engine_.integrity().quarantine_copies.load(), 1U);
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second);
+  // Stable for 10 s: zerocopy again.
+  kernel_.monotonic += 10 * kSec;
+  engine_.before_send(7, 10);
+  ASSERT_EQ(kernel_.sets.size(), 3U);
+  EXPECT_TRUE(kernel_.sets[2].second);
+}
+
+TEST_F(IntegrityTest, CopySendsAreNotChecked) {
+  const zctls::SendTicket t = engine_.before_send(7, 11);  // uploads: copy
+  EXPECT_FALSE(t.guarded);
+  kernel_.files[11].ctime_nsec += 1;
+  engine_.after_send(t, 10, nullptr);
+  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(kernel_.stats, 1) << "no fstat after a copy send";
+}
+
+TEST_F(IntegrityTest, LogPolicyDoesNotQuarantine) {
+  config_.integrity.on_change = zctls::OnChange::log;
+  send_while([](FakeFile& f) { f.ctime_nsec += 1; });
+  EXPECT_EQ(engine_.integrity().events.load(), 1U);
+  engine_.before_send(7, 10);
+  EXPECT_EQ(engine_.integrity().quarantine_copies.load(), 0U);
+  EXPECT_EQ(kernel_.sets.size(), 1U) << "still zerocopy";
+}
+
+TEST_F(IntegrityTest, AbortShutsTheConnectionDown) {
+  config_.integrity.on_change = zctls::OnChange::abort;
+  send_while([](FakeFile& f) { f.ctime_nsec += 1; });
+  EXPECT_EQ(kernel_.shutdown_calls, std::vector<int>{7});
+  EXPECT_EQ(engine_.integrity().aborts.load(), 1U);
+}
+
+TEST_F(IntegrityTest, SettleWindowSendsRecentFilesByCopy) {
+  // The file changed 1 s ago ("now" is kernel_.realtime).
+  kernel_.files[15] = {"/www/fresh.js", S_IFREG | 0644, 200, 0};
+  kernel_.files[15].ctime_nsec = kernel_.realtime - kSec;
+  engine_.before_send(7, 15);
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.integrity().settle_copies.load(), 1U);
+  kernel_.realtime += 2 * kSec;
+  const zctls::SendTicket t = engine_.before_send(7, 15);
+  EXPECT_TRUE(t.guarded);
+  ASSERT_EQ(kernel_.sets.size(), 1U);
 }
 
 }  // namespace

@@ -1,0 +1,91 @@
+#include "integrity.h"
+
+namespace zctls {
+namespace {
+constexpr std::int64_t kNsPerSec = 1000000000;
+std::int64_t ns(const timespec& t) { return t.tv_sec * kNsPerSec + t.tv_nsec; }
+}  // namespace
+
+FileSnapshot FileSnapshot::of(const struct stat& st) noexcept {
+  return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+          static_cast<std::int64_t>(st.st_size), ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+unsigned changed_fields(const FileSnapshot& a, const FileSnapshot& b) noexcept {
+  unsigned f = 0;
+  if (a.dev != b.dev || a.ino != b.ino) f |= kChangedInode;
+  if (a.size != b.size) f |= kChangedSize;
+  if (a.mtime_ns != b.mtime_ns) f |= kChangedMtime;
+  if (a.ctime_ns != b.ctime_ns) f |= kChangedCtime;
+  return f;
+}
+
+std::string describe_changes(unsigned fields) {
+  std::string out;
+  const struct {
+    unsigned bit;
+    const char* name;
+  } names[] = {{kChangedInode, "inode"},
+               {kChangedSize, "size"},
+               {kChangedMtime, "mtime"},
+               {kChangedCtime, "ctime"}};
+  for (const auto& n : names) {
+    if ((fields & n.bit) == 0) continue;
+    if (!out.empty()) out += ',';
+    out += n.name;
+  }
+  return out.empty() ? "nothing" : out;
+}
+
+bool within_settle(const FileSnapshot& s, std::int64_t now_ns, std::int64_t settle_ns) noexcept {
+  if (settle_ns <= 0) return false;
+  return now_ns - s.changed_ns() < settle_ns;
+}
+
+void Quarantine::lock() noexcept {
+  while (lock_.test_and_set(std::memory_order_acquire)) {
+  }
+}
+
+void Quarantine::add(const FileSnapshot& s, std::int64_t now_ns) noexcept {
+  lock();
+  Entry* slot = nullptr;
+  Entry* oldest = &entries_[0];
+  for (Entry& e : entries_) {
+    if (e.used && e.dev == s.dev && e.ino == s.ino) {
+      slot = &e;
+      break;
+    }
+    if (slot == nullptr && !e.used) slot = &e;
+    if (e.stable_since_ns < oldest->stable_since_ns) oldest = &e;
+  }
+  if (slot == nullptr) slot = oldest;  // full: the one stable longest goes
+  if (!slot->used) active_.fetch_add(1, std::memory_order_relaxed);
+  *slot = {s.dev, s.ino, s.ctime_ns, now_ns, true};
+  unlock();
+}
+
+bool Quarantine::holds(const FileSnapshot& s, std::int64_t now_ns,
+                       std::int64_t stable_ns) noexcept {
+  if (active_.load(std::memory_order_relaxed) == 0) return false;  // the usual case: no lock
+  bool held = false;
+  lock();
+  for (Entry& e : entries_) {
+    if (!e.used || e.dev != s.dev || e.ino != s.ino) continue;
+    if (e.ctime_ns != s.ctime_ns) {  // changed again: the clock restarts
+      e.ctime_ns = s.ctime_ns;
+      e.stable_since_ns = now_ns;
+    }
+    if (now_ns - e.stable_since_ns >= stable_ns) {
+      e.used = false;
+      active_.fetch_sub(1, std::memory_order_relaxed);
+    } else {
+      held = true;
+    }
+    break;
+  }
+  unlock();
+  return held;
+}
+
+}  // namespace zctls

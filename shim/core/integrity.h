@@ -1,0 +1,70 @@
+// The integrity guard's pure parts: file snapshots and what changed between
+// two of them, the settle window, and the quarantine of changed inodes.
+// Times are passed in (nanoseconds), so the clocks are the caller's.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace zctls {
+
+struct FileSnapshot {
+  std::uint64_t dev = 0, ino = 0;
+  std::int64_t size = 0;
+  std::int64_t mtime_ns = 0, ctime_ns = 0;  // nanoseconds since the epoch
+
+  static FileSnapshot of(const struct stat& st) noexcept;
+  // The latest modification of contents or metadata.
+  std::int64_t changed_ns() const noexcept { return mtime_ns > ctime_ns ? mtime_ns : ctime_ns; }
+};
+
+// Which fields differ, as a bit set.
+enum ChangedField : unsigned {
+  kChangedInode = 1U << 0,  // device or inode number: another file
+  kChangedSize = 1U << 1,
+  kChangedMtime = 1U << 2,
+  kChangedCtime = 1U << 3,
+};
+unsigned changed_fields(const FileSnapshot& before, const FileSnapshot& after) noexcept;
+// "size,mtime,ctime": for log lines.
+std::string describe_changes(unsigned fields);
+
+// True if the file changed less than `settle_ns` before `now_ns`: it may
+// still be being written, so it is sent by copy for now.  A change dated in
+// the future (clock steps, another host's timestamps) also counts as recent.
+bool within_settle(const FileSnapshot& s, std::int64_t now_ns, std::int64_t settle_ns) noexcept;
+
+// Inodes that changed under a zerocopy send, kept out of zerocopy until they
+// have been stable (no new ctime) for `stable_ns`.  Fixed capacity
+// (kSlots); when full, the oldest entry is replaced.  Thread-safe with a
+// spinlock that is only taken when at least one inode is quarantined.
+class Quarantine {
+ public:
+  static constexpr int kSlots = 256;
+
+  void add(const FileSnapshot& s, std::int64_t now_ns) noexcept;
+  // Whether `s`'s inode is still quarantined at `now_ns`.  A new ctime
+  // restarts its clock; an entry stable for `stable_ns` is released.
+  bool holds(const FileSnapshot& s, std::int64_t now_ns, std::int64_t stable_ns) noexcept;
+  int size() const noexcept { return active_.load(std::memory_order_relaxed); }
+  void reset_lock_after_fork() noexcept { lock_.clear(); }
+
+ private:
+  struct Entry {
+    std::uint64_t dev = 0, ino = 0;
+    std::int64_t ctime_ns = 0;
+    std::int64_t stable_since_ns = 0;
+    bool used = false;
+  };
+  void lock() noexcept;
+  void unlock() noexcept { lock_.clear(std::memory_order_release); }
+
+  Entry entries_[kSlots];
+  std::atomic<int> active_{0};
+  std::atomic_flag lock_ = ATOMIC_FLAG_INIT;
+};
+
+}  // namespace zctls
