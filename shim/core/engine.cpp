@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include <sched.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -20,17 +22,19 @@ FileKey key_of(const struct stat& st) {
 }  // namespace
 
 const Config* Engine::config() noexcept {
-  if (config_state_.load(std::memory_order_acquire) == 2)
-    return config_.load(std::memory_order_acquire);
-  int expected = 0;
-  if (config_state_.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+  int state = config_state_.load(std::memory_order_acquire);
+  if (state == 2) return config_.load(std::memory_order_acquire);
+  if (state == 0 && config_state_.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) {
     config_.store(loader_(), std::memory_order_release);
     config_state_.store(2, std::memory_order_release);
     return config_.load(std::memory_order_acquire);
   }
-  // Another thread is loading it: send this one with the flag as it is
-  // rather than wait (a lock here could deadlock across fork).
-  return nullptr;
+  // Another thread is loading it (a few milliseconds, once per process):
+  // wait, so that no send goes out undecided.  No lock is held, so the
+  // loader always finishes; after fork the child resets a load that was
+  // under way (after_fork_in_child).
+  while (config_state_.load(std::memory_order_acquire) != 2) sched_yield();
+  return config_.load(std::memory_order_acquire);
 }
 
 void Engine::after_fork_in_child() noexcept {
@@ -112,12 +116,15 @@ bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& 
     const std::string_view p(path, static_cast<std::size_t>(len));
     // An unlinked file can still change through other open fds and has no
     // path a rule could name: copy.
-    if (!p.ends_with(kDeletedSuffix)) decision = config.decide(p);
+    const bool unlinked = p.ends_with(kDeletedSuffix);
+    if (!unlinked) decision = config.decide(p);
     if (log_enabled(LogLevel::debug))
       log(LogLevel::debug, "%.*s: %s (%s)", static_cast<int>(p.size()), p.data(),
           decision.zerocopy ? "zerocopy" : "copy",
-          decision.rule >= 0 ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
-                             : "default");
+          unlinked ? "unlinked"
+          : decision.rule >= 0
+              ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
+              : "default");
   }
   decisions_.store(key, 1, decision);
   return decision.zerocopy;

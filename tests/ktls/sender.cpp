@@ -14,6 +14,14 @@
 //                         plain TCP socket, sendfile FILE on it
 //   exec FILE...          set kTLS up, then exec this program, which sends
 //                         FILEs on the inherited socket ("inherited" mode)
+//   modify N FILE         N trials: an in-place write during a blocked send
+//   truncate FILE         ftruncate during a blocked send
+//   deploy FILE           rename a new file over FILE between sends
+//   settle SEC FILE       rewrite FILE, send it, wait SEC, send again
+//   quarantine SEC FILE   change FILE during a send, send again now and
+//                         after SEC
+//   abort FILE            send FILE in two halves, changing it during the
+//                         first
 //   plain N FILE          plain TCP (no kTLS): FILE sent N times
 //   appflag FILE...       the application sets the flag itself, then sends
 //   errors FILE           failing sendfiles: prints return values and errno
@@ -21,12 +29,14 @@
 // Every mode checks that the receiver got exactly the files' bytes and
 // prints "bytes ok" or "BYTES DIFFER"; exit status 0 only if all is well.
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +44,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -82,10 +95,16 @@ k::KeyMaterial key() {
 // Reads `expected` from fd on a thread; compare() says whether it matched.
 class Receiver {
  public:
-  Receiver(int fd, std::string expected) : expected_(std::move(expected)) {
+  // held = true: do not read until go(), so that the sender blocks.
+  Receiver(int fd, std::string expected, bool held = false)
+      : expected_(std::move(expected)), held_(held) {
     timeval tv{30, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     thread_ = std::thread([this, fd] {
+      {
+        std::unique_lock<std::mutex> lock(gate_);
+        released_.wait(lock, [this] { return !held_; });
+      }
       std::vector<char> buf(1 << 16);
       while (got_.size() < expected_.size()) {
         const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
@@ -94,14 +113,33 @@ class Receiver {
       }
     });
   }
+  ~Receiver() {
+    go();
+    if (thread_.joinable()) thread_.join();
+  }
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  void go() {
+    {
+      const std::lock_guard<std::mutex> lock(gate_);
+      held_ = false;
+    }
+    released_.notify_all();
+  }
   bool compare() {
-    thread_.join();
+    go();
+    if (thread_.joinable()) thread_.join();
     return got_ == expected_;
   }
+  std::size_t received() const { return got_.size(); }  // after compare()
 
  private:
   std::string expected_;
   std::string got_;
+  bool held_;
+  std::mutex gate_;
+  std::condition_variable released_;
   std::thread thread_;
 };
 
@@ -259,8 +297,7 @@ int run_exec(const std::vector<std::string>& files) {
   if (!make_ktls(pair)) return 1;
   for (const int fd : {pair.client(), pair.server()})
     fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
-  std::vector<std::string> args = {"zctls_test_sender", "inherited",
-                                   std::to_string(pair.client()),
+  std::vector<std::string> args = {"zctls_test_sender", "inherited", std::to_string(pair.client()),
                                    std::to_string(pair.server())};
   args.insert(args.end(), files.begin(), files.end());
   std::vector<char*> argv;
@@ -282,6 +319,170 @@ int run_inherited(int client, int server, const std::vector<std::string>& files)
   const bool same = receiver.compare();
   say(same ? "bytes ok" : "BYTES DIFFER");
   return same ? 0 : 1;
+}
+
+// --- integrity ----------------------------------------------------------
+
+// Waits until a blocked sender has stopped filling the socket: the send
+// queue (SIOCOUTQ) is non-empty and has not moved for 50 ms.
+void wait_until_blocked(int sock) {
+  int last = -1, stable = 0;
+  for (int i = 0; i < 1000 && stable < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    int queued = 0;
+    ioctl(sock, SIOCOUTQ, &queued);
+    stable = queued > 0 && queued == last ? stable + 1 : 0;
+    last = queued;
+  }
+}
+
+// sendfile of [offset, offset+count) while `change` runs once the send is
+// blocked on a receiver that is not reading yet.  Returns sendfile's result.
+template <typename Change>
+ssize_t send_while_changing(int sock, int file, off_t offset, std::size_t count, Receiver& receiver,
+                            Change change) {
+  ssize_t rc = 0;
+  int err = 0;
+  std::thread sender([&] {
+    rc = sendfile(sock, file, &offset, count);
+    err = errno;
+  });
+  wait_until_blocked(sock);
+  change();
+  receiver.go();
+  sender.join();
+  errno = err;
+  return rc;
+}
+
+// One fresh kTLS connection sends the whole file while `change(fd, size)`
+// runs once the send is blocked; returns "sent=N received=M".
+template <typename Change>
+std::string send_whole_while(const std::string& path, Change change) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return "kTLS setup failed";
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  struct stat st {};
+  fstat(fd, &st);
+  // Reads until EOF: at most the file.
+  Receiver receiver(pair.server(), std::string(static_cast<std::size_t>(st.st_size), '?'), true);
+  const ssize_t rc = send_while_changing(pair.client(), fd, 0, static_cast<std::size_t>(st.st_size),
+                                         receiver, [&] { change(fd, st.st_size); });
+  shutdown(pair.client(), SHUT_WR);
+  receiver.compare();
+  close(fd);
+  return "sent=" + std::to_string(rc) + " received=" + std::to_string(receiver.received());
+}
+
+// TRIALS times: an in-place write while the send is blocked.
+int run_modify(int trials, const std::string& path) {
+  for (int t = 0; t < trials; ++t) {
+    say("trial " + std::to_string(t) + " " + send_whole_while(path, [t](int fd, off_t size) {
+          const char byte = static_cast<char>(t);
+          pwrite(fd, &byte, 1, size / 2);
+        }));
+  }
+  return 0;
+}
+
+// The same with ftruncate to half the size.
+int run_truncate(const std::string& path) {
+  say("truncated during send: " +
+      send_whole_while(path, [](int fd, off_t size) { ftruncate(fd, size / 2); }));
+  return 0;
+}
+
+// A rename deploy: the old fd keeps the old inode (no event), a new open of
+// the path gets the new inode (its own decision).
+int run_deploy(const std::string& path) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const std::string old_bytes = slurp(path);
+  const std::string new_bytes(old_bytes.size() + 1000, 'n');
+  Receiver receiver(pair.server(), old_bytes + old_bytes + new_bytes);
+  const int old_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  off_t off = 0;
+  sendfile(pair.client(), old_fd, &off, old_bytes.size());
+  say("old file flag=" + std::to_string(raw_flag(pair.client())));
+  { std::ofstream(path + ".new", std::ios::binary) << new_bytes; }
+  rename((path + ".new").c_str(), path.c_str());
+  off = 0;
+  sendfile(pair.client(), old_fd, &off, old_bytes.size());
+  say("old fd after deploy flag=" + std::to_string(raw_flag(pair.client())));
+  const int new_fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  off = 0;
+  sendfile(pair.client(), new_fd, &off, new_bytes.size());
+  say("new file flag=" + std::to_string(raw_flag(pair.client())));
+  close(old_fd);
+  close(new_fd);
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
+// A file written just now, sent, then sent again after SECONDS.
+int run_settle(double seconds, const std::string& path) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const std::string bytes = slurp(path);
+  {
+    std::ofstream(path, std::ios::binary) << bytes;  // "just written"
+  }
+  Receiver receiver(pair.server(), bytes + bytes);
+  send_file(pair.client(), path);
+  say("fresh flag=" + std::to_string(raw_flag(pair.client())));
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  send_file(pair.client(), path);
+  say("settled flag=" + std::to_string(raw_flag(pair.client())));
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
+// Changed during a send, then sent again at once and after SECONDS.
+int run_quarantine(double seconds, const std::string& path) {
+  if (run_modify(1, path) != 0) return 1;
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const std::string bytes = slurp(path);
+  Receiver receiver(pair.server(), bytes + bytes);
+  send_file(pair.client(), path);
+  say("right after flag=" + std::to_string(raw_flag(pair.client())));
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  send_file(pair.client(), path);
+  say("after quiet time flag=" + std::to_string(raw_flag(pair.client())));
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
+// A file sent in two halves; the first changes during its send.
+int run_abort(const std::string& path) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  struct stat st {};
+  fstat(fd, &st);
+  const std::size_t half = static_cast<std::size_t>(st.st_size) / 2;
+  Receiver receiver(pair.server(), std::string(static_cast<std::size_t>(st.st_size), '?'), true);
+  const ssize_t first = send_while_changing(pair.client(), fd, 0, half, receiver, [&] {
+    const char byte = 'x';
+    pwrite(fd, &byte, 1, 0);
+  });
+  off_t off = static_cast<off_t>(half);
+  errno = 0;
+  const ssize_t second = sendfile(pair.client(), fd, &off, half);
+  const int err = errno;
+  receiver.compare();
+  say("first half sent=" + std::to_string(first));
+  // After shutdown the kernel fails the send with EPIPE; 6.12 may first
+  // accept one record into kTLS's buffer (a short count) - never the half.
+  say(std::string("second half: ") +
+      (second == static_cast<ssize_t>(half) ? "complete" : "cut short") + " (rc=" +
+      std::to_string(second) + (second < 0 ? std::string(" ") + strerrorname_np(err) : "") + ")");
+  say("receiver got " + std::to_string(receiver.received()) + " of " + std::to_string(st.st_size));
+  close(fd);
+  return 0;
 }
 
 // Plain TCP, no kTLS anywhere: what most processes under the shim do.
@@ -435,6 +636,9 @@ int run_openssl(const std::vector<std::string>& files) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As servers do: a write to a connection the peer (or zctls's abort
+  // policy) closed should fail with EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s raw|openssl|threads N|reuse|errors FILE...\n", argv[0]);
     return 2;
@@ -448,6 +652,13 @@ int main(int argc, char** argv) {
   }
   if (mode == "fork") return run_fork(files);
   if (mode == "exec") return run_exec(files);
+  if (mode == "modify" && files.size() == 2) return run_modify(std::stoi(files[0]), files[1]);
+  if (mode == "truncate") return run_truncate(files[0]);
+  if (mode == "deploy") return run_deploy(files[0]);
+  if (mode == "settle" && files.size() == 2) return run_settle(std::stod(files[0]), files[1]);
+  if (mode == "quarantine" && files.size() == 2)
+    return run_quarantine(std::stod(files[0]), files[1]);
+  if (mode == "abort") return run_abort(files[0]);
   if (mode == "inherited" && files.size() >= 3) {
     const int client = std::stoi(files[0]), server = std::stoi(files[1]);
     files.erase(files.begin(), files.begin() + 2);

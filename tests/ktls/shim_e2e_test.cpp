@@ -2,107 +2,14 @@
 // real kTLS kernel.  The witnesses are independent of the shim: strace of
 // the program's setsockopt/getsockopt calls, and the program's own raw
 // getsockopt of TLS_TX_ZEROCOPY_RO after each send.
-#include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <iterator>
-#include <regex>
-#include <sstream>
-#include <string>
-#include <vector>
-
-#ifndef ZCTLS_SHIM_PATH
-#error "ZCTLS_SHIM_PATH must name libzctls.so"
-#endif
-#ifndef ZCTLS_SENDER_PATH
-#error "ZCTLS_SENDER_PATH must name zctls_test_sender"
-#endif
+#include "e2e_support.h"
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-void spit(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-struct Outcome {
-  int status = -1;
-  std::string out, err, strace;
-  // setsockopt(fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, [v]) values, in order.  The
-  // result is not matched: with threads strace splits a call into
-  // "<unfinished ...>" and "resumed" lines (the flag read-backs check it).
-  std::vector<int> flag_sets() const {
-    std::vector<int> values;
-    static const std::regex re(
-        R"(setsockopt\(\d+, SOL_TLS, (?:TLS_TX_ZEROCOPY_RO|0x3 /\* TLS_\?\?\? \*/), \[(\d+)\], 4)");
-    for (const auto& line : lines_of(strace)) {
-      std::smatch m;
-      if (std::regex_search(line, m, re)) values.push_back(std::stoi(m[1]));
-    }
-    return values;
-  }
-};
-
-class ShimE2E : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/zctls-e2e-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    ASSERT_EQ(mkdir((dir_ + "/static").c_str(), 0755), 0);
-    ASSERT_EQ(mkdir((dir_ + "/private").c_str(), 0755), 0);
-    // Several records each, sizes not multiples of a record or a page.
-    std::string a(300000, '\0'), b(100001, '\0');
-    for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<char>(i * 31 + 7);
-    for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>(i * 17 + 3);
-    spit(static_file(), a);
-    spit(private_file(), b);
-    spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\n");
-  }
-  void TearDown() override {
-    const std::string cmd = "rm -rf '" + dir_ + "'";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
-  }
-
-  std::string static_file() const { return dir_ + "/static/a.bin"; }
-  std::string private_file() const { return dir_ + "/private/b.bin"; }
-  std::string config() const { return dir_ + "/zctls.toml"; }
-
-  // Runs the sender under strace, with the shim preloaded when `env` says
-  // so (env is a list of VAR=value words for env(1)).
-  Outcome run(const std::string& env, const std::string& args, bool preload = true) {
-    Outcome r;
-    const std::string out = dir_ + "/out", err = dir_ + "/err", trace = dir_ + "/strace";
-    const std::string cmd = "strace -f -qq -o " + trace +
-                            " -e trace=setsockopt,getsockopt,write,close env " +
-                            (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") + env + " " +
-                            ZCTLS_SENDER_PATH " " + args + " > " + out + " 2> " + err;
-    const int rc = std::system(cmd.c_str());
-    r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    r.strace = slurp(trace);
-    return r;
-  }
-
-  std::string dir_;
-};
+using zctls_e2e::lines_of;
+using zctls_e2e::Outcome;
+using zctls_e2e::ShimE2E;
+using zctls_e2e::spit;
 
 TEST_F(ShimE2E, RawFlagFollowsTheConfigPerSend) {
   const Outcome r = run("ZCTLS_CONFIG=" + config(),
@@ -135,7 +42,8 @@ TEST_F(ShimE2E, SocketInheritedAcrossExecIsClassifiedLazily) {
   const Outcome r = run("ZCTLS_CONFIG=" + config(),
                         "exec " + static_file() + " " + private_file() + " " + static_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_EQ(r.out, "inherited a.bin flag=1\ninherited b.bin flag=0\ninherited a.bin flag=1\nbytes ok\n")
+  EXPECT_EQ(r.out,
+            "inherited a.bin flag=1\ninherited b.bin flag=0\ninherited a.bin flag=1\nbytes ok\n")
       << r.err;
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
   // The new image asked the kernel what the fd is: TCP_ULP, then TLS_TX.
@@ -214,7 +122,8 @@ TEST_F(ShimE2E, FailuresKeepTheirReturnValueAndErrno) {
 }
 
 TEST_F(ShimE2E, BrokenConfigPassesThroughWithAMessage) {
-  spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\npth = 1\n");
+  spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\npth = 1\n" +
+                     zctls_e2e::kNoSettle);
   const Outcome r = run("ZCTLS_CONFIG=" + config(), "raw " + static_file() + " " + private_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\nbytes ok\n");

@@ -1,0 +1,102 @@
+// The integrity guard on a real kTLS kernel: files changed, truncated or
+// replaced while zctls_test_sender sends them with zerocopy on.  The shim
+// reports events on stderr; the program reports the flag it reads back,
+// what it sent and what its peer received.
+#include "e2e_support.h"
+
+namespace {
+
+using zctls_e2e::count;
+using zctls_e2e::Outcome;
+using zctls_e2e::ShimE2E;
+using zctls_e2e::spit;
+
+class IntegrityE2E : public ShimE2E {
+ protected:
+  // A file larger than the socket buffers, so that a send of it blocks
+  // while the peer does not read.
+  std::string big_file(std::size_t size = 4'000'000) {
+    const std::string path = dir_ + "/static/big.bin";
+    spit(path, std::string(size, 'z'));
+    return path;
+  }
+  void use_integrity(const std::string& settings) {
+    spit(config(),
+         "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\n[integrity]\n" + settings);
+  }
+  Outcome run_sender(const std::string& args, const std::string& env = "") {
+    return run("ZCTLS_CONFIG=" + config() + " " + env, args);
+  }
+};
+
+TEST_F(IntegrityE2E, InPlaceWriteDuringSendIsDetectedInEveryTrial) {
+  use_integrity("settle = 0\non_change = \"log\"\n");
+  const std::string file = big_file();
+  constexpr int kTrials = 20;
+  const Outcome r = run_sender("modify " + std::to_string(kTrials) + " " + file);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(count(r.out, " sent=4000000 received=4000000\n"), kTrials) << r.out;
+  EXPECT_EQ(count(r.err, "integrity: " + file + " changed during a zerocopy send"), kTrials)
+      << r.err;
+  EXPECT_EQ(count(r.err, "offset 0, length 4000000, changed: mtime,ctime); action: log"), kTrials)
+      << r.err;
+  EXPECT_EQ(count(r.err, "peer 127.0.0.1:"), kTrials);
+}
+
+TEST_F(IntegrityE2E, TruncationIsDetected) {
+  use_integrity("settle = 0\non_change = \"log\"\n");
+  const std::string file = big_file();
+  const Outcome r = run_sender("truncate " + file);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("changed: size,mtime,ctime); action: log"), std::string::npos) << r.err;
+}
+
+TEST_F(IntegrityE2E, RenameDeployIsNoEventAndTheNewFileGetsItsOwnDecision) {
+  use_integrity("settle = 0\n");
+  const Outcome r = run_sender("deploy " + static_file(), "ZCTLS_LOG_LEVEL=debug");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  // The old fd now names an unlinked file, which zctls always copies (no
+  // path a rule could name, and still writable through other fds).
+  EXPECT_EQ(r.out, "old file flag=1\nold fd after deploy flag=0\nnew file flag=1\nbytes ok\n")
+      << r.err;
+  EXPECT_EQ(r.err.find("integrity:"), std::string::npos) << r.err;
+  // The new inode gets its own decision.
+  EXPECT_EQ(count(r.err, static_file() + ": zerocopy ("), 2) << r.err;
+  EXPECT_EQ(count(r.err, static_file() + " (deleted): copy (unlinked)"), 1) << r.err;
+}
+
+TEST_F(IntegrityE2E, SettleWindowCopiesRecentFilesUntilTheyAreQuiet) {
+  use_integrity("settle = 1\n");
+  const Outcome r = run_sender("settle 1.5 " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "fresh flag=0\nsettled flag=1\nbytes ok\n") << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << r.strace;
+}
+
+TEST_F(IntegrityE2E, QuarantineStartsAndExpires) {
+  // 5 s: wide enough that the send "right after" the event falls inside it
+  // even on a loaded TCG guest (1 s was not).
+  use_integrity("settle = 0\non_change = \"quarantine\"\nquarantine = 5\n");
+  const std::string file = big_file();
+  const Outcome r = run_sender("quarantine 6 " + file);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("action: quarantine"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("right after flag=0\nafter quiet time flag=1\nbytes ok\n"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST_F(IntegrityE2E, AbortEndsTheConnectionAndThePeerSeesAShortTransfer) {
+  use_integrity("settle = 0\non_change = \"abort\"\n");
+  const std::string file = big_file(8'000'000);  // each half must block
+  const Outcome r = run_sender("abort " + file);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("action: abort"), std::string::npos) << r.err;
+  // The half in flight when the file changed went out; then the shim shut
+  // the connection down: the next send fails and the peer gets EOF early.
+  EXPECT_NE(r.out.find("first half sent=4000000\nsecond half: cut short (rc="), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("receiver got 4000000 of 8000000\n"), std::string::npos) << r.out;
+}
+
+}  // namespace
