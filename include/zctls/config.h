@@ -17,6 +17,12 @@ enum class LogLevel { error = 0, warn = 1, info = 2, debug = 3 };
 std::optional<LogLevel> parse_log_level(std::string_view text) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
 
+// Where the shim's messages go ([log] target).
+struct LogTargetConfig {
+  enum class Kind { stderr_stream, syslog, file } kind = Kind::stderr_stream;
+  std::string path;  // for file
+};
+
 struct Rule {
   Glob glob;
   bool zerocopy = false;
@@ -46,6 +52,7 @@ struct Config {
   std::vector<Rule> rules;        // first match wins
   bool default_zerocopy = false;  // files no rule matches
   LogLevel log_level = LogLevel::warn;
+  LogTargetConfig log_target;
   IntegrityConfig integrity;
   std::string source;  // where it came from, for messages
 

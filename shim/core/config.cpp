@@ -148,6 +148,21 @@ class Parser {
                   "'log.level' must be error, warn, info or debug, not '" + *text + "'");
           }
         }
+      } else if (key == "target") {
+        if (auto text = value<std::string>(field, "'log.target'")) {
+          if (*text == "stderr") {
+            config.log_target.kind = LogTargetConfig::Kind::stderr_stream;
+          } else if (*text == "syslog") {
+            config.log_target.kind = LogTargetConfig::Kind::syslog;
+          } else if (text->starts_with("file:") && text->size() > 5 && (*text)[5] == '/') {
+            config.log_target.kind = LogTargetConfig::Kind::file;
+            config.log_target.path = text->substr(5);
+          } else {
+            error(field.source(),
+                  "'log.target' must be \"stderr\", \"syslog\" or \"file:/absolute/path\", not '" +
+                      *text + "'");
+          }
+        }
       } else {
         unknown_key(key, "[log]");
       }

@@ -212,6 +212,11 @@ void Engine::integrity_event(const SendTicket& ticket, const FileSnapshot& after
       "changed: %s); action: %s",
       path, ticket.out_fd, peer, static_cast<long long>(end) - sent, sent, fields.c_str(),
       to_string(action).data());
+  if (log_enabled(LogLevel::debug)) {
+    char stack[900];
+    kernel_.backtrace(stack, sizeof stack);
+    log(LogLevel::debug, "integrity: sent from %s", stack);
+  }
 }
 
 }  // namespace zctls

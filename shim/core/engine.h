@@ -16,6 +16,7 @@
 #include "decision_cache.h"
 #include "fd_table.h"
 #include "integrity.h"
+#include "log.h"
 #include "zctls/config.h"
 #include "zctls/ktls.h"
 
@@ -36,6 +37,9 @@ class KernelPort {
   virtual void peer_name(int fd, char* buf, std::size_t size) noexcept = 0;
   virtual off_t file_position(int fd) noexcept = 0;  // lseek(fd, 0, SEEK_CUR)
   virtual void shutdown_socket(int fd) noexcept = 0;
+  // The calling thread's stack as "f1 <- f2 <- ...", for debug logs of
+  // integrity events: which code path sent the file.
+  virtual void backtrace(char* buf, std::size_t size) noexcept = 0;
 
  protected:
   ~KernelPort() = default;
@@ -69,10 +73,16 @@ class Engine {
   // The application's own successful setsockopt (seen by the hook).
   void after_app_setsockopt(int fd, int level, int optname, const void* value,
                             socklen_t length) noexcept;
-  void after_close(int fd) noexcept { fds_.forget(fd); }
+  void after_close(int fd) noexcept {
+    fds_.forget(fd);
+    forget_log_fd(fd);
+  }
   void after_close_range(unsigned first, unsigned last) noexcept { fds_.forget_range(first, last); }
   // dup2/dup3: `newfd` now names another file; learn it again when used.
-  void after_dup(int newfd) noexcept { fds_.forget(newfd); }
+  void after_dup(int newfd) noexcept {
+    fds_.forget(newfd);
+    forget_log_fd(newfd);
+  }
 
   // Called just before the real sendfile(out_fd, in_fd, ...).  Sets or
   // clears the flag on out_fd if, and only if, it must change.  Never fails:

@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,10 +12,24 @@
 namespace zctls {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::warn)};
-std::atomic<int> g_fd{2};
+std::atomic<int> g_fd{2};               // -1: syslog
 std::atomic<std::int64_t> g_window{0};  // the second the current budget is for
 std::atomic<int> g_sent{0};
 std::atomic<int> g_dropped{0};
+
+int syslog_priority(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::error:
+      return LOG_ERR;
+    case LogLevel::warn:
+      return LOG_WARNING;
+    case LogLevel::info:
+      return LOG_INFO;
+    case LogLevel::debug:
+      return LOG_DEBUG;
+  }
+  return LOG_NOTICE;
+}
 
 // True if this line fits the budget of the current second.
 bool take_budget() noexcept {
@@ -40,6 +55,16 @@ bool log_enabled(LogLevel level) noexcept {
   return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed);
 }
 void set_log_fd(int fd) noexcept { g_fd.store(fd, std::memory_order_relaxed); }
+void set_log_syslog() noexcept { g_fd.store(-1, std::memory_order_relaxed); }
+void forget_log_fd_range(unsigned first, unsigned last) noexcept {
+  const int fd = g_fd.load(std::memory_order_relaxed);
+  if (fd > 2 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last)
+    forget_log_fd(fd);
+}
+void forget_log_fd(int fd) noexcept {
+  int current = fd;
+  if (fd > 2) g_fd.compare_exchange_strong(current, 2, std::memory_order_relaxed);
+}
 
 void log(LogLevel level, const char* format, ...) noexcept {
   if (!log_enabled(level) || !take_budget()) return;
@@ -55,10 +80,15 @@ void log(LogLevel level, const char* format, ...) noexcept {
   if (const int dropped = g_dropped.exchange(0, std::memory_order_relaxed); dropped > 0)
     n += std::snprintf(line + n, sizeof line - static_cast<std::size_t>(n),
                        " (%d earlier messages suppressed)", dropped);
-  line[n++] = '\n';
-  const ssize_t ignored =
-      write(g_fd.load(std::memory_order_relaxed), line, static_cast<std::size_t>(n));
-  (void)ignored;
+  const int fd = g_fd.load(std::memory_order_relaxed);
+  if (fd < 0) {
+    line[n] = '\0';
+    syslog(LOG_DAEMON | syslog_priority(level), "%s", line);
+  } else {
+    line[n++] = '\n';
+    const ssize_t ignored = write(fd, line, static_cast<std::size_t>(n));
+    (void)ignored;
+  }
   errno = saved;
 }
 

@@ -1,7 +1,10 @@
 #include "runtime.h"
 
+#define UNW_LOCAL_ONLY
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <libunwind.h>
 #include <linux/close_range.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -110,6 +113,39 @@ class LibcKernel final : public KernelPort {
   }
   off_t file_position(int fd) noexcept override { return lseek(fd, 0, SEEK_CUR); }
   void shutdown_socket(int fd) noexcept override { shutdown(fd, SHUT_RDWR); }
+  void backtrace(char* buf, std::size_t size) noexcept override {
+    // libunwind, local unwinding: the frames above the hook, named by
+    // unw_get_proc_name.  Stripped binaries only have dynamic symbols, which
+    // would misname a frame far from its symbol: those are shown as
+    // "module+0xOFFSET" instead, to symbolize offline (addr2line -e module).
+    unw_context_t context;
+    unw_cursor_t cursor;
+    std::size_t used = 0;
+    buf[0] = '\0';
+    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return;
+    for (int frame = 0; frame < 40 && unw_step(&cursor) > 0 && used + 8 < size; ++frame) {
+      char name[160];
+      unw_word_t offset = 0;
+      unw_word_t ip = 0;
+      unw_get_reg(&cursor, UNW_REG_IP, &ip);
+      const bool named = unw_get_proc_name(&cursor, name, sizeof name, &offset) == 0;
+      if (named && std::strncmp(name, "_ZN5zctls", 9) == 0) continue;  // the shim itself
+      if (!named || offset > 0x1000) {
+        Dl_info info{};
+        if (dladdr(reinterpret_cast<void*>(ip), &info) != 0 && info.dli_fname != nullptr) {
+          const char* slash = std::strrchr(info.dli_fname, '/');
+          std::snprintf(
+              name, sizeof name, "%s+0x%lx", slash != nullptr ? slash + 1 : info.dli_fname,
+              static_cast<unsigned long>(ip - reinterpret_cast<unw_word_t>(info.dli_fbase)));
+        } else {
+          std::snprintf(name, sizeof name, "0x%lx", static_cast<unsigned long>(ip));
+        }
+      }
+      const int n = std::snprintf(buf + used, size - used, "%s%s", used == 0 ? "" : " <- ", name);
+      if (n < 0) break;
+      used += static_cast<std::size_t>(n);
+    }
+  }
 
  private:
   static std::int64_t now(clockid_t clock) noexcept {
@@ -118,6 +154,27 @@ class LibcKernel final : public KernelPort {
     return t.tv_sec * 1'000'000'000LL + t.tv_nsec;
   }
 };
+
+void apply_log_target(const LogTargetConfig& target) {
+  switch (target.kind) {
+    case LogTargetConfig::Kind::stderr_stream:
+      set_log_fd(2);
+      break;
+    case LogTargetConfig::Kind::syslog:
+      set_log_syslog();
+      break;
+    case LogTargetConfig::Kind::file: {
+      const int fd = open(target.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+      if (fd < 0) {
+        log(LogLevel::error, "cannot open the log file %s: %s; logging to stderr",
+            target.path.c_str(), std::strerror(errno));
+      } else {
+        set_log_fd(fd);
+      }
+      break;
+    }
+  }
+}
 
 void log_config_errors(const std::vector<ConfigError>& errors) {
   for (const ConfigError& e : errors)
@@ -152,6 +209,7 @@ const Config* load_config_or_null() {
     return nullptr;
   }
   if (!env.have_log_level) set_log_level(config.log_level);
+  apply_log_target(config.log_target);
   log(LogLevel::info, "zctls %s: config %s: %zu rules, default %s", kVersion, config.source.c_str(),
       config.rules.size(), config.default_zerocopy ? "zerocopy" : "copy");
   // Lives as long as the process: hooks on other threads may hold it.
@@ -240,6 +298,7 @@ void after_close(int fd) noexcept {
 void after_close_range(unsigned first, unsigned last, int flags) noexcept {
   if (environment().disabled || (flags & CLOSE_RANGE_CLOEXEC) != 0) return;
   engine().after_close_range(first, last);
+  forget_log_fd_range(first, last);
 }
 
 void after_dup(int oldfd, int newfd) noexcept {

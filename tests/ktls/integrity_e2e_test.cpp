@@ -2,6 +2,12 @@
 // replaced while zctls_test_sender sends them with zerocopy on.  The shim
 // reports events on stderr; the program reports the flag it reads back,
 // what it sent and what its peer received.
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "e2e_support.h"
 
 namespace {
@@ -97,6 +103,47 @@ TEST_F(IntegrityE2E, AbortEndsTheConnectionAndThePeerSeesAShortTransfer) {
   EXPECT_NE(r.out.find("first half sent=4000000\nsecond half: cut short (rc="), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("receiver got 4000000 of 8000000\n"), std::string::npos) << r.out;
+}
+
+TEST_F(IntegrityE2E, LogToAFileWithABacktraceAtDebug) {
+  const std::string log = dir_ + "/zctls.log";
+  use_integrity(
+      "settle = 0\non_change = \"log\"\n[log]\nlevel = \"debug\"\ntarget = \"file:" + log + "\"\n");
+  const Outcome r = run_sender("modify 1 " + big_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "") << "everything went to the file";
+  const std::string text = zctls_e2e::slurp(log);
+  EXPECT_NE(text.find("changed during a zerocopy send"), std::string::npos) << text;
+  // libunwind names the code path that sent the file.
+  EXPECT_NE(text.find("integrity: sent from "), std::string::npos) << text;
+  EXPECT_NE(text.find("sendfile"), std::string::npos) << text;
+}
+
+// A syslog daemon stand-in: a datagram socket on /dev/log.  Only where no
+// syslog daemon owns /dev/log (the bench's guest has its own /dev).
+TEST_F(IntegrityE2E, LogToSyslogAsDaemonFacility) {
+  struct stat st {};
+  if (stat("/dev/log", &st) == 0) GTEST_SKIP() << "/dev/log belongs to a real syslog here";
+  const int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, "/dev/log");
+  ASSERT_EQ(bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << strerror(errno);
+  use_integrity("settle = 0\non_change = \"log\"\n[log]\ntarget = \"syslog\"\n");
+  const Outcome r = run_sender("modify 1 " + big_file());
+  std::string messages;
+  char buf[2048];
+  for (ssize_t n; (n = recv(sock, buf, sizeof buf, MSG_DONTWAIT)) > 0;)
+    messages.append(buf, static_cast<std::size_t>(n)).push_back('\n');
+  close(sock);
+  unlink("/dev/log");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  // <28> = LOG_DAEMON (3 << 3) | LOG_WARNING (4); the ident is the program's
+  // own (no openlog), the text the shim's.
+  EXPECT_NE(messages.find("<28>"), std::string::npos) << messages;
+  EXPECT_NE(messages.find("zctls_test_sender: zctls["), std::string::npos) << messages;
+  EXPECT_NE(messages.find("changed during a zerocopy send"), std::string::npos) << messages;
 }
 
 }  // namespace

@@ -97,8 +97,10 @@ const ErrorCase kErrors[] = {
     {"BadGlobStar", "[[rule]]\npath = \"/a/x**\"\nzerocopy = true\n",
      "c.toml:2:13: invalid glob in 'path': '**' must be a whole path segment"},
     {"BadLogLevel", "[log]\nlevel = \"loud\"\n", "c.toml:2:9: 'log.level' must be error, warn"},
-    {"UnknownLogKey", "[log]\ntarget = \"x\"\n", "c.toml:2:1: unknown key 'target' in [log]"},
+    {"UnknownLogKey", "[log]\ncolor = \"x\"\n", "c.toml:2:1: unknown key 'color' in [log]"},
     {"LogNotTable", "log = 1\n", "c.toml:1:7: 'log' must be a table"},
+    {"LogTarget", "[log]\ntarget = \"file:relative.log\"\n",
+     "c.toml:2:10: 'log.target' must be \"stderr\", \"syslog\" or \"file:/absolute/path\""},
     {"SettleType", "[integrity]\nsettle = \"2s\"\n",
      "c.toml:2:10: 'integrity.settle' must be a number of seconds, not a string"},
     {"SettleRange", "[integrity]\nsettle = -1\n",
@@ -120,6 +122,19 @@ TEST_P(ConfigErrors, NamePositionAndProblem) {
 
 INSTANTIATE_TEST_SUITE_P(Table, ConfigErrors, ::testing::ValuesIn(kErrors),
                          [](const auto& param_info) { return std::string(param_info.param.name); });
+
+TEST(Config, LogTargets) {
+  auto target = [](const char* text) {
+    const ConfigResult r =
+        parse_config(std::string("[log]\ntarget = \"") + text + "\"\n", "l.toml");
+    EXPECT_TRUE(r.config) << first_error(r);
+    return r.config ? r.config->log_target : zctls::LogTargetConfig{};
+  };
+  EXPECT_EQ(target("stderr").kind, zctls::LogTargetConfig::Kind::stderr_stream);
+  EXPECT_EQ(target("syslog").kind, zctls::LogTargetConfig::Kind::syslog);
+  EXPECT_EQ(target("file:/var/log/zctls.log").kind, zctls::LogTargetConfig::Kind::file);
+  EXPECT_EQ(target("file:/var/log/zctls.log").path, "/var/log/zctls.log");
+}
 
 TEST(Config, IntegrityDefaultsAndValues) {
   const ConfigResult d = parse_config("", "d.toml");

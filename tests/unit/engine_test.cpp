@@ -76,6 +76,9 @@ class FakeKernel final : public zctls::KernelPort {
   off_t file_position(int) noexcept override { return 0; }
   void shutdown_socket(int fd) noexcept override { shutdown_calls.push_back(fd); }
   std::vector<int> shutdown_calls;
+  void backtrace(char* buf, std::size_t size) noexcept override {
+    std::snprintf(buf, size, "send_it <- main");
+  }
 
   int set_zerocopy(int fd, bool on) noexcept override {
     sets.emplace_back(fd, on);
