@@ -87,4 +87,13 @@ struct FlagState {
 };
 FlagState get_tx_zerocopy(int fd, const SockoptCalls& calls = libc_sockopt_calls()) noexcept;
 
+// TCP_INFO byte counts of a connection (Linux 4.19+): what the application
+// has written into it so far and what the peer has acknowledged.  Bytes
+// written at some point are acknowledged once `acked` reaches that point.
+struct TcpProgress {
+  std::uint64_t written = 0;
+  std::uint64_t acked = 0;
+};
+bool tcp_progress(int fd, const SockoptCalls& calls, TcpProgress* out) noexcept;
+
 }  // namespace zctls::kernel

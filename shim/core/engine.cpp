@@ -132,6 +132,7 @@ bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& 
 
 SendTicket Engine::before_send(int out_fd, int in_fd) noexcept {
   SendTicket ticket;
+  check_in_flight(out_fd);
   FdState state = fds_.get(out_fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
     state = classify(out_fd);
@@ -180,11 +181,75 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
   struct stat st {};
   if (kernel_.stat_fd(ticket.in_fd, &st) != 0) return;
   const FileSnapshot after = FileSnapshot::of(st);
-  if (changed_fields(ticket.before, after) != 0) integrity_event(ticket, after, result, offset);
+  // Where the send started: sendfile advanced `offset` (or the file
+  // position) by `result` bytes.
+  const long long sent = result > 0 ? static_cast<long long>(result) : 0;
+  const auto start = [&] {
+    const off_t end =
+        offset != nullptr && result >= 0 ? *offset : kernel_.file_position(ticket.in_fd);
+    return static_cast<long long>(end) - sent;
+  };
+  if (changed_fields(ticket.before, after) != 0) {
+    integrity_event(ticket.out_fd, ticket.in_fd, ticket.before, after, start(), sent,
+                    "during a zerocopy send");
+  } else if (sent > 0) {
+    remember_in_flight(ticket, after, start(), sent);
+  }
 }
 
-void Engine::integrity_event(const SendTicket& ticket, const FileSnapshot& after, ssize_t result,
-                             const off_t* offset) noexcept {
+void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& after,
+                                long long offset, long long length) noexcept {
+  kernel::TcpProgress progress;
+  if (!kernel_.tcp_progress(ticket.out_fd, &progress) || progress.acked >= progress.written)
+    return;  // all acknowledged already: nothing left in flight
+  InFlight& slot = in_flight_[ticket.out_fd & (kInFlightSlots - 1)];
+  while (slot.lock.test_and_set(std::memory_order_acquire)) {
+  }
+  if (slot.sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
+  slot.sock = ticket.out_fd;
+  slot.in_fd = ticket.in_fd;
+  slot.snapshot = after;
+  slot.end = progress.written;
+  slot.offset = offset;
+  slot.length = length;
+  slot.lock.clear(std::memory_order_release);
+}
+
+void Engine::check_in_flight(int sock) noexcept {
+  if (in_flight_count_.load(std::memory_order_relaxed) == 0 || sock < 0) return;
+  InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
+  while (slot.lock.test_and_set(std::memory_order_acquire)) {
+  }
+  if (slot.sock != sock) {
+    slot.lock.clear(std::memory_order_release);
+    return;
+  }
+  const int in_fd = slot.in_fd;
+  const FileSnapshot before = slot.snapshot;
+  const std::uint64_t end = slot.end;
+  const long long offset = slot.offset, length = slot.length;
+  slot.sock = -1;
+  in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
+  slot.lock.clear(std::memory_order_release);
+
+  kernel::TcpProgress progress;
+  if (!kernel_.tcp_progress(sock, &progress) || progress.acked >= end) return;  // delivered
+  // Still unacknowledged: a change now can reach the wire in a
+  // retransmission.  Only the same open file can be checked (the fd may
+  // have been closed and its number reused since).
+  struct stat st {};
+  if (kernel_.stat_fd(in_fd, &st) != 0) return;
+  const FileSnapshot now = FileSnapshot::of(st);
+  if (now.dev != before.dev || now.ino != before.ino) return;
+  if (changed_fields(before, now) == 0) return;
+  integrity_.in_flight_events.fetch_add(1, std::memory_order_relaxed);
+  integrity_event(sock, in_fd, before, now, offset, length,
+                  "after a zerocopy send returned, before its bytes were acknowledged");
+}
+
+void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
+                             const FileSnapshot& after, long long offset, long long length,
+                             const char* when) noexcept {
   integrity_.events.fetch_add(1, std::memory_order_relaxed);
   const Config* cfg = config_.load(std::memory_order_acquire);
   const OnChange action = cfg != nullptr ? cfg->integrity.on_change : OnChange::log;
@@ -192,26 +257,20 @@ void Engine::integrity_event(const SendTicket& ticket, const FileSnapshot& after
   // the policy does: it is being written to.
   if (action != OnChange::log) quarantine_.add(after, kernel_.monotonic_ns());
   if (action == OnChange::abort) {
-    kernel_.shutdown_socket(ticket.out_fd);
+    kernel_.shutdown_socket(sock);
     integrity_.aborts.fetch_add(1, std::memory_order_relaxed);
   }
   if (!log_enabled(LogLevel::warn)) return;
-  // Where the send started: sendfile advanced `offset` (or the file
-  // position) by `result` bytes.
-  const off_t end =
-      offset != nullptr && result >= 0 ? *offset : kernel_.file_position(ticket.in_fd);
-  const long long sent = result > 0 ? static_cast<long long>(result) : 0;
   char path[4096] = "?";
-  const ssize_t len = kernel_.fd_path(ticket.in_fd, path, sizeof path - 1);
+  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path - 1);
   if (len > 0) path[len] = '\0';
   char peer[64];
-  kernel_.peer_name(ticket.out_fd, peer, sizeof peer);
-  const std::string fields = describe_changes(changed_fields(ticket.before, after));
+  kernel_.peer_name(sock, peer, sizeof peer);
+  const std::string fields = describe_changes(changed_fields(before, after));
   log(LogLevel::warn,
-      "integrity: %s changed during a zerocopy send (fd %d, peer %s, offset %lld, length %lld, "
-      "changed: %s); action: %s",
-      path, ticket.out_fd, peer, static_cast<long long>(end) - sent, sent, fields.c_str(),
-      to_string(action).data());
+      "integrity: %s changed %s (fd %d, peer %s, offset %lld, length %lld, changed: %s); "
+      "action: %s",
+      path, when, sock, peer, offset, length, fields.c_str(), to_string(action).data());
   if (log_enabled(LogLevel::debug)) {
     char stack[900];
     kernel_.backtrace(stack, sizeof stack);

@@ -40,6 +40,7 @@ class KernelPort {
   // The calling thread's stack as "f1 <- f2 <- ...", for debug logs of
   // integrity events: which code path sent the file.
   virtual void backtrace(char* buf, std::size_t size) noexcept = 0;
+  virtual bool tcp_progress(int fd, kernel::TcpProgress* out) noexcept = 0;
 
  protected:
   ~KernelPort() = default;
@@ -64,6 +65,7 @@ struct IntegrityCounters {
   std::atomic<std::uint64_t> settle_copies{0};      // sent by copy: changed too recently
   std::atomic<std::uint64_t> quarantine_copies{0};  // sent by copy: inode quarantined
   std::atomic<std::uint64_t> aborts{0};             // connections shut down
+  std::atomic<std::uint64_t> in_flight_events{0};   // of them: after sendfile returned
 };
 
 class Engine {
@@ -73,6 +75,9 @@ class Engine {
   // The application's own successful setsockopt (seen by the hook).
   void after_app_setsockopt(int fd, int level, int optname, const void* value,
                             socklen_t length) noexcept;
+  // Just before the application closes fd: last chance to see whether a
+  // file changed while bytes sent from it were still unacknowledged.
+  void before_close(int fd) noexcept { check_in_flight(fd); }
   void after_close(int fd) noexcept {
     fds_.forget(fd);
     forget_log_fd(fd);
@@ -108,8 +113,12 @@ class Engine {
   bool wants_zerocopy(int in_fd, const Config& config, SendTicket& ticket) noexcept;
   bool rules_say_zerocopy(int in_fd, const struct stat& st, const Config& config) noexcept;
   void handle_set_failure(int out_fd, int err) noexcept;
-  void integrity_event(const SendTicket& ticket, const FileSnapshot& after, ssize_t result,
-                       const off_t* offset) noexcept;
+  // An integrity event on socket `sock` for the file open as `in_fd`.
+  void integrity_event(int sock, int in_fd, const FileSnapshot& before, const FileSnapshot& after,
+                       long long offset, long long length, const char* when) noexcept;
+  void remember_in_flight(const SendTicket& ticket, const FileSnapshot& after, long long offset,
+                          long long length) noexcept;
+  void check_in_flight(int sock) noexcept;
   const Config* config() noexcept;
 
   KernelPort& kernel_;
@@ -121,6 +130,22 @@ class Engine {
   std::atomic<bool> kernel_unsupported_{false};
   Quarantine quarantine_;
   IntegrityCounters integrity_;
+
+  // The last zerocopy send of each socket whose bytes were not all
+  // acknowledged when sendfile returned: checked at the socket's next send
+  // or close.  Direct-mapped by fd number (a collision forgets the older
+  // record); each slot has its own spinlock, taken only when records exist.
+  struct InFlight {
+    std::atomic_flag lock = ATOMIC_FLAG_INIT;
+    int sock = -1;
+    int in_fd = -1;
+    FileSnapshot snapshot;
+    std::uint64_t end = 0;  // TCP bytes written when the send returned
+    long long offset = 0, length = 0;
+  };
+  static constexpr int kInFlightSlots = 1024;
+  InFlight in_flight_[kInFlightSlots];
+  std::atomic<int> in_flight_count_{0};
 };
 
 }  // namespace zctls

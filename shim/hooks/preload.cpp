@@ -70,6 +70,7 @@ ZCTLS_EXPORT int setsockopt(int fd, int level, int optname, const void* value,
 }
 
 ZCTLS_EXPORT int close(int fd) {
+  zctls::shim::before_close(fd);  // keeps errno
   const int rc = zctls::real::close(fd);
   // Linux releases the fd number even when close fails (EINTR, EIO).
   const int saved = errno;

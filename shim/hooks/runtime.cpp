@@ -113,6 +113,9 @@ class LibcKernel final : public KernelPort {
   }
   off_t file_position(int fd) noexcept override { return lseek(fd, 0, SEEK_CUR); }
   void shutdown_socket(int fd) noexcept override { shutdown(fd, SHUT_RDWR); }
+  bool tcp_progress(int fd, kernel::TcpProgress* out) noexcept override {
+    return kernel::tcp_progress(fd, real_sockopt_calls(), out);
+  }
   void backtrace(char* buf, std::size_t size) noexcept override {
     // libunwind, local unwinding: the frames above the hook, named by
     // unw_get_proc_name.  Stripped binaries only have dynamic symbols, which
@@ -288,6 +291,12 @@ void after_setsockopt(int fd, int level, int optname, const void* value,
   if (environment().disabled) return;
   const Reentry guard;
   if (guard.outermost()) engine().after_app_setsockopt(fd, level, optname, value, length);
+}
+
+void before_close(int fd) noexcept {
+  if (environment().disabled) return;
+  const Reentry guard;
+  if (guard.outermost()) engine().before_close(fd);
 }
 
 void after_close(int fd) noexcept {

@@ -14,6 +14,7 @@ namespace zctls::shim {
 SendTicket before_send(int out_fd, int in_fd) noexcept;
 void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
+void before_close(int fd) noexcept;
 void after_close(int fd) noexcept;
 void after_close_range(unsigned first, unsigned last, int flags) noexcept;
 void after_dup(int oldfd, int newfd) noexcept;

@@ -105,6 +105,26 @@ TEST_F(IntegrityE2E, AbortEndsTheConnectionAndThePeerSeesAShortTransfer) {
   EXPECT_NE(r.out.find("receiver got 4000000 of 8000000\n"), std::string::npos) << r.out;
 }
 
+TEST_F(IntegrityE2E, ChangeBeforeTheAckIsCaughtAtClose) {
+  use_integrity("settle = 0\non_change = \"log\"\n");
+  const std::string file = big_file();
+  const Outcome r = run_sender("inflight " + file);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(" of 4000000, then changed the file"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(file + " changed after a zerocopy send returned, before its bytes were "
+                              "acknowledged"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(IntegrityE2E, ChangeAfterTheAckIsNoEvent) {
+  use_integrity("settle = 0\non_change = \"log\"\n");
+  const Outcome r = run_sender("inflight-acked " + static_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("sent and read 300000 of 300000"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("integrity:"), std::string::npos) << r.err;
+}
+
 TEST_F(IntegrityE2E, LogToAFileWithABacktraceAtDebug) {
   const std::string log = dir_ + "/zctls.log";
   use_integrity(

@@ -22,6 +22,9 @@
 //                         after SEC
 //   abort FILE            send FILE in two halves, changing it during the
 //                         first
+//   inflight FILE         a non-blocking send returns with bytes unacked;
+//                         the file changes; the socket is closed
+//   inflight-acked FILE   the same, but the peer read and ACKed everything
 //   plain N FILE          plain TCP (no kTLS): FILE sent N times
 //   appflag FILE...       the application sets the flag itself, then sends
 //   errors FILE           failing sendfiles: prints return values and errno
@@ -392,6 +395,32 @@ int run_truncate(const std::string& path) {
   return 0;
 }
 
+// A non-blocking send fills the socket and returns early; the file changes
+// while those bytes wait for a peer that does not read; then the socket is
+// closed.  With `acked`, the peer reads everything first.
+int run_inflight(const std::string& path, bool acked) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  struct stat st {};
+  fstat(fd, &st);
+  Receiver receiver(pair.server(), std::string(static_cast<std::size_t>(st.st_size), '?'), !acked);
+  if (!acked) fcntl(pair.client(), F_SETFL, O_NONBLOCK);
+  off_t off = 0;
+  const ssize_t rc = sendfile(pair.client(), fd, &off, static_cast<std::size_t>(st.st_size));
+  if (acked) {
+    receiver.compare();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the ACKs
+  }
+  const char byte = 'c';
+  pwrite(fd, &byte, 1, 0);
+  say(std::string(acked ? "sent and read " : "sent ") + std::to_string(rc) + " of " +
+      std::to_string(st.st_size) + ", then changed the file");
+  close(pair.client());  // the shim's last look at the socket
+  close(fd);
+  return 0;
+}
+
 // A rename deploy: the old fd keeps the old inode (no event), a new open of
 // the path gets the new inode (its own decision).
 int run_deploy(const std::string& path) {
@@ -659,6 +688,8 @@ int main(int argc, char** argv) {
   if (mode == "quarantine" && files.size() == 2)
     return run_quarantine(std::stod(files[0]), files[1]);
   if (mode == "abort") return run_abort(files[0]);
+  if (mode == "inflight") return run_inflight(files[0], false);
+  if (mode == "inflight-acked") return run_inflight(files[0], true);
   if (mode == "inherited" && files.size() >= 3) {
     const int client = std::stoi(files[0]), server = std::stoi(files[1]);
     files.erase(files.begin(), files.begin() + 2);

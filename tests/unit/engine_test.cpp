@@ -25,6 +25,7 @@ struct FakeFile {
   mode_t mode = S_IFREG | 0644;
   ino_t ino = 0;
   long ctime_nsec = 0;
+  off_t size = 0;
 };
 
 class FakeKernel final : public zctls::KernelPort {
@@ -50,6 +51,7 @@ class FakeKernel final : public zctls::KernelPort {
     st->st_ino = it->second.ino;
     st->st_dev = 1;
     st->st_ctim.tv_nsec = it->second.ctime_nsec;
+    st->st_size = it->second.size;
     return 0;
   }
   ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
@@ -76,6 +78,11 @@ class FakeKernel final : public zctls::KernelPort {
   off_t file_position(int) noexcept override { return 0; }
   void shutdown_socket(int fd) noexcept override { shutdown_calls.push_back(fd); }
   std::vector<int> shutdown_calls;
+  k::TcpProgress progress{0, 0};
+  bool tcp_progress(int, k::TcpProgress* out) noexcept override {
+    *out = progress;
+    return true;
+  }
   void backtrace(char* buf, std::size_t size) noexcept override {
     std::snprintf(buf, size, "send_it <- main");
   }
@@ -381,6 +388,43 @@ TEST_F(IntegrityTest, SettleWindowSendsRecentFilesByCopy) {
   const zctls::SendTicket t = engine_.before_send(7, 15);
   EXPECT_TRUE(t.guarded);
   ASSERT_EQ(kernel_.sets.size(), 1U);
+}
+
+TEST_F(IntegrityTest, ChangeAfterTheSendButBeforeTheAckIsCaughtAtTheNextSend) {
+  kernel_.progress = {100, 50};  // half of what was written is unacknowledged
+  send_while([](FakeFile&) {});
+  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  kernel_.files[10].ctime_nsec += 1;  // written to after sendfile returned
+  engine_.before_send(7, 10);
+  EXPECT_EQ(engine_.integrity().events.load(), 1U);
+  EXPECT_EQ(engine_.integrity().in_flight_events.load(), 1U);
+}
+
+TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.progress = {100, 100};  // acknowledged by the time we look
+  kernel_.files[10].ctime_nsec += 1;
+  engine_.before_close(7);
+  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+}
+
+TEST_F(IntegrityTest, ChangeBeforeTheAckIsCaughtAtClose) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.files[10].size = 1;  // truncated
+  engine_.before_close(7);
+  EXPECT_EQ(engine_.integrity().in_flight_events.load(), 1U);
+  engine_.before_close(7);  // the record is gone: reported once
+  EXPECT_EQ(engine_.integrity().events.load(), 1U);
+}
+
+TEST_F(IntegrityTest, AnotherFileUnderTheSameFdIsNotJudged) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.files[10].ino = 999;  // the file fd was closed and its number reused
+  engine_.before_close(7);
+  EXPECT_EQ(engine_.integrity().events.load(), 0U);
 }
 
 }  // namespace
