@@ -189,7 +189,7 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
         offset != nullptr && result >= 0 ? *offset : kernel_.file_position(ticket.in_fd);
     return static_cast<long long>(end) - sent;
   };
-  if (changed_fields(ticket.before, after) != 0) {
+  if (content_may_have_changed(changed_fields(ticket.before, after))) {
     integrity_event(ticket.out_fd, ticket.in_fd, ticket.before, after, start(), sent,
                     "during a zerocopy send");
   } else if (sent > 0) {
@@ -241,7 +241,7 @@ void Engine::check_in_flight(int sock) noexcept {
   if (kernel_.stat_fd(in_fd, &st) != 0) return;
   const FileSnapshot now = FileSnapshot::of(st);
   if (now.dev != before.dev || now.ino != before.ino) return;
-  if (changed_fields(before, now) == 0) return;
+  if (!content_may_have_changed(changed_fields(before, now))) return;
   integrity_.in_flight_events.fetch_add(1, std::memory_order_relaxed);
   integrity_event(sock, in_fd, before, now, offset, length,
                   "after a zerocopy send returned, before its bytes were acknowledged");

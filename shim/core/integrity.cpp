@@ -7,8 +7,12 @@ std::int64_t ns(const timespec& t) { return t.tv_sec * kNsPerSec + t.tv_nsec; }
 }  // namespace
 
 FileSnapshot FileSnapshot::of(const struct stat& st) noexcept {
-  return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-          static_cast<std::int64_t>(st.st_size), ns(st.st_mtim), ns(st.st_ctim)};
+  return {static_cast<std::uint64_t>(st.st_dev),
+          static_cast<std::uint64_t>(st.st_ino),
+          static_cast<std::int64_t>(st.st_size),
+          ns(st.st_mtim),
+          ns(st.st_ctim),
+          static_cast<std::uint64_t>(st.st_nlink)};
 }
 
 unsigned changed_fields(const FileSnapshot& a, const FileSnapshot& b) noexcept {
@@ -17,7 +21,14 @@ unsigned changed_fields(const FileSnapshot& a, const FileSnapshot& b) noexcept {
   if (a.size != b.size) f |= kChangedSize;
   if (a.mtime_ns != b.mtime_ns) f |= kChangedMtime;
   if (a.ctime_ns != b.ctime_ns) f |= kChangedCtime;
+  if (a.nlink != b.nlink) f |= kChangedLinks;
   return f;
+}
+
+bool content_may_have_changed(unsigned fields) noexcept {
+  const unsigned link_change = kChangedCtime | kChangedLinks;
+  if ((fields & kChangedLinks) != 0 && (fields & ~link_change) == 0) return false;
+  return fields != 0;
 }
 
 std::string describe_changes(unsigned fields) {
@@ -28,7 +39,8 @@ std::string describe_changes(unsigned fields) {
   } names[] = {{kChangedInode, "inode"},
                {kChangedSize, "size"},
                {kChangedMtime, "mtime"},
-               {kChangedCtime, "ctime"}};
+               {kChangedCtime, "ctime"},
+               {kChangedLinks, "links"}};
   for (const auto& n : names) {
     if ((fields & n.bit) == 0) continue;
     if (!out.empty()) out += ',';

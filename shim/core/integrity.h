@@ -15,6 +15,7 @@ struct FileSnapshot {
   std::uint64_t dev = 0, ino = 0;
   std::int64_t size = 0;
   std::int64_t mtime_ns = 0, ctime_ns = 0;  // nanoseconds since the epoch
+  std::uint64_t nlink = 0;
 
   static FileSnapshot of(const struct stat& st) noexcept;
   // The latest modification of contents or metadata.
@@ -27,8 +28,14 @@ enum ChangedField : unsigned {
   kChangedSize = 1U << 1,
   kChangedMtime = 1U << 2,
   kChangedCtime = 1U << 3,
+  kChangedLinks = 1U << 4,  // link count: unlink, rename over, link
 };
 unsigned changed_fields(const FileSnapshot& before, const FileSnapshot& after) noexcept;
+// Whether a difference can mean different bytes.  Everything counts (even
+// ctime alone: `rsync --inplace --times` rewrites a file and restores its
+// mtime) except a ctime change that came with a link-count change: that is
+// an unlink or a rename over the path — a deploy — not a write.
+bool content_may_have_changed(unsigned fields) noexcept;
 // "size,mtime,ctime": for log lines.
 std::string describe_changes(unsigned fields);
 

@@ -26,6 +26,7 @@ struct FakeFile {
   ino_t ino = 0;
   long ctime_nsec = 0;
   off_t size = 0;
+  nlink_t nlink = 1;
 };
 
 class FakeKernel final : public zctls::KernelPort {
@@ -52,6 +53,7 @@ class FakeKernel final : public zctls::KernelPort {
     st->st_dev = 1;
     st->st_ctim.tv_nsec = it->second.ctime_nsec;
     st->st_size = it->second.size;
+    st->st_nlink = it->second.nlink;
     return 0;
   }
   ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
@@ -417,6 +419,16 @@ TEST_F(IntegrityTest, ChangeBeforeTheAckIsCaughtAtClose) {
   EXPECT_EQ(engine_.integrity().in_flight_events.load(), 1U);
   engine_.before_close(7);  // the record is gone: reported once
   EXPECT_EQ(engine_.integrity().events.load(), 1U);
+}
+
+TEST_F(IntegrityTest, RenameDeployWhileInFlightIsNoEvent) {
+  kernel_.progress = {100, 50};
+  kernel_.files[10].nlink = 1;
+  send_while([](FakeFile&) {});
+  kernel_.files[10].nlink = 0;  // a new file renamed over the path
+  kernel_.files[10].ctime_nsec += 1;
+  engine_.before_send(7, 10);
+  EXPECT_EQ(engine_.integrity().events.load(), 0U);
 }
 
 TEST_F(IntegrityTest, AnotherFileUnderTheSameFdIsNotJudged) {

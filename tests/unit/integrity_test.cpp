@@ -47,6 +47,23 @@ TEST(Snapshot, ChangedFields) {
   EXPECT_EQ(zctls::describe_changes(zctls::changed_fields(a, snap(100, 5, 6, 8))), "inode");
 }
 
+TEST(Snapshot, UnlinkIsNotAContentChangeButChmodIs) {
+  FileSnapshot a = snap(100, 5, 6);
+  a.nlink = 1;
+  FileSnapshot unlinked = snap(100, 5, 9);  // rename over the path: nlink 1 -> 0
+  unlinked.nlink = 0;
+  const unsigned f = zctls::changed_fields(a, unlinked);
+  EXPECT_EQ(zctls::describe_changes(f), "ctime,links");
+  EXPECT_FALSE(zctls::content_may_have_changed(f));
+  FileSnapshot chmodded = snap(100, 5, 9);  // or rsync --inplace --times
+  chmodded.nlink = 1;
+  EXPECT_TRUE(zctls::content_may_have_changed(zctls::changed_fields(a, chmodded)));
+  FileSnapshot rewritten = snap(100, 7, 9);  // written, then unlinked
+  rewritten.nlink = 0;
+  EXPECT_TRUE(zctls::content_may_have_changed(zctls::changed_fields(a, rewritten)));
+  EXPECT_FALSE(zctls::content_may_have_changed(0));
+}
+
 TEST(Settle, RecentChangesAreWithinTheWindow) {
   const FileSnapshot s = snap(1, 100 * kSec, 100 * kSec);
   EXPECT_TRUE(zctls::within_settle(s, 101 * kSec, 2 * kSec));
