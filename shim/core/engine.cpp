@@ -14,6 +14,10 @@ namespace {
 // readlink of /proc/self/fd/N appends this to files that have been unlinked.
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 
+// The config generation decisions are cached under.  One until hot reload
+// (a later issue) gives configs generations of their own.
+constexpr std::uint32_t kConfigGeneration = 1;
+
 FileKey key_of(const struct stat& st) {
   return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
           st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
@@ -107,7 +111,7 @@ bool Engine::wants_zerocopy(int in_fd, const Config& config, SendTicket& ticket)
 
 bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& config) noexcept {
   const FileKey key = key_of(st);
-  if (const auto cached = decisions_.find(key, 1)) return cached->zerocopy;
+  if (const auto cached = decisions_.find(key, kConfigGeneration)) return cached->zerocopy;
 
   char path[4096];
   const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
@@ -126,7 +130,7 @@ bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& 
               ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
               : "default");
   }
-  decisions_.store(key, 1, decision);
+  decisions_.store(key, kConfigGeneration, decision);
   return decision.zerocopy;
 }
 

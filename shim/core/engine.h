@@ -16,7 +16,6 @@
 #include "decision_cache.h"
 #include "fd_table.h"
 #include "integrity.h"
-#include "log.h"
 #include "zctls/config.h"
 #include "zctls/ktls.h"
 
@@ -78,16 +77,10 @@ class Engine {
   // Just before the application closes fd: last chance to see whether a
   // file changed while bytes sent from it were still unacknowledged.
   void before_close(int fd) noexcept { check_in_flight(fd); }
-  void after_close(int fd) noexcept {
-    fds_.forget(fd);
-    forget_log_fd(fd);
-  }
+  void after_close(int fd) noexcept { fds_.forget(fd); }
   void after_close_range(unsigned first, unsigned last) noexcept { fds_.forget_range(first, last); }
   // dup2/dup3: `newfd` now names another file; learn it again when used.
-  void after_dup(int newfd) noexcept {
-    fds_.forget(newfd);
-    forget_log_fd(newfd);
-  }
+  void after_dup(int newfd) noexcept { fds_.forget(newfd); }
 
   // Called just before the real sendfile(out_fd, in_fd, ...).  Sets or
   // clears the flag on out_fd if, and only if, it must change.  Never fails:

@@ -17,40 +17,31 @@
 
 namespace {
 
-// Runs the real call, then `after` if it succeeded, with the real errno kept.
+// Runs the real call, then tells the runtime if it succeeded.  The runtime
+// keeps errno (runtime.h), so the application sees the real call's.
 template <typename Real, typename After>
 int call_then(Real real, After after) noexcept {
   const int rc = real();
-  if (rc == 0 || rc > 0) {
-    const int saved = errno;
-    after(rc);
-    errno = saved;
-  }
+  if (rc >= 0) after();
   return rc;
 }
 
-}  // namespace
-
-namespace {
-// The integrity check after the call keeps the real call's errno.
-ssize_t guarded_send(const zctls::SendTicket& ticket, ssize_t rc, const off_t* offset) noexcept {
-  const int saved = errno;
-  zctls::shim::after_send(ticket, rc, offset);
-  errno = saved;
-  return rc;
-}
 }  // namespace
 
 ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
   const zctls::SendTicket ticket = zctls::shim::before_send(out_fd, in_fd);
-  return guarded_send(ticket, zctls::real::sendfile(out_fd, in_fd, offset, count), offset);
+  const ssize_t rc = zctls::real::sendfile(out_fd, in_fd, offset, count);
+  zctls::shim::after_send(ticket, rc, offset);
+  return rc;
 }
 
 ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) noexcept {
   static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets only");
   auto* off = reinterpret_cast<off_t*>(offset);
   const zctls::SendTicket ticket = zctls::shim::before_send(out_fd, in_fd);
-  return guarded_send(ticket, zctls::real::sendfile64(out_fd, in_fd, off, count), off);
+  const ssize_t rc = zctls::real::sendfile64(out_fd, in_fd, off, count);
+  zctls::shim::after_send(ticket, rc, off);
+  return rc;
 }
 
 // libssl's SSL_sendfile ends in sendfile(2) on the socket (ktls_sendfile),
@@ -66,30 +57,28 @@ ZCTLS_EXPORT long SSL_sendfile(void* ssl, int fd, off_t offset, size_t size, int
 ZCTLS_EXPORT int setsockopt(int fd, int level, int optname, const void* value,
                             socklen_t length) noexcept {
   return call_then([&] { return zctls::real::setsockopt(fd, level, optname, value, length); },
-                   [&](int) { zctls::shim::after_setsockopt(fd, level, optname, value, length); });
+                   [&] { zctls::shim::after_setsockopt(fd, level, optname, value, length); });
 }
 
 ZCTLS_EXPORT int close(int fd) {
-  zctls::shim::before_close(fd);  // keeps errno
+  zctls::shim::before_close(fd);
   const int rc = zctls::real::close(fd);
   // Linux releases the fd number even when close fails (EINTR, EIO).
-  const int saved = errno;
   zctls::shim::after_close(fd);
-  errno = saved;
   return rc;
 }
 
 ZCTLS_EXPORT int dup2(int oldfd, int newfd) noexcept {
   return call_then([&] { return zctls::real::dup2(oldfd, newfd); },
-                   [&](int) { zctls::shim::after_dup(oldfd, newfd); });
+                   [&] { zctls::shim::after_dup(oldfd, newfd); });
 }
 
 ZCTLS_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
   return call_then([&] { return zctls::real::dup3(oldfd, newfd, flags); },
-                   [&](int) { zctls::shim::after_dup(oldfd, newfd); });
+                   [&] { zctls::shim::after_dup(oldfd, newfd); });
 }
 
 ZCTLS_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
   return call_then([&] { return zctls::real::close_range(first, last, flags); },
-                   [&](int) { zctls::shim::after_close_range(first, last, flags); });
+                   [&] { zctls::shim::after_close_range(first, last, flags); });
 }

@@ -302,6 +302,7 @@ void before_close(int fd) noexcept {
 void after_close(int fd) noexcept {
   if (environment().disabled) return;
   engine().after_close(fd);
+  forget_log_fd(fd);
 }
 
 void after_close_range(unsigned first, unsigned last, int flags) noexcept {
@@ -313,6 +314,7 @@ void after_close_range(unsigned first, unsigned last, int flags) noexcept {
 void after_dup(int oldfd, int newfd) noexcept {
   if (environment().disabled || oldfd == newfd) return;
   engine().after_dup(newfd);
+  forget_log_fd(newfd);
 }
 
 }  // namespace zctls::shim

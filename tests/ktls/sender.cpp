@@ -451,40 +451,37 @@ int run_deploy(const std::string& path) {
   return same ? 0 : 1;
 }
 
-// A file written just now, sent, then sent again after SECONDS.
-int run_settle(double seconds, const std::string& path) {
+// One kTLS connection sends FILE, waits SECONDS, sends it again, and says
+// the flag after each send under the two labels.
+int send_twice(const std::string& path, const std::string& first, double seconds,
+               const std::string& second) {
   const k::LoopbackPair pair;
   if (!make_ktls(pair)) return 1;
   const std::string bytes = slurp(path);
-  {
-    std::ofstream(path, std::ios::binary) << bytes;  // "just written"
-  }
   Receiver receiver(pair.server(), bytes + bytes);
   send_file(pair.client(), path);
-  say("fresh flag=" + std::to_string(raw_flag(pair.client())));
+  say(first + " flag=" + std::to_string(raw_flag(pair.client())));
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   send_file(pair.client(), path);
-  say("settled flag=" + std::to_string(raw_flag(pair.client())));
+  say(second + " flag=" + std::to_string(raw_flag(pair.client())));
   const bool same = receiver.compare();
   say(same ? "bytes ok" : "BYTES DIFFER");
   return same ? 0 : 1;
 }
 
+// A file written just now, sent, then sent again after SECONDS.
+int run_settle(double seconds, const std::string& path) {
+  {
+    const std::string bytes = slurp(path);
+    std::ofstream(path, std::ios::binary) << bytes;  // "just written"
+  }
+  return send_twice(path, "fresh", seconds, "settled");
+}
+
 // Changed during a send, then sent again at once and after SECONDS.
 int run_quarantine(double seconds, const std::string& path) {
   if (run_modify(1, path) != 0) return 1;
-  const k::LoopbackPair pair;
-  if (!make_ktls(pair)) return 1;
-  const std::string bytes = slurp(path);
-  Receiver receiver(pair.server(), bytes + bytes);
-  send_file(pair.client(), path);
-  say("right after flag=" + std::to_string(raw_flag(pair.client())));
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  send_file(pair.client(), path);
-  say("after quiet time flag=" + std::to_string(raw_flag(pair.client())));
-  const bool same = receiver.compare();
-  say(same ? "bytes ok" : "BYTES DIFFER");
-  return same ? 0 : 1;
+  return send_twice(path, "right after", seconds, "after quiet time");
 }
 
 // A file sent in two halves; the first changes during its send.
