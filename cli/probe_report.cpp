@@ -91,6 +91,17 @@ std::string format_probe(const kernel::KtlsCapabilities& caps) {
         caps.zerocopy_reads_back ? "TLS_TX_ZEROCOPY_RO set 1/0 and read back"
                                  : "TLS_TX_ZEROCOPY_RO accepted but does not read back");
   }
+  if (caps.zerocopy_error == 0) {
+    const kernel::QuirkVerdict& bug = caps.unaligned_bug;
+    row(out, "kernel bug",
+        std::string(bug.status == kernel::QuirkStatus::fixed      ? "not affected: "
+                    : bug.status == kernel::QuirkStatus::affected ? "affected: "
+                                                                  : "unknown: ") +
+            bug.reason);
+    if (bug.status != kernel::QuirkStatus::fixed)
+      row(out, "",
+          "zctls sends zerocopy only from page-aligned file offsets ([integrity] kernel_quirks)");
+  }
   row(out, "rx no-pad",
       caps.rx_no_pad_error == 0
           ? std::string("TLS_RX_EXPECT_NO_PAD accepted")

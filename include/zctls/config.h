@@ -33,6 +33,13 @@ struct Rule {
 enum class OnChange { log, quarantine, abort };
 std::string_view to_string(OnChange action) noexcept;
 
+// Whether to work around known kernel bugs ([integrity] kernel_quirks):
+// automatic = when the running kernel is known or suspected to have them
+// (kernel_quirks.h), on = always (a vendor kernel known to be affected),
+// off = never (a vendor kernel known to carry the fixes).
+enum class KernelQuirks { automatic, on, off };
+std::string_view to_string(KernelQuirks mode) noexcept;
+
 struct IntegrityConfig {
   // A file changed less than this long ago is sent by copy (it may still be
   // being written).
@@ -40,6 +47,7 @@ struct IntegrityConfig {
   OnChange on_change = OnChange::quarantine;
   // How long a quarantined inode must stay unchanged to be eligible again.
   std::int64_t quarantine_ns = 60'000'000'000;
+  KernelQuirks kernel_quirks = KernelQuirks::automatic;
 };
 
 // The outcome of the rules for one path.
@@ -55,6 +63,10 @@ struct Config {
   LogTargetConfig log_target;
   IntegrityConfig integrity;
   std::string source;  // where it came from, for messages
+  // Set by whoever publishes the config (a reload makes a new generation):
+  // per-file decisions are cached per generation, so none made with an
+  // old config is served under a new one.
+  std::uint32_t generation = 0;
 
   Decision decide(std::string_view path) const noexcept;
 };

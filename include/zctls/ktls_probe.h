@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "zctls/kernel_quirks.h"
 #include "zctls/ktls.h"
 
 namespace zctls::kernel {
@@ -25,6 +26,7 @@ struct KtlsCapabilities {
   int zerocopy_error = 0;            // first failing set/get of TLS_TX_ZEROCOPY_RO
   bool zerocopy_reads_back = false;  // set 1 read 1, then set 0 read 0
   int rx_no_pad_error = 0;           // setsockopt(TLS_RX_EXPECT_NO_PAD, 1), TLS 1.3 RX
+  QuirkVerdict unaligned_bug;        // the known zerocopy corruption (kernel_quirks.h)
 
   bool ktls_usable() const noexcept;      // ULP attaches and some TX key installs
   bool zerocopy_usable() const noexcept;  // ... and the flag is accepted and kept

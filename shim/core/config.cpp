@@ -16,6 +16,24 @@
 namespace zctls {
 namespace {
 
+template <typename Enum>
+struct NamedValue {
+  std::string_view name;
+  Enum value;
+};
+
+constexpr NamedValue<OnChange> kOnChangeNames[] = {
+    {"log", OnChange::log}, {"quarantine", OnChange::quarantine}, {"abort", OnChange::abort}};
+constexpr NamedValue<KernelQuirks> kKernelQuirksNames[] = {
+    {"auto", KernelQuirks::automatic}, {"on", KernelQuirks::on}, {"off", KernelQuirks::off}};
+
+template <typename Enum, std::size_t N>
+std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {
+  for (const auto& named : names)
+    if (named.value == value) return named.name;
+  return "?";
+}
+
 // Config files are small; anything larger is a mistake, not a config.
 constexpr std::size_t kMaxConfigBytes = 1 << 20;
 
@@ -188,6 +206,25 @@ class Parser {
     return static_cast<std::int64_t>(value * 1e9);
   }
 
+  // A string key with a fixed set of values: sets `out`, or reports the
+  // value and the choices.
+  template <typename Enum, std::size_t N>
+  void choose(const toml::node& field, const char* key, const NamedValue<Enum> (&names)[N],
+              Enum& out) {
+    const std::string what = std::string("'") + key + "'";
+    const auto text = value<std::string>(field, what.c_str());
+    if (!text) return;
+    std::string choices;  // "a, b or c"
+    for (std::size_t i = 0; i < N; ++i) {
+      if (*text == names[i].name) {
+        out = names[i].value;
+        return;
+      }
+      choices += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(names[i].name);
+    }
+    error(field.source(), what + " must be " + choices + ", not '" + *text + "'");
+  }
+
   void parse_integrity(const toml::node& node, IntegrityConfig& integrity) {
     const toml::table* table = node.as_table();
     if (table == nullptr) {
@@ -200,18 +237,9 @@ class Parser {
       } else if (key == "quarantine") {
         if (auto ns = seconds(field, "'integrity.quarantine'")) integrity.quarantine_ns = *ns;
       } else if (key == "on_change") {
-        if (auto text = value<std::string>(field, "'integrity.on_change'")) {
-          if (*text == "log") {
-            integrity.on_change = OnChange::log;
-          } else if (*text == "quarantine") {
-            integrity.on_change = OnChange::quarantine;
-          } else if (*text == "abort") {
-            integrity.on_change = OnChange::abort;
-          } else {
-            error(field.source(),
-                  "'integrity.on_change' must be log, quarantine or abort, not '" + *text + "'");
-          }
-        }
+        choose(field, "integrity.on_change", kOnChangeNames, integrity.on_change);
+      } else if (key == "kernel_quirks") {
+        choose(field, "integrity.kernel_quirks", kKernelQuirksNames, integrity.kernel_quirks);
       } else {
         unknown_key(key, "[integrity]");
       }
@@ -252,17 +280,9 @@ Decision Config::decide(std::string_view path) const noexcept {
   return {default_zerocopy, -1};
 }
 
-std::string_view to_string(OnChange action) noexcept {
-  switch (action) {
-    case OnChange::log:
-      return "log";
-    case OnChange::quarantine:
-      return "quarantine";
-    case OnChange::abort:
-      return "abort";
-  }
-  return "?";
-}
+std::string_view to_string(OnChange action) noexcept { return name_of(kOnChangeNames, action); }
+
+std::string_view to_string(KernelQuirks mode) noexcept { return name_of(kKernelQuirksNames, mode); }
 
 std::string ConfigError::to_string() const {
   if (line == 0) return source + ": " + message;

@@ -14,9 +14,7 @@ namespace {
 // readlink of /proc/self/fd/N appends this to files that have been unlinked.
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 
-// The config generation decisions are cached under.  One until hot reload
-// (a later issue) gives configs generations of their own.
-constexpr std::uint32_t kConfigGeneration = 1;
+constexpr std::int64_t kReloadCheckInterval = 1'000'000'000;  // ns
 
 FileKey key_of(const struct stat& st) {
   return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
@@ -25,11 +23,32 @@ FileKey key_of(const struct stat& st) {
 
 }  // namespace
 
+bool Engine::reload_due() noexcept {
+  // One relaxed load per send; a clock read (vDSO) and a CAS once a second.
+  std::int64_t next = next_reload_check_.load(std::memory_order_relaxed);
+  const std::int64_t now = kernel_.monotonic_ns();
+  if (now < next) return false;
+  return next_reload_check_.compare_exchange_strong(next, now + kReloadCheckInterval,
+                                                    std::memory_order_relaxed);
+}
+
 const Config* Engine::config() noexcept {
   int state = config_state_.load(std::memory_order_acquire);
-  if (state == 2) return config_.load(std::memory_order_acquire);
+  if (state == 2) {
+    if (reloader_ != nullptr && reload_due()) {
+      if (const Config* fresh = reloader_()) {
+        adopt_kernel_quirks(fresh);
+        config_.store(fresh, std::memory_order_release);
+      }
+    }
+    return config_.load(std::memory_order_acquire);
+  }
   if (state == 0 && config_state_.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) {
-    config_.store(loader_(), std::memory_order_release);
+    const Config* loaded = loader_();
+    next_reload_check_.store(kernel_.monotonic_ns() + kReloadCheckInterval,
+                             std::memory_order_relaxed);
+    adopt_kernel_quirks(loaded);
+    config_.store(loaded, std::memory_order_release);
     config_state_.store(2, std::memory_order_release);
     return config_.load(std::memory_order_acquire);
   }
@@ -39,6 +58,27 @@ const Config* Engine::config() noexcept {
   // under way (after_fork_in_child).
   while (config_state_.load(std::memory_order_acquire) != 2) sched_yield();
   return config_.load(std::memory_order_acquire);
+}
+
+void Engine::adopt_kernel_quirks(const Config* config) noexcept {
+  if (config == nullptr) return;
+  const KernelQuirks mode = config->integrity.kernel_quirks;
+  if (mode == KernelQuirks::off) {
+    quirk_alignment_.store(0);
+    return;
+  }
+  const kernel::KernelIdentity identity = kernel_.kernel_identity();
+  try {
+    const kernel::QuirkVerdict verdict = kernel::unaligned_zerocopy_bug(identity);
+    const bool guard = mode == KernelQuirks::on || verdict.status != kernel::QuirkStatus::fixed;
+    quirk_alignment_.store(guard ? identity.page_size : 0);
+    log(guard ? LogLevel::info : LogLevel::debug,
+        "kernel quirks (%s): unaligned-offset zerocopy corruption: %s; %s", to_string(mode).data(),
+        verdict.reason.c_str(),
+        guard ? "zerocopy only from page-aligned file offsets" : "no guard needed");
+  } catch (...) {
+    quirk_alignment_.store(identity.page_size);  // out of memory: stay on the safe side
+  }
 }
 
 void Engine::after_fork_in_child() noexcept {
@@ -91,27 +131,46 @@ FdState Engine::classify(int fd) noexcept {
   return state;
 }
 
-bool Engine::wants_zerocopy(int in_fd, const Config& config, SendTicket& ticket) noexcept {
+Counter Engine::zerocopy_verdict(int in_fd, const off_t* offset, const Config& config,
+                                 SendTicket& ticket) noexcept {
   struct stat st {};
-  if (kernel_.stat_fd(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  if (!rules_say_zerocopy(in_fd, st, config)) return false;
+  if (kernel_.stat_fd(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) return Counter::copy_rule_off;
+  const Decision decision = rules_decide(in_fd, st, config);
+  if (!decision.zerocopy) return decision.rule < 0 ? Counter::copy_no_rule : Counter::copy_rule_off;
   // The rules allow it; the file's recent history may not.
   ticket.before = FileSnapshot::of(st);
   const IntegrityConfig& policy = config.integrity;
-  if (quarantine_.holds(ticket.before, kernel_.monotonic_ns(), policy.quarantine_ns)) {
-    integrity_.quarantine_copies.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  if (within_settle(ticket.before, kernel_.realtime_ns(), policy.settle_ns)) {
-    integrity_.settle_copies.fetch_add(1, std::memory_order_relaxed);
-    return false;
-  }
-  return true;
+  if (quarantine_.holds(ticket.before, kernel_.monotonic_ns(), policy.quarantine_ns))
+    return Counter::copy_quarantine;
+  if (within_settle(ticket.before, kernel_.realtime_ns(), policy.settle_ns))
+    return Counter::copy_settle;
+  if (!offset_is_safe(in_fd, offset)) return Counter::copy_kernel_quirk;
+  return Counter::zerocopy_sends;
 }
 
-bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& config) noexcept {
+bool Engine::offset_is_safe(int in_fd, const off_t* offset) noexcept {
+  const std::size_t alignment = quirk_alignment_.load(std::memory_order_relaxed);
+  if (alignment == 0) return true;
+  // The bug corrupts records cut from a page that a send starts in the
+  // middle of; a send from a page boundary cuts records at page boundaries
+  // (16 KiB records, 4 KiB pages).  Copy the unaligned ones rather than
+  // split them: a split would change the counts the application sees.
+  off_t start = 0;
+  if (offset != nullptr) {
+    if (!kernel_.read_offset(offset, &start)) return false;
+  } else {
+    start = kernel_.file_position(in_fd);
+  }
+  return start >= 0 && static_cast<std::size_t>(start) % alignment == 0;
+}
+
+Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& config) noexcept {
   const FileKey key = key_of(st);
-  if (const auto cached = decisions_.find(key, kConfigGeneration)) return cached->zerocopy;
+  if (const auto cached = decisions_.find(key, config.generation)) {
+    counters().add(Counter::decision_cache_hits);
+    return *cached;
+  }
+  counters().add(Counter::decision_cache_misses);
 
   char path[4096];
   const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
@@ -130,22 +189,33 @@ bool Engine::rules_say_zerocopy(int in_fd, const struct stat& st, const Config& 
               ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
               : "default");
   }
-  decisions_.store(key, kConfigGeneration, decision);
-  return decision.zerocopy;
+  decisions_.store(key, config.generation, decision);
+  return decision;
 }
 
-SendTicket Engine::before_send(int out_fd, int in_fd) noexcept {
+SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   SendTicket ticket;
   check_in_flight(out_fd);
   FdState state = fds_.get(out_fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
     state = classify(out_fd);
-  if (state.kind != SocketKind::ktls_tx || state.app_managed) return ticket;
-  if (kernel_unsupported_.load(std::memory_order_relaxed)) return ticket;
+  if (state.kind != SocketKind::ktls_tx) return ticket;
+  ticket.counted = true;
+  Counters& count = counters();
+  if (state.app_managed) {
+    count.add(Counter::copy_app_managed);
+    return ticket;
+  }
+  if (kernel_unsupported_.load(std::memory_order_relaxed)) {
+    count.add(Counter::copy_kernel_unsupported);
+    return ticket;
+  }
   const Config* cfg = config();
   // No usable config: zerocopy is never turned on (and was never turned on
   // by us, since nothing could decide it).
-  const bool want = cfg != nullptr && wants_zerocopy(in_fd, *cfg, ticket);
+  const Counter verdict =
+      cfg != nullptr ? zerocopy_verdict(in_fd, offset, *cfg, ticket) : Counter::copy_no_config;
+  const bool want = verdict == Counter::zerocopy_sends;
   if (want != state.flag_on) {
     const int err = kernel_.set_zerocopy(out_fd, want);
     if (err == 0) {
@@ -159,6 +229,8 @@ SendTicket Engine::before_send(int out_fd, int in_fd) noexcept {
     ticket.guarded = true;
     ticket.out_fd = out_fd;
     ticket.in_fd = in_fd;
+  } else {
+    count.add(want ? Counter::copy_kernel_unsupported : verdict);
   }
   return ticket;
 }
@@ -181,7 +253,14 @@ void Engine::handle_set_failure(int out_fd, int err) noexcept {
 }
 
 void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
+  if (!ticket.counted) return;
+  Counters& count = counters();
+  const auto sent_bytes = result > 0 ? static_cast<std::uint64_t>(result) : 0;
+  count.add(Counter::sends);
+  count.add(Counter::bytes, sent_bytes);
   if (!ticket.guarded) return;
+  count.add(Counter::zerocopy_sends);
+  count.add(Counter::zerocopy_bytes, sent_bytes);
   struct stat st {};
   if (kernel_.stat_fd(ticket.in_fd, &st) != 0) return;
   const FileSnapshot after = FileSnapshot::of(st);
@@ -246,7 +325,7 @@ void Engine::check_in_flight(int sock) noexcept {
   const FileSnapshot now = FileSnapshot::of(st);
   if (now.dev != before.dev || now.ino != before.ino) return;
   if (!content_may_have_changed(changed_fields(before, now))) return;
-  integrity_.in_flight_events.fetch_add(1, std::memory_order_relaxed);
+  counters().add(Counter::integrity_events_in_flight);
   integrity_event(sock, in_fd, before, now, offset, length,
                   "after a zerocopy send returned, before its bytes were acknowledged");
 }
@@ -254,7 +333,7 @@ void Engine::check_in_flight(int sock) noexcept {
 void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
                              const FileSnapshot& after, long long offset, long long length,
                              const char* when) noexcept {
-  integrity_.events.fetch_add(1, std::memory_order_relaxed);
+  counters().add(Counter::integrity_events);
   const Config* cfg = config_.load(std::memory_order_acquire);
   const OnChange action = cfg != nullptr ? cfg->integrity.on_change : OnChange::log;
   // Keep the inode out of zerocopy until it is stable again, whatever else
@@ -262,7 +341,7 @@ void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
   if (action != OnChange::log) quarantine_.add(after, kernel_.monotonic_ns());
   if (action == OnChange::abort) {
     kernel_.shutdown_socket(sock);
-    integrity_.aborts.fetch_add(1, std::memory_order_relaxed);
+    counters().add(Counter::aborts);
   }
   if (!log_enabled(LogLevel::warn)) return;
   char path[4096] = "?";

@@ -17,7 +17,9 @@
 #include "fd_table.h"
 #include "integrity.h"
 #include "zctls/config.h"
+#include "zctls/kernel_quirks.h"
 #include "zctls/ktls.h"
+#include "zctls/stats.h"
 
 namespace zctls {
 
@@ -40,6 +42,10 @@ class KernelPort {
   // integrity events: which code path sent the file.
   virtual void backtrace(char* buf, std::size_t size) noexcept = 0;
   virtual bool tcp_progress(int fd, kernel::TcpProgress* out) noexcept = 0;
+  virtual kernel::KernelIdentity kernel_identity() noexcept = 0;
+  // Reads the application's sendfile offset without trusting the pointer:
+  // false if it cannot be read (the real call will then fail with EFAULT).
+  virtual bool read_offset(const off_t* where, off_t* value) noexcept = 0;
 
  protected:
   ~KernelPort() = default;
@@ -49,27 +55,25 @@ class KernelPort {
 // never uses kTLS never reads it).  Returns nullptr for "pass everything
 // through" (no config, or a broken one); must have logged why.
 using ConfigLoader = const Config* (*)();
+// Called at most once a second from the send path: a new config if the
+// file changed and parses, else nullptr (a broken one is logged and the
+// current config stays).  Configs are never freed: a thread may still be
+// deciding with the previous one.
+using ConfigReloader = const Config* (*)();
 
 // What before_send learned, for after_send: whether this send goes out with
 // the flag on, and the file as it was just before.
 struct SendTicket {
+  bool counted = false;  // a send on a kTLS TX socket: count it after the call
   bool guarded = false;  // zerocopy on for this send: check the file after it
   int out_fd = -1, in_fd = -1;
   FileSnapshot before;
 };
 
-// Integrity counters (relaxed atomics: no syscall, no lock).
-struct IntegrityCounters {
-  std::atomic<std::uint64_t> events{0};             // changed during a zerocopy send
-  std::atomic<std::uint64_t> settle_copies{0};      // sent by copy: changed too recently
-  std::atomic<std::uint64_t> quarantine_copies{0};  // sent by copy: inode quarantined
-  std::atomic<std::uint64_t> aborts{0};             // connections shut down
-  std::atomic<std::uint64_t> in_flight_events{0};   // of them: after sendfile returned
-};
-
 class Engine {
  public:
-  Engine(KernelPort& kernel, ConfigLoader loader) noexcept : kernel_(kernel), loader_(loader) {}
+  Engine(KernelPort& kernel, ConfigLoader loader, ConfigReloader reloader = nullptr) noexcept
+      : kernel_(kernel), loader_(loader), reloader_(reloader) {}
 
   // The application's own successful setsockopt (seen by the hook).
   void after_app_setsockopt(int fd, int level, int optname, const void* value,
@@ -82,10 +86,11 @@ class Engine {
   // dup2/dup3: `newfd` now names another file; learn it again when used.
   void after_dup(int newfd) noexcept { fds_.forget(newfd); }
 
-  // Called just before the real sendfile(out_fd, in_fd, ...).  Sets or
-  // clears the flag on out_fd if, and only if, it must change.  Never fails:
-  // anything unexpected leaves the socket as it was.
-  SendTicket before_send(int out_fd, int in_fd) noexcept;
+  // Called just before the real sendfile(out_fd, in_fd, offset, ...).  Sets
+  // or clears the flag on out_fd if, and only if, it must change.  Never
+  // fails: anything unexpected leaves the socket as it was.  `offset` is
+  // the application's pointer, unchecked (may be null or invalid).
+  SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept;
   // Called after it with its result: a zerocopy send whose file changed
   // meanwhile is an integrity event.  `offset` is sendfile's offset
   // argument (only read if the call succeeded: then it is valid).
@@ -98,13 +103,26 @@ class Engine {
   // For tests and diagnostics.
   FdState fd_state(int fd) const noexcept { return fds_.get(fd); }
   bool kernel_unsupported() const noexcept { return kernel_unsupported_.load(); }
-  const IntegrityCounters& integrity() const noexcept { return integrity_; }
+  // Page size zerocopy offsets must be aligned to (kernel bug guard), or 0.
+  std::size_t quirk_alignment() const noexcept { return quirk_alignment_.load(); }
+  // The counters: in process memory until the runtime shares them
+  // (use_counters, before the first one is counted).
+  Counters& counters() noexcept { return *counters_.load(std::memory_order_relaxed); }
+  std::uint64_t count(Counter c) const noexcept {
+    return counters_.load(std::memory_order_relaxed)->get(c);
+  }
+  void use_counters(Counters* shared) noexcept { counters_.store(shared); }
   void after_fork_reset_locks() noexcept { quarantine_.reset_lock_after_fork(); }
 
  private:
   FdState classify(int fd) noexcept;
-  bool wants_zerocopy(int in_fd, const Config& config, SendTicket& ticket) noexcept;
-  bool rules_say_zerocopy(int in_fd, const struct stat& st, const Config& config) noexcept;
+  // Counter::zerocopy_sends for "zerocopy", else the copy reason.
+  Counter zerocopy_verdict(int in_fd, const off_t* offset, const Config& config,
+                           SendTicket& ticket) noexcept;
+  bool offset_is_safe(int in_fd, const off_t* offset) noexcept;
+  void adopt_kernel_quirks(const Config* config) noexcept;
+  Decision rules_decide(int in_fd, const struct stat& st, const Config& config) noexcept;
+  bool reload_due() noexcept;
   void handle_set_failure(int out_fd, int err) noexcept;
   // An integrity event on socket `sock` for the file open as `in_fd`.
   void integrity_event(int sock, int in_fd, const FileSnapshot& before, const FileSnapshot& after,
@@ -116,13 +134,17 @@ class Engine {
 
   KernelPort& kernel_;
   ConfigLoader loader_;
+  ConfigReloader reloader_;
+  std::atomic<std::int64_t> next_reload_check_{0};
   FdTable fds_;
   DecisionCache decisions_;
   std::atomic<const Config*> config_{nullptr};
   std::atomic<int> config_state_{0};  // 0 not loaded, 1 loading, 2 done
   std::atomic<bool> kernel_unsupported_{false};
+  std::atomic<std::size_t> quirk_alignment_{0};
+  Counters local_counters_;
+  std::atomic<Counters*> counters_{&local_counters_};
   Quarantine quarantine_;
-  IntegrityCounters integrity_;
 
   // The last zerocopy send of each socket whose bytes were not all
   // acknowledged when sendfile returned: checked at the socket's next send

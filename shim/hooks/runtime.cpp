@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +113,19 @@ class LibcKernel final : public KernelPort {
     std::snprintf(buf, size, addr.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
   }
   off_t file_position(int fd) noexcept override { return lseek(fd, 0, SEEK_CUR); }
+  kernel::KernelIdentity kernel_identity() noexcept override {
+    return kernel::read_kernel_identity();
+  }
+  bool read_offset(const off_t* where, off_t* value) noexcept override {
+    // The pointer comes from the application and is only checked by the
+    // real sendfile (EFAULT): copy it through the kernel, which fails
+    // instead of faulting.
+    if (where == nullptr) return false;
+    iovec local{value, sizeof *value};
+    iovec remote{const_cast<off_t*>(where), sizeof *where};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) ==
+           static_cast<ssize_t>(sizeof *value);
+  }
   void shutdown_socket(int fd) noexcept override { shutdown(fd, SHUT_RDWR); }
   bool tcp_progress(int fd, kernel::TcpProgress* out) noexcept override {
     return kernel::tcp_progress(fd, real_sockopt_calls(), out);
@@ -274,14 +288,14 @@ __attribute__((constructor)) void capture_environment() {
 
 }  // namespace
 
-SendTicket before_send(int out_fd, int in_fd) noexcept {
+SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   if (environment().disabled) return {};
   const Reentry guard;
-  return guard.outermost() ? engine().before_send(out_fd, in_fd) : SendTicket{};
+  return guard.outermost() ? engine().before_send(out_fd, in_fd, offset) : SendTicket{};
 }
 
 void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
-  if (!ticket.guarded) return;  // the common case: no work, no errno save
+  if (!ticket.counted) return;  // not a kTLS TX socket: no work, no errno save
   const Reentry guard;
   if (guard.outermost()) engine().after_send(ticket, result, offset);
 }

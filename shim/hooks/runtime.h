@@ -11,7 +11,7 @@
 
 namespace zctls::shim {
 
-SendTicket before_send(int out_fd, int in_fd) noexcept;
+SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept;
 void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
 void before_close(int fd) noexcept;

@@ -87,6 +87,7 @@ KtlsCapabilities probe_ktls() {
   KtlsCapabilities caps;
   utsname uts{};
   if (uname(&uts) == 0) caps.kernel_release = uts.release;
+  caps.unaligned_bug = unaligned_zerocopy_bug(read_kernel_identity());
 
   LoopbackPair pair;
   caps.socket_error = pair.error();

@@ -166,4 +166,33 @@ TEST_F(IntegrityE2E, LogToSyslogAsDaemonFacility) {
   EXPECT_NE(messages.find("changed during a zerocopy send"), std::string::npos) << messages;
 }
 
+// The kernel-bug guard.  The bench's kernels (Debian 6.1.192, 6.12.117)
+// carry the fix, so "auto" must leave unaligned sends alone there, and
+// "on" (the operator's override for a kernel zctls cannot classify) shows
+// the guard itself working on a real socket: offsets that are not
+// page-aligned go by copy, aligned ones zerocopy, with the pointer or the
+// file position.
+TEST_F(IntegrityE2E, KernelQuirkGuardSendsUnalignedOffsetsByCopy) {
+  use_integrity("settle = 0\nkernel_quirks = \"on\"\n");
+  const Outcome r =
+      run_sender("offsets " + static_file() + " 0 100 8192 @4097 @12288", "ZCTLS_LOG_LEVEL=info");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "0 flag=1\n100 flag=0\n8192 flag=1\n@4097 flag=0\n@12288 flag=1\nbytes ok\n")
+      << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1, 0, 1})) << r.strace;
+  EXPECT_NE(r.err.find("kernel quirks (on): unaligned-offset zerocopy corruption: "),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(IntegrityE2E, KernelQuirkAutoRecognisesAFixedKernel) {
+  use_integrity("settle = 0\n");
+  const Outcome r =
+      run_sender("offsets " + static_file() + " 0 100 @4097", "ZCTLS_LOG_LEVEL=debug");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "0 flag=1\n100 flag=1\n@4097 flag=1\nbytes ok\n") << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << r.strace;
+  EXPECT_NE(r.err.find("(from uname -v (Debian)) carries the fix"), std::string::npos) << r.err;
+}
+
 }  // namespace

@@ -28,6 +28,9 @@
 //   plain N FILE          plain TCP (no kTLS): FILE sent N times
 //   appflag FILE...       the application sets the flag itself, then sends
 //   errors FILE           failing sendfiles: prints return values and errno
+//   offsets FILE AT...    one connection, 50000 bytes of FILE sent from each
+//                         AT: "N" passes offset N, "@N" seeks to N and
+//                         passes a null offset; prints "AT flag=N"
 //
 // Every mode checks that the receiver got exactly the files' bytes and
 // prints "bytes ok" or "BYTES DIFFER"; exit status 0 only if all is well.
@@ -201,6 +204,35 @@ int run_raw(const std::vector<std::string>& files, const std::string& tag = "") 
   }
   const bool same = receiver.compare();
   say(tag + (same ? "bytes ok" : "BYTES DIFFER"));
+  return ok && same ? 0 : 1;
+}
+
+int run_offsets(const std::string& path, const std::vector<std::string>& starts) {
+  constexpr std::size_t kCount = 50000;
+  const std::string bytes = slurp(path);
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  std::string expected;
+  for (const auto& at : starts)
+    expected += bytes.substr(std::stoul(at[0] == '@' ? at.substr(1) : at), kCount);
+  Receiver receiver(pair.server(), expected);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  bool ok = fd >= 0;
+  for (const auto& at : starts) {
+    const bool seek = at[0] == '@';
+    off_t offset = static_cast<off_t>(std::stoul(seek ? at.substr(1) : at));
+    if (seek) lseek(fd, offset, SEEK_SET);
+    std::size_t left = std::min(kCount, bytes.size() - static_cast<std::size_t>(offset));
+    while (ok && left > 0) {
+      const ssize_t n = sendfile(pair.client(), fd, seek ? nullptr : &offset, left);
+      ok = n > 0;
+      if (ok) left -= static_cast<std::size_t>(n);
+    }
+    say(at + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  if (fd >= 0) close(fd);
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
   return ok && same ? 0 : 1;
 }
 
@@ -704,6 +736,11 @@ int main(int argc, char** argv) {
   if (mode == "reuse") return run_reuse(files[0]);
   if (mode == "appflag") return run_appflag(files);
   if (mode == "errors") return run_errors(files[0]);
+  if (mode == "offsets" && files.size() >= 2) {
+    const std::string path = files[0];
+    files.erase(files.begin());
+    return run_offsets(path, files);
+  }
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());
   return 2;
 }

@@ -107,6 +107,10 @@ const ErrorCase kErrors[] = {
      "c.toml:2:10: 'integrity.settle' must be between"},
     {"OnChangeValue", "[integrity]\non_change = \"panic\"\n",
      "c.toml:2:13: 'integrity.on_change' must be log, quarantine or abort, not 'panic'"},
+    {"KernelQuirksValue", "[integrity]\nkernel_quirks = true\n",
+     "c.toml:2:17: 'integrity.kernel_quirks' must be a string"},
+    {"KernelQuirksChoice", "[integrity]\nkernel_quirks = \"yes\"\n",
+     "c.toml:2:17: 'integrity.kernel_quirks' must be auto, on or off, not 'yes'"},
     {"UnknownIntegrityKey", "[integrity]\nsettel = 1\n",
      "c.toml:2:1: unknown key 'settel' in [integrity]"},
 };
@@ -142,12 +146,16 @@ TEST(Config, IntegrityDefaultsAndValues) {
   EXPECT_EQ(d.config->integrity.settle_ns, 2'000'000'000);
   EXPECT_EQ(d.config->integrity.on_change, zctls::OnChange::quarantine);
   EXPECT_EQ(d.config->integrity.quarantine_ns, 60'000'000'000);
+  EXPECT_EQ(d.config->integrity.kernel_quirks, zctls::KernelQuirks::automatic);
   const ConfigResult r = parse_config(
-      "[integrity]\nsettle = 0.5\non_change = \"abort\"\nquarantine = 300\n", "i.toml");
+      "[integrity]\nsettle = 0.5\non_change = \"abort\"\nquarantine = 300\n"
+      "kernel_quirks = \"off\"\n",
+      "i.toml");
   ASSERT_TRUE(r.config) << first_error(r);
   EXPECT_EQ(r.config->integrity.settle_ns, 500'000'000);
   EXPECT_EQ(r.config->integrity.on_change, zctls::OnChange::abort);
   EXPECT_EQ(r.config->integrity.quarantine_ns, 300'000'000'000);
+  EXPECT_EQ(r.config->integrity.kernel_quirks, zctls::KernelQuirks::off);
 }
 
 TEST(Config, NulByteIsAnError) {

@@ -16,6 +16,7 @@
 namespace {
 
 using zctls::Config;
+using zctls::Counter;
 using zctls::Engine;
 using zctls::SocketKind;
 namespace k = zctls::kernel;
@@ -41,7 +42,9 @@ class FakeKernel final : public zctls::KernelPort {
   int stats = 0, paths = 0, queries = 0, gets = 0;
   std::vector<std::pair<int, bool>> sets;
 
-  int calls() const { return stats + paths + queries + gets + static_cast<int>(sets.size()); }
+  int calls() const {
+    return stats + paths + queries + gets + seeks + static_cast<int>(sets.size());
+  }
 
   int stat_fd(int fd, struct stat* st) noexcept override {
     ++stats;
@@ -77,7 +80,27 @@ class FakeKernel final : public zctls::KernelPort {
   void peer_name(int, char* buf, std::size_t size) noexcept override {
     std::snprintf(buf, size, "127.0.0.1:4433");
   }
-  off_t file_position(int) noexcept override { return 0; }
+  off_t position = 0;
+  off_t file_position(int) noexcept override {
+    ++seeks;
+    return position;
+  }
+  int seeks = 0;
+  k::KernelIdentity identity = debian_6_12();
+  k::KernelIdentity kernel_identity() noexcept override { return identity; }
+  bool unreadable_offsets = false;
+  bool read_offset(const off_t* where, off_t* value) noexcept override {
+    if (where == nullptr || unreadable_offsets) return false;
+    *value = *where;
+    return true;
+  }
+  static k::KernelIdentity debian_6_12() {
+    k::KernelIdentity id;
+    std::snprintf(id.release, sizeof id.release, "6.12.117+deb12-amd64");
+    std::snprintf(id.version, sizeof id.version,
+                  "#1 SMP PREEMPT_DYNAMIC Debian 6.12.117-1~deb12u1");
+    return id;
+  }
   void shutdown_socket(int fd) noexcept override { shutdown_calls.push_back(fd); }
   std::vector<int> shutdown_calls;
   k::TcpProgress progress{0, 0};
@@ -133,49 +156,49 @@ zerocopy = true
 };
 
 TEST_F(EngineTest, PlainSocketIsClassifiedOnceThenCostsNothing) {
-  engine_.before_send(5, 10);
+  engine_.before_send(5, 10, nullptr);
   EXPECT_EQ(kernel_.queries, 1);
   EXPECT_EQ(engine_.fd_state(5).kind, SocketKind::not_ktls);
   const int before = kernel_.calls();
-  for (int i = 0; i < 100; ++i) engine_.before_send(5, 10);
+  for (int i = 0; i < 100; ++i) engine_.before_send(5, 10, nullptr);
   EXPECT_EQ(kernel_.calls(), before) << "no syscall per send on a classified plain socket";
 }
 
 TEST_F(EngineTest, FlagFollowsTheRulesAndChangesOnlyWhenNeeded) {
   app_tls_tx(7);
   EXPECT_EQ(kernel_.queries, 0) << "a socket set up through the hook needs no classification";
-  engine_.before_send(7, 10);  // /www/app.js: zerocopy
+  engine_.before_send(7, 10, nullptr);  // /www/app.js: zerocopy
   ASSERT_EQ(kernel_.sets.size(), 1U);
   EXPECT_EQ(kernel_.sets[0], std::make_pair(7, true));
-  engine_.before_send(7, 10);  // same file again: flag already on
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);  // same file again: flag already on
+  engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(kernel_.sets.size(), 1U);
   EXPECT_EQ(kernel_.paths, 1) << "path resolved once per inode";
-  engine_.before_send(7, 11);  // uploads: rule 1 says copy
+  engine_.before_send(7, 11, nullptr);  // uploads: rule 1 says copy
   ASSERT_EQ(kernel_.sets.size(), 2U);
   EXPECT_EQ(kernel_.sets[1], std::make_pair(7, false));
-  engine_.before_send(7, 12);  // no rule: default copy, flag already off
+  engine_.before_send(7, 12, nullptr);  // no rule: default copy, flag already off
   EXPECT_EQ(kernel_.sets.size(), 2U);
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(kernel_.sets.size(), 3U);
   EXPECT_EQ(kernel_.paths, 3) << "three inodes, three lookups";
 }
 
 TEST_F(EngineTest, SteadyStateCostsOneFstatPerSend) {
   app_tls_tx(7);
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   const int stats_before = kernel_.stats, others_before = kernel_.calls() - kernel_.stats;
-  for (int i = 0; i < 50; ++i) engine_.before_send(7, 10);
+  for (int i = 0; i < 50; ++i) engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(kernel_.stats - stats_before, 50);
   EXPECT_EQ(kernel_.calls() - kernel_.stats, others_before);
 }
 
 TEST_F(EngineTest, ChangedCtimeResolvesThePathAgain) {
   app_tls_tx(7);
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   kernel_.files[10].ctime_nsec = 5;  // rename, chmod or write
   kernel_.files[10].path = "/www/uploads/moved.js";
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(kernel_.paths, 2);
   ASSERT_EQ(kernel_.sets.size(), 2U);
   EXPECT_FALSE(kernel_.sets[1].second) << "the file now matches the uploads rule";
@@ -183,17 +206,17 @@ TEST_F(EngineTest, ChangedCtimeResolvesThePathAgain) {
 
 TEST_F(EngineTest, NonRegularInputTurnsTheFlagOff) {
   app_tls_tx(7);
-  engine_.before_send(7, 10);
-  engine_.before_send(7, 13);  // a pipe
+  engine_.before_send(7, 10, nullptr);
+  engine_.before_send(7, 13, nullptr);  // a pipe
   ASSERT_EQ(kernel_.sets.size(), 2U);
   EXPECT_FALSE(kernel_.sets[1].second);
-  engine_.before_send(7, 99);  // fstat fails
+  engine_.before_send(7, 99, nullptr);  // fstat fails
   EXPECT_EQ(kernel_.sets.size(), 2U);
 }
 
 TEST_F(EngineTest, UnlinkedFilesAreCopied) {
   app_tls_tx(7);
-  engine_.before_send(7, 14);
+  engine_.before_send(7, 14, nullptr);
   EXPECT_TRUE(kernel_.sets.empty());
 }
 
@@ -202,8 +225,8 @@ TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
   const unsigned int one = 1;
   engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
-  engine_.before_send(7, 11);  // would be "copy" by the rules
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 11, nullptr);  // would be "copy" by the rules
+  engine_.before_send(7, 10, nullptr);
   EXPECT_TRUE(kernel_.sets.empty());
 }
 
@@ -213,46 +236,46 @@ TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
   engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &zero, sizeof zero);
   app_tls_tx(7);
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_TRUE(kernel_.sets.empty());
 }
 
 TEST_F(EngineTest, InheritedKtlsSocketIsClassifiedLazily) {
   kernel_.sockets[8] = k::TxKind::ktls_tx;  // never seen through the hook
-  engine_.before_send(8, 10);
+  engine_.before_send(8, 10, nullptr);
   EXPECT_EQ(kernel_.queries, 1);
   EXPECT_EQ(kernel_.gets, 1);
   ASSERT_EQ(kernel_.sets.size(), 1U);
   EXPECT_TRUE(kernel_.sets[0].second);
-  engine_.before_send(8, 10);
+  engine_.before_send(8, 10, nullptr);
   EXPECT_EQ(kernel_.queries, 1) << "classified once";
 }
 
 TEST_F(EngineTest, InheritedSocketWithTheFlagOnBelongsToSomeoneElse) {
   kernel_.sockets[8] = k::TxKind::ktls_tx;
   kernel_.flags[8] = true;
-  engine_.before_send(8, 11);
+  engine_.before_send(8, 11, nullptr);
   EXPECT_TRUE(engine_.fd_state(8).app_managed);
   EXPECT_TRUE(kernel_.sets.empty());
 }
 
 TEST_F(EngineTest, UlpWithoutKeyIsCheckedAgainUntilItHasOne) {
   kernel_.sockets[9] = k::TxKind::ulp_without_tx;
-  engine_.before_send(9, 10);
-  engine_.before_send(9, 10);
+  engine_.before_send(9, 10, nullptr);
+  engine_.before_send(9, 10, nullptr);
   EXPECT_EQ(kernel_.queries, 2);
   EXPECT_TRUE(kernel_.sets.empty());
   kernel_.sockets[9] = k::TxKind::ktls_tx;
-  engine_.before_send(9, 10);
+  engine_.before_send(9, 10, nullptr);
   EXPECT_EQ(kernel_.sets.size(), 1U);
 }
 
 TEST_F(EngineTest, CloseForgetsAndTheNumberIsLearnedAgain) {
   app_tls_tx(7);
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   engine_.after_close(7);
   kernel_.sockets.erase(7);  // the number comes back as a plain socket
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::not_ktls);
   EXPECT_EQ(kernel_.sets.size(), 1U) << "no SOL_TLS call on the reused number";
 }
@@ -270,10 +293,10 @@ TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
   app_tls_tx(7);
   app_tls_tx(8);
   kernel_.set_error = ENOPROTOOPT;
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_TRUE(engine_.kernel_unsupported());
-  engine_.before_send(8, 10);
-  engine_.before_send(7, 10);
+  engine_.before_send(8, 10, nullptr);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(kernel_.sets.size(), 1U) << "one try per process";
 }
 
@@ -281,7 +304,7 @@ TEST_F(EngineTest, RefusalOnAStaleFdIsNotAnOldKernel) {
   app_tls_tx(7);
   kernel_.sockets[7] = k::TxKind::not_ktls;  // closed behind our back, reused
   kernel_.set_error = ENOPROTOOPT;
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   EXPECT_FALSE(engine_.kernel_unsupported());
   EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
 }
@@ -291,7 +314,7 @@ TEST_F(EngineTest, NoConfigMeansNeverOn) {
   Engine engine(kernel_, load_test_config);
   kernel_.sockets[7] = k::TxKind::ktls_tx;
   engine.after_app_setsockopt(7, k::kSolTls, k::kTlsTx, nullptr, 0);
-  engine.before_send(7, 10);
+  engine.before_send(7, 10, nullptr);
   EXPECT_TRUE(kernel_.sets.empty());
   EXPECT_EQ(kernel_.stats, 0) << "without a config nothing is even looked at";
 }
@@ -302,12 +325,12 @@ TEST_F(EngineTest, ConfigIsLoadedOnlyForKtlsSends) {
     ++loads;
     return g_config;
   });
-  engine.before_send(5, 10);  // plain socket
+  engine.before_send(5, 10, nullptr);  // plain socket
   EXPECT_EQ(loads, 0);
   kernel_.sockets[7] = k::TxKind::ktls_tx;
   engine.after_app_setsockopt(7, k::kSolTls, k::kTlsTx, nullptr, 0);
-  engine.before_send(7, 10);
-  engine.before_send(7, 10);
+  engine.before_send(7, 10, nullptr);
+  engine.before_send(7, 10, nullptr);
   EXPECT_EQ(loads, 1);
 }
 
@@ -324,7 +347,7 @@ class IntegrityTest : public EngineTest {
   // A zerocopy send of fd 10 during which `change` happens to the file.
   template <typename Change>
   void send_while(Change change) {
-    const zctls::SendTicket t = engine_.before_send(7, 10);
+    const zctls::SendTicket t = engine_.before_send(7, 10, nullptr);
     change(kernel_.files[10]);
     off_t off = 4096;
     engine_.after_send(t, 4096, &off);
@@ -334,41 +357,41 @@ class IntegrityTest : public EngineTest {
 
 TEST_F(IntegrityTest, UnchangedFileIsNoEvent) {
   send_while([](FakeFile&) {});
-  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
   EXPECT_EQ(kernel_.stats, 2) << "one fstat before, one after";
 }
 
 TEST_F(IntegrityTest, ChangeDuringSendIsAnEventAndQuarantines) {
   send_while([](FakeFile& f) { f.ctime_nsec += 1; });
-  EXPECT_EQ(engine_.integrity().events.load(), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
   EXPECT_TRUE(kernel_.shutdown_calls.empty());
   // Quarantined: the next send goes by copy, flag cleared.
-  engine_.before_send(7, 10);
-  EXPECT_EQ(engine_.integrity().quarantine_copies.load(), 1U);
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::copy_quarantine), 1U);
   ASSERT_EQ(kernel_.sets.size(), 2U);
   EXPECT_FALSE(kernel_.sets[1].second);
   // Stable for 10 s: zerocopy again.
   kernel_.monotonic += 10 * kSec;
-  engine_.before_send(7, 10);
+  engine_.before_send(7, 10, nullptr);
   ASSERT_EQ(kernel_.sets.size(), 3U);
   EXPECT_TRUE(kernel_.sets[2].second);
 }
 
 TEST_F(IntegrityTest, CopySendsAreNotChecked) {
-  const zctls::SendTicket t = engine_.before_send(7, 11);  // uploads: copy
+  const zctls::SendTicket t = engine_.before_send(7, 11, nullptr);  // uploads: copy
   EXPECT_FALSE(t.guarded);
   kernel_.files[11].ctime_nsec += 1;
   engine_.after_send(t, 10, nullptr);
-  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
   EXPECT_EQ(kernel_.stats, 1) << "no fstat after a copy send";
 }
 
 TEST_F(IntegrityTest, LogPolicyDoesNotQuarantine) {
   config_.integrity.on_change = zctls::OnChange::log;
   send_while([](FakeFile& f) { f.ctime_nsec += 1; });
-  EXPECT_EQ(engine_.integrity().events.load(), 1U);
-  engine_.before_send(7, 10);
-  EXPECT_EQ(engine_.integrity().quarantine_copies.load(), 0U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::copy_quarantine), 0U);
   EXPECT_EQ(kernel_.sets.size(), 1U) << "still zerocopy";
 }
 
@@ -376,18 +399,18 @@ TEST_F(IntegrityTest, AbortShutsTheConnectionDown) {
   config_.integrity.on_change = zctls::OnChange::abort;
   send_while([](FakeFile& f) { f.ctime_nsec += 1; });
   EXPECT_EQ(kernel_.shutdown_calls, std::vector<int>{7});
-  EXPECT_EQ(engine_.integrity().aborts.load(), 1U);
+  EXPECT_EQ(engine_.count(Counter::aborts), 1U);
 }
 
 TEST_F(IntegrityTest, SettleWindowSendsRecentFilesByCopy) {
   // The file changed 1 s ago ("now" is kernel_.realtime).
   kernel_.files[15] = {"/www/fresh.js", S_IFREG | 0644, 200, 0};
   kernel_.files[15].ctime_nsec = kernel_.realtime - kSec;
-  engine_.before_send(7, 15);
+  engine_.before_send(7, 15, nullptr);
   EXPECT_TRUE(kernel_.sets.empty());
-  EXPECT_EQ(engine_.integrity().settle_copies.load(), 1U);
+  EXPECT_EQ(engine_.count(Counter::copy_settle), 1U);
   kernel_.realtime += 2 * kSec;
-  const zctls::SendTicket t = engine_.before_send(7, 15);
+  const zctls::SendTicket t = engine_.before_send(7, 15, nullptr);
   EXPECT_TRUE(t.guarded);
   ASSERT_EQ(kernel_.sets.size(), 1U);
 }
@@ -395,11 +418,11 @@ TEST_F(IntegrityTest, SettleWindowSendsRecentFilesByCopy) {
 TEST_F(IntegrityTest, ChangeAfterTheSendButBeforeTheAckIsCaughtAtTheNextSend) {
   kernel_.progress = {100, 50};  // half of what was written is unacknowledged
   send_while([](FakeFile&) {});
-  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
   kernel_.files[10].ctime_nsec += 1;  // written to after sendfile returned
-  engine_.before_send(7, 10);
-  EXPECT_EQ(engine_.integrity().events.load(), 1U);
-  EXPECT_EQ(engine_.integrity().in_flight_events.load(), 1U);
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
 }
 
 TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {
@@ -408,7 +431,7 @@ TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {
   kernel_.progress = {100, 100};  // acknowledged by the time we look
   kernel_.files[10].ctime_nsec += 1;
   engine_.before_close(7);
-  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
 }
 
 TEST_F(IntegrityTest, ChangeBeforeTheAckIsCaughtAtClose) {
@@ -416,9 +439,9 @@ TEST_F(IntegrityTest, ChangeBeforeTheAckIsCaughtAtClose) {
   send_while([](FakeFile&) {});
   kernel_.files[10].size = 1;  // truncated
   engine_.before_close(7);
-  EXPECT_EQ(engine_.integrity().in_flight_events.load(), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
   engine_.before_close(7);  // the record is gone: reported once
-  EXPECT_EQ(engine_.integrity().events.load(), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
 }
 
 TEST_F(IntegrityTest, RenameDeployWhileInFlightIsNoEvent) {
@@ -427,8 +450,8 @@ TEST_F(IntegrityTest, RenameDeployWhileInFlightIsNoEvent) {
   send_while([](FakeFile&) {});
   kernel_.files[10].nlink = 0;  // a new file renamed over the path
   kernel_.files[10].ctime_nsec += 1;
-  engine_.before_send(7, 10);
-  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
 }
 
 TEST_F(IntegrityTest, AnotherFileUnderTheSameFdIsNotJudged) {
@@ -436,7 +459,85 @@ TEST_F(IntegrityTest, AnotherFileUnderTheSameFdIsNotJudged) {
   send_while([](FakeFile&) {});
   kernel_.files[10].ino = 999;  // the file fd was closed and its number reused
   engine_.before_close(7);
-  EXPECT_EQ(engine_.integrity().events.load(), 0U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
+}
+
+// The kernel-bug guard (kernel_quirks.h): on a kernel with the
+// unaligned-offset zerocopy corruption, only page-aligned sends go zerocopy.
+class KernelQuirkTest : public EngineTest {
+ protected:
+  void affected_kernel() {
+    std::snprintf(kernel_.identity.release, sizeof kernel_.identity.release, "6.1.15");
+    kernel_.identity.version[0] = '\0';
+  }
+  // One send of /www/app.js (zerocopy by the rules) from `offset`: was the
+  // flag on for it?
+  bool zerocopy_at(off_t offset) {
+    engine_.before_send(7, 10, &offset);
+    return kernel_.flags[7];
+  }
+};
+
+TEST_F(KernelQuirkTest, AffectedKernelSendsUnalignedOffsetsByCopy) {
+  affected_kernel();
+  app_tls_tx(7);
+  EXPECT_TRUE(zerocopy_at(0));
+  EXPECT_EQ(engine_.quirk_alignment(), 4096U);
+  EXPECT_FALSE(zerocopy_at(100));
+  EXPECT_TRUE(zerocopy_at(8192));
+  EXPECT_FALSE(zerocopy_at(8192 + 4095));
+  EXPECT_EQ(engine_.count(Counter::copy_kernel_quirk), 2U);
+  EXPECT_EQ(kernel_.seeks, 0) << "the offset argument is used when there is one";
+}
+
+TEST_F(KernelQuirkTest, WithoutAnOffsetTheFilePositionDecides) {
+  affected_kernel();
+  app_tls_tx(7);
+  kernel_.position = 512;
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_FALSE(kernel_.flags[7]);
+  kernel_.position = 4096;
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_TRUE(kernel_.flags[7]);
+  EXPECT_EQ(kernel_.seeks, 2);
+}
+
+TEST_F(KernelQuirkTest, FixedKernelCostsNothing) {
+  app_tls_tx(7);  // Debian 6.12 by default
+  EXPECT_TRUE(zerocopy_at(100));
+  EXPECT_EQ(engine_.quirk_alignment(), 0U);
+  EXPECT_EQ(engine_.count(Counter::copy_kernel_quirk), 0U);
+}
+
+TEST_F(KernelQuirkTest, OffTrustsTheKernel) {
+  affected_kernel();
+  config_.integrity.kernel_quirks = zctls::KernelQuirks::off;
+  app_tls_tx(7);
+  EXPECT_TRUE(zerocopy_at(100));
+  EXPECT_EQ(engine_.quirk_alignment(), 0U);
+}
+
+TEST_F(KernelQuirkTest, OnGuardsEvenAFixedKernel) {
+  config_.integrity.kernel_quirks = zctls::KernelQuirks::on;
+  app_tls_tx(7);
+  EXPECT_FALSE(zerocopy_at(100));
+  EXPECT_TRUE(zerocopy_at(4096));
+}
+
+TEST_F(KernelQuirkTest, UnreadableOffsetIsSentByCopy) {
+  affected_kernel();
+  app_tls_tx(7);
+  kernel_.unreadable_offsets = true;
+  EXPECT_FALSE(zerocopy_at(0));
+  EXPECT_EQ(engine_.count(Counter::copy_kernel_quirk), 1U);
+}
+
+TEST_F(KernelQuirkTest, RulesAndIntegrityDecideFirst) {
+  affected_kernel();
+  app_tls_tx(7);
+  off_t unaligned = 100;
+  engine_.before_send(7, 11, &unaligned);  // uploads: the rules say copy
+  EXPECT_EQ(engine_.count(Counter::copy_kernel_quirk), 0U) << "counted under its first reason";
 }
 
 }  // namespace

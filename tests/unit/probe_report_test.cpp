@@ -18,6 +18,8 @@ k::KtlsCapabilities kernel_6_1() {
   for (const auto v : k::kAllVersions)
     for (const auto c : k::kAllCiphers) caps.ciphers.push_back({v, c, 0, 0});
   caps.zerocopy_reads_back = true;
+  caps.unaligned_bug.status = k::QuirkStatus::fixed;
+  caps.unaligned_bug.reason = "6.1.192 (from uname -v (Debian)) carries the fix";
   return caps;
 }
 
@@ -28,6 +30,22 @@ TEST(ProbeReport, ZerocopyKernel) {
   EXPECT_EQ(out.rfind("zerocopy kTLS sendfile: available on 6.1.0-56-amd64", 0), 0U) << out;
   EXPECT_NE(out.find("TLS 1.3: aes-gcm-128 tx+rx"), std::string::npos) << out;
   EXPECT_NE(out.find("TLS_TX_ZEROCOPY_RO set 1/0 and read back"), std::string::npos) << out;
+  EXPECT_NE(out.find("kernel bug      not affected: 6.1.192 (from uname -v (Debian)) carries"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("page-aligned"), std::string::npos) << out;
+}
+
+TEST(ProbeReport, KernelWithTheZerocopyBug) {
+  auto caps = kernel_6_1();
+  caps.unaligned_bug.status = k::QuirkStatus::affected;
+  caps.unaligned_bug.reason = "6.1.19 (from uname -r) has the bug (fixed in 6.1.20)";
+  const std::string out = format_probe(caps);
+  EXPECT_EQ(verdict(caps), zctls::cli::kZerocopyUsable) << "guarded, still usable";
+  EXPECT_NE(out.find("kernel bug      affected: 6.1.19 (from uname -r) has the bug"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("only from page-aligned file offsets"), std::string::npos) << out;
 }
 
 TEST(ProbeReport, KernelWithoutTlsModule) {

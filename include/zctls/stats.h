@@ -1,0 +1,117 @@
+// Per-process counters, and how they are shared with `zctls stats`.
+//
+// Each process that uses kTLS keeps its counters in a small file it maps
+// shared (StatsFile): updates are relaxed atomic adds on that mapping, no
+// syscall and no lock.  `zctls stats` (and the node_exporter textfile
+// writer) read every such file in the stats directory.  The files outlive
+// their processes on purpose: the totals keep what exited processes did,
+// until `zctls stats --prune` folds them into one "retired" file or the
+// machine reboots (the default directory is a tmpfs).
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace zctls {
+
+// Every counter.  Append only (the file layout is versioned by the count).
+enum class Counter : int {
+  sends,                    // sendfile calls on kTLS TX sockets that returned > 0 or not
+  bytes,                    // bytes those calls sent
+  zerocopy_sends,           // of them, sent with TLS_TX_ZEROCOPY_RO on by zctls
+  zerocopy_bytes,           //
+  copy_no_rule,             // sent by copy because: no rule matched (and default is copy)
+  copy_rule_off,            //   a rule said zerocopy = false (or the file is unlinked/not regular)
+  copy_settle,              //   changed within the settle window
+  copy_quarantine,          //   the inode is quarantined
+  copy_kernel_unsupported,  // the kernel refuses TLS_TX_ZEROCOPY_RO
+  copy_kernel_quirk,        //   unaligned offset on a kernel with the zerocopy bug
+  copy_app_managed,         //   the application manages the flag itself
+  copy_no_config,           //   no usable config (pass-through)
+  integrity_events,         // files changed under a zerocopy send (all kinds)
+  integrity_events_in_flight,  // of them, after the call returned, before the ACK
+  aborts,                      // connections shut down by on_change = "abort"
+  decision_cache_hits,         //
+  decision_cache_misses,       // path looked up and matched against the rules
+  config_loads,                // configs loaded (the first one and each reload)
+  config_reloads,              // of them, reloads after the file changed
+  config_errors,               // configs rejected (the old one, or pass-through, stays)
+  count_
+};
+inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
+
+// One counter block; lives in a StatsFile mapping or in process memory.
+struct Counters {
+  std::array<std::atomic<std::uint64_t>, kCounterCount> values{};
+
+  void add(Counter c, std::uint64_t n = 1) noexcept {
+    values[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+  }
+  std::uint64_t get(Counter c) const noexcept {
+    return values[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+  }
+};
+
+// The shared file: a header that says whose counters these are, then the
+// block.  Plain data, so a reader only needs read(2).
+struct StatsFile {
+  static constexpr std::uint64_t kMagic = 0x31545354534c435aULL;  // "ZCLSTST1"
+  std::uint64_t magic = kMagic;
+  std::uint32_t counters = kCounterCount;  // how many this writer knows
+  std::int32_t pid = 0;
+  std::uint64_t start_time = 0;  // /proc/PID/stat field 22: tells pid reuse apart
+  char comm[16] = "";            // the program's name, for the table
+  Counters block;
+};
+
+// Prometheus and JSON names.  `label` is empty or "reason=\"settle\"" etc.
+struct CounterName {
+  std::string_view key;     // "copy_settle": JSON and table
+  std::string_view metric;  // "zctls_copy_sends_total"
+  std::string_view label;   // "reason=\"settle\""
+  std::string_view help;
+};
+const CounterName& name_of(Counter c) noexcept;
+
+// --- reading the directory (zctls stats, the textfile writer) ---
+
+struct ProcessStats {
+  pid_t pid = 0;
+  std::string comm;
+  bool alive = false;    // the same process (pid and start time) still runs
+  bool retired = false;  // the folded totals of pruned exited processes
+  std::string file;
+  std::array<std::uint64_t, kCounterCount> values{};
+};
+
+// Where stats files live unless [stats] dir says otherwise.
+inline constexpr const char* kDefaultStatsDir = "/dev/shm";
+
+std::string stats_file_name(pid_t pid, std::uint64_t start_time);  // "zctls-PID-START.stats"
+std::uint64_t process_start_time(pid_t pid) noexcept;              // 0 if unknown
+std::vector<ProcessStats> read_stats_dir(const std::string& dir);
+
+// Totals over all processes (alive, exited and retired).
+std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>& all);
+
+// The node_exporter / Prometheus text exposition of the totals, with HELP
+// and TYPE lines, plus zctls_processes{state="alive|exited"} gauges.
+std::string prometheus_text(const std::vector<ProcessStats>& all);
+std::string stats_json(const std::vector<ProcessStats>& all);
+std::string stats_table(const std::vector<ProcessStats>& all);
+
+// Writes `text` to dir/zctls.prom atomically (temp file + rename).  Returns
+// 0 or an errno value.
+int write_textfile(const std::string& dir, const std::string& text) noexcept;
+
+// Folds exited processes' files into dir/zctls-retired.stats and deletes
+// them.  Returns how many were folded.
+int prune_stats_dir(const std::string& dir, std::string* error);
+
+}  // namespace zctls
