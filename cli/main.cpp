@@ -1,44 +1,258 @@
 // zctls: the command-line companion of libzctls.so.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "explain.h"
 #include "probe_report.h"
+#include "status.h"
+#include "zctls/config.h"
 #include "zctls/ktls_probe.h"
+#include "zctls/stats.h"
 #include "zctls/version.h"
 
 namespace {
 
 constexpr int kExitUsage = 64;  // EX_USAGE
+constexpr const char* kDefaultConfig = "/etc/zctls.toml";
 
 void usage(std::FILE* to) {
   std::fputs(
-      "usage: zctls COMMAND\n"
+      "usage: zctls COMMAND [ARGS]\n"
       "\n"
       "commands:\n"
-      "  probe        report what this host's kernel can do with kTLS and zerocopy;\n"
-      "               exit 0 = zerocopy flag usable, 1 = kTLS without the flag,\n"
-      "               2 = no kTLS\n"
+      "  run [--config F] [--library L] -- CMD [ARGS]\n"
+      "               run CMD with libzctls.so preloaded (prepended to LD_PRELOAD);\n"
+      "               --config sets ZCTLS_CONFIG for it\n"
+      "  check [F]    validate a config (default: $ZCTLS_CONFIG or /etc/zctls.toml);\n"
+      "               exit 1 on errors, printed as file:line:col: message\n"
+      "  explain [--config F] PATH...\n"
+      "               the rule that decides each path, and the decision\n"
+      "  probe [--json]\n"
+      "               what this host can do; exit 0 = zerocopy flag usable,\n"
+      "               1 = kTLS without the flag, 2 = no kTLS\n"
+      "  status [--config F] [--dir D] [--json]\n"
+      "               every kTLS socket on the host (sock_diag) and the processes\n"
+      "               running zctls\n"
+      "  stats [--config F] [--dir D] [--json | --prometheus] [--prune]\n"
+      "               counters of the processes using zctls, alive and exited\n"
       "  --version    print the version\n"
       "  --help       this text\n",
       to);
 }
 
-int run_probe() {
-  const zctls::kernel::KtlsCapabilities caps = zctls::kernel::probe_ktls();
-  std::fputs(zctls::cli::format_probe(caps).c_str(), stdout);
-  return zctls::cli::verdict(caps);
+int bad_usage(const std::string& why) {
+  std::fprintf(stderr, "zctls: %s\n", why.c_str());
+  usage(stderr);
+  return kExitUsage;
+}
+
+std::string default_config_path() {
+  const char* env = std::getenv("ZCTLS_CONFIG");
+  return env != nullptr && *env != '\0' ? env : kDefaultConfig;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0;
+}
+
+std::string absolute(const std::string& path) {
+  char resolved[PATH_MAX];
+  if (realpath(path.c_str(), resolved) != nullptr) return resolved;
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  return getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd) + "/" + path : path;
+}
+
+// libzctls.so: the installed one, else the one next to this build's zctls.
+std::string find_library() {
+  if (exists(ZCTLS_INSTALLED_LIBRARY)) return ZCTLS_INSTALLED_LIBRARY;
+  char self[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.erase(dir.rfind('/'));
+    const std::string built = dir + "/../shim/libzctls.so";
+    if (exists(built)) return absolute(built);
+  }
+  return "";
+}
+
+int run_command(int argc, char** argv) {
+  std::string config, library;
+  int i = 2;
+  for (; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if ((a == "--config" || a == "--library") && i + 1 < argc) {
+      (a == "--config" ? config : library) = argv[++i];
+    } else {
+      return bad_usage("run: unexpected '" + std::string(a) + "' (the command goes after --)");
+    }
+  }
+  if (i >= argc) return bad_usage("run: no command after --");
+  if (library.empty()) library = find_library();
+  if (library.empty() || !exists(library)) {
+    std::fprintf(stderr, "zctls: run: cannot find libzctls.so (tried %s); use --library\n",
+                 ZCTLS_INSTALLED_LIBRARY);
+    return 69;  // EX_UNAVAILABLE
+  }
+  library = absolute(library);
+  if (!config.empty()) {
+    if (!exists(config)) {
+      std::fprintf(stderr, "zctls: run: %s: no such file\n", config.c_str());
+      return 66;  // EX_NOINPUT
+    }
+    setenv("ZCTLS_CONFIG", absolute(config).c_str(), 1);
+  }
+  // Prepend, keep what was there (ld.so takes ':' or ' ' separated lists).
+  std::string preload = library;
+  if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') {
+    if (std::string_view(old).find(library) == std::string_view::npos) {
+      preload += ":";
+      preload += old;
+    } else {
+      preload = old;  // already there: do not load it twice
+    }
+  }
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+  execvp(argv[i], argv + i);
+  std::fprintf(stderr, "zctls: run: %s: %s\n", argv[i], std::strerror(errno));
+  return errno == ENOENT ? 127 : 126;
+}
+
+int check_command(int argc, char** argv) {
+  if (argc > 3) return bad_usage("check takes one config file");
+  const std::string path = argc == 3 ? argv[2] : default_config_path();
+  const zctls::ConfigResult result = zctls::load_config_file(path);
+  const std::string report = zctls::cli::format_check(path, result);
+  std::fputs(report.c_str(), result.config ? stdout : stderr);
+  return result.config ? 0 : 1;
+}
+
+int explain_command(int argc, char** argv) {
+  std::string config_path = default_config_path();
+  std::vector<std::string> paths;
+  for (int i = 2; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      paths.emplace_back(argv[i]);
+    }
+  }
+  if (paths.empty()) return bad_usage("explain: no PATH");
+  zctls::ConfigResult result = zctls::load_config_file(config_path);
+  if (!result.config) {
+    std::fputs(zctls::cli::format_check(config_path, result).c_str(), stderr);
+    return 1;
+  }
+  if (const char* rules = std::getenv("ZCTLS_RULES")) {
+    std::vector<zctls::ConfigError> errors;
+    if (!zctls::apply_rules_env(rules, *result.config, errors)) {
+      for (const auto& e : errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+      return 1;
+    }
+  }
+  // The shim matches the path the kernel reports for the open file: the
+  // canonical one, symlinks resolved.
+  for (const std::string& p : paths)
+    std::fputs(zctls::cli::explain_path(*result.config, absolute(p)).c_str(), stdout);
+  return 0;
+}
+
+// The directory the shim keeps counters in: --dir, else the config's
+// [stats] dir, else the default.
+std::string stats_dir(const std::string& dir, std::string config_path) {
+  if (!dir.empty()) return dir;
+  if (config_path.empty()) config_path = default_config_path();
+  const zctls::ConfigResult r = zctls::load_config_file(config_path);
+  return r.config ? r.config->stats.dir : zctls::StatsConfig{}.dir;
+}
+
+int stats_command(int argc, char** argv) {
+  std::string dir, config_path;
+  bool json = false, prometheus = false, prune = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--json") {
+      json = true;
+    } else if (a == "--prometheus") {
+      prometheus = true;
+    } else if (a == "--prune") {
+      prune = true;
+    } else if ((a == "--dir" || a == "--config") && i + 1 < argc) {
+      (a == "--dir" ? dir : config_path) = argv[++i];
+    } else {
+      return bad_usage("stats: unexpected '" + std::string(a) + "'");
+    }
+  }
+  if (json && prometheus) return bad_usage("stats: --json or --prometheus, not both");
+  dir = stats_dir(dir, config_path);
+  if (prune) {
+    std::string error;
+    const int folded = zctls::prune_stats_dir(dir, &error);
+    if (folded < 0) {
+      std::fprintf(stderr, "zctls: stats --prune: %s\n", error.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "zctls: folded %d exited process%s into the retired totals\n", folded,
+                 folded == 1 ? "" : "es");
+  }
+  const auto all = zctls::read_stats_dir(dir);
+  const std::string out = json         ? zctls::stats_json(all)
+                          : prometheus ? zctls::prometheus_text(all)
+                                       : zctls::stats_table(all);
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int probe_command(int argc, char** argv) {
+  const bool json = argc == 3 && std::string_view(argv[2]) == "--json";
+  if (argc > 3 || (argc == 3 && !json)) return bad_usage("probe takes only --json");
+  zctls::cli::HostReport host;
+  host.caps = zctls::kernel::probe_ktls();
+  host.nics = zctls::kernel::tls_offload_nics();
+  host.openssl = zctls::cli::openssl_info();
+  const std::string out =
+      json ? zctls::cli::format_probe_json(host) : zctls::cli::format_probe(host);
+  std::fputs(out.c_str(), stdout);
+  return zctls::cli::verdict(host.caps);
+}
+
+int status_command(int argc, char** argv) {
+  std::string dir, config_path;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--json") {
+      json = true;
+    } else if ((a == "--dir" || a == "--config") && i + 1 < argc) {
+      (a == "--dir" ? dir : config_path) = argv[++i];
+    } else {
+      return bad_usage("status: unexpected '" + std::string(a) + "'");
+    }
+  }
+  return zctls::cli::run_status(json, stats_dir(dir, config_path));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    if (argc < 2) {
-      usage(stderr);
-      return kExitUsage;
-    }
+    if (argc < 2) return bad_usage("no command");
     const std::string_view cmd = argv[1];
     if (cmd == "--version") {
       std::printf("zctls %s\n", zctls::kVersion);
@@ -48,10 +262,13 @@ int main(int argc, char** argv) {
       usage(stdout);
       return 0;
     }
-    if (cmd == "probe" && argc == 2) return run_probe();
-    std::fprintf(stderr, "zctls: unknown command or arguments: %s\n", argv[1]);
-    usage(stderr);
-    return kExitUsage;
+    if (cmd == "run") return run_command(argc, argv);
+    if (cmd == "check") return check_command(argc, argv);
+    if (cmd == "explain") return explain_command(argc, argv);
+    if (cmd == "stats") return stats_command(argc, argv);
+    if (cmd == "probe") return probe_command(argc, argv);
+    if (cmd == "status") return status_command(argc, argv);
+    return bad_usage("unknown command: " + std::string(cmd));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zctls: %s\n", e.what());
     return 70;  // EX_SOFTWARE

@@ -1,5 +1,9 @@
 #include "probe_report.h"
 
+#include <openssl/crypto.h>
+#include <openssl/opensslconf.h>
+
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 
@@ -53,7 +57,17 @@ ProbeVerdict verdict(const kernel::KtlsCapabilities& caps) noexcept {
   return caps.zerocopy_usable() ? kZerocopyUsable : kKtlsWithoutZerocopy;
 }
 
-std::string format_probe(const kernel::KtlsCapabilities& caps) {
+OpenSslInfo openssl_info() {
+  OpenSslInfo info;
+  info.version = OpenSSL_version(OPENSSL_VERSION);
+#ifndef OPENSSL_NO_KTLS
+  info.ktls = true;
+#endif
+  return info;
+}
+
+std::string format_probe(const HostReport& host) {
+  const kernel::KtlsCapabilities& caps = host.caps;
   std::string out;
   const std::string& rel = caps.kernel_release;
   switch (verdict(caps)) {
@@ -74,6 +88,16 @@ std::string format_probe(const kernel::KtlsCapabilities& caps) {
       break;
   }
   row(out, "kernel", rel);
+  std::string nics;
+  for (const kernel::NicOffload& nic : host.nics) {
+    if (!nic.available) continue;
+    nics += (nics.empty() ? "" : ", ") + nic.name + (nic.active ? " (on)" : " (off)");
+  }
+  row(out, "TLS offload NICs",
+      nics.empty() ? std::string("none (zerocopy would save nothing here; tls-hw-tx-offload)")
+                   : nics);
+  row(out, "OpenSSL",
+      host.openssl.version + (host.openssl.ktls ? ", built with kTLS" : ", built without kTLS"));
   if (caps.socket_error != 0) {
     row(out, "loopback TCP", "cannot connect: " + errno_text(caps.socket_error));
     return out;
@@ -107,6 +131,81 @@ std::string format_probe(const kernel::KtlsCapabilities& caps) {
           ? std::string("TLS_RX_EXPECT_NO_PAD accepted")
           : "TLS_RX_EXPECT_NO_PAD fails: " + errno_text(caps.rx_no_pad_error));
   return out;
+}
+
+namespace {
+
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", c);
+      out += esc;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string errno_json(int err) { return err == 0 ? "null" : quoted(errno_name(err)); }
+
+std::string_view status_name(kernel::QuirkStatus s) {
+  switch (s) {
+    case kernel::QuirkStatus::fixed:
+      return "not_affected";
+    case kernel::QuirkStatus::affected:
+      return "affected";
+    case kernel::QuirkStatus::unknown:
+      return "unknown";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+std::string format_probe_json(const HostReport& host) {
+  const kernel::KtlsCapabilities& caps = host.caps;
+  static constexpr std::string_view kVerdicts[] = {"zerocopy_usable", "ktls_without_zerocopy",
+                                                   "no_ktls"};
+  std::string out = "{";
+  out += "\"verdict\": " + quoted(kVerdicts[verdict(caps)]);
+  out += ", \"kernel\": " + quoted(caps.kernel_release);
+  out += ", \"tls_ulp\": {\"attaches\": " +
+         std::string(caps.socket_error == 0 && caps.ulp_error == 0 ? "true" : "false") +
+         ", \"error\": " + errno_json(caps.socket_error != 0 ? caps.socket_error : caps.ulp_error) +
+         "}";
+  out += ", \"ciphers\": [";
+  for (std::size_t i = 0; i < caps.ciphers.size(); ++i) {
+    const kernel::CipherSupport& c = caps.ciphers[i];
+    out += std::string(i > 0 ? ", " : "") +
+           "{\"version\": " + quoted(kernel::to_string(c.version)) +
+           ", \"cipher\": " + quoted(kernel::to_string(c.cipher)) +
+           ", \"tx_error\": " + errno_json(c.tx_error) +
+           ", \"rx_error\": " + errno_json(c.rx_error) + "}";
+  }
+  const bool probed = caps.socket_error == 0 && caps.ulp_error == 0;
+  out += "], \"zerocopy_flag\": {\"supported\": " +
+         std::string(caps.zerocopy_usable() ? "true" : "false") +
+         ", \"error\": " + (probed ? errno_json(caps.zerocopy_error) : "null") + "}";
+  out += ", \"kernel_bug\": {\"unaligned_zerocopy\": " +
+         quoted(status_name(caps.unaligned_bug.status)) +
+         ", \"reason\": " + quoted(caps.unaligned_bug.reason) + "}";
+  out += ", \"nics\": [";
+  for (std::size_t i = 0; i < host.nics.size(); ++i) {
+    const kernel::NicOffload& n = host.nics[i];
+    out += std::string(i > 0 ? ", " : "") + "{\"name\": " + quoted(n.name) +
+           ", \"tls_hw_tx_offload\": " + (n.available ? "true" : "false") +
+           ", \"active\": " + (n.active ? "true" : "false") +
+           ", \"error\": " + errno_json(n.error) + "}";
+  }
+  out += "], \"openssl\": {\"version\": " + quoted(host.openssl.version) +
+         ", \"ktls\": " + (host.openssl.ktls ? "true" : "false") + "}";
+  return out + "}\n";
 }
 
 }  // namespace zctls::cli

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "zctls/ktls_probe.h"
+#include "zctls/nic_offload.h"
 
 namespace zctls::cli {
 
@@ -15,9 +17,24 @@ enum ProbeVerdict : int {
   kNoKtls = 2,               // the tls ULP cannot be attached
 };
 
+struct OpenSslInfo {
+  std::string version;  // OpenSSL_version(OPENSSL_VERSION) of the libcrypto in use
+  bool ktls = false;    // built with kTLS support (OPENSSL_NO_KTLS undefined)
+};
+OpenSslInfo openssl_info();
+
+// Everything `zctls probe` reports.
+struct HostReport {
+  kernel::KtlsCapabilities caps;
+  std::vector<kernel::NicOffload> nics;
+  OpenSslInfo openssl;
+};
+
 ProbeVerdict verdict(const kernel::KtlsCapabilities& caps) noexcept;
 
 // One verdict line, then indented details.
-std::string format_probe(const kernel::KtlsCapabilities& caps);
+std::string format_probe(const HostReport& host);
+// The same as one JSON object (for scripts and configuration management).
+std::string format_probe_json(const HostReport& host);
 
 }  // namespace zctls::cli

@@ -50,6 +50,13 @@ struct IntegrityConfig {
   KernelQuirks kernel_quirks = KernelQuirks::automatic;
 };
 
+// Counters shared with `zctls stats` and node_exporter ([stats]).
+struct StatsConfig {
+  std::string dir = "/dev/shm";  // per-process counter files; "" = keep them private
+  std::string textfile_dir;      // node_exporter textfile collector dir; "" = off
+  std::int64_t textfile_interval_ns = 15'000'000'000;
+};
+
 // The outcome of the rules for one path.
 struct Decision {
   bool zerocopy = false;
@@ -62,6 +69,7 @@ struct Config {
   LogLevel log_level = LogLevel::warn;
   LogTargetConfig log_target;
   IntegrityConfig integrity;
+  StatsConfig stats;
   std::string source;  // where it came from, for messages
   // Set by whoever publishes the config (a reload makes a new generation):
   // per-file decisions are cached per generation, so none made with an

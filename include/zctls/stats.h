@@ -90,9 +90,6 @@ struct ProcessStats {
   std::array<std::uint64_t, kCounterCount> values{};
 };
 
-// Where stats files live unless [stats] dir says otherwise.
-inline constexpr const char* kDefaultStatsDir = "/dev/shm";
-
 std::string stats_file_name(pid_t pid, std::uint64_t start_time);  // "zctls-PID-START.stats"
 std::uint64_t process_start_time(pid_t pid) noexcept;              // 0 if unknown
 std::vector<ProcessStats> read_stats_dir(const std::string& dir);

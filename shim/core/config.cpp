@@ -69,6 +69,8 @@ class Parser {
         parse_log(node, config);
       } else if (key == "integrity") {
         parse_integrity(node, config.integrity);
+      } else if (key == "stats") {
+        parse_stats(node, config.stats);
       } else {
         unknown_key(key, "the top level");
       }
@@ -183,6 +185,43 @@ class Parser {
         }
       } else {
         unknown_key(key, "[log]");
+      }
+    }
+  }
+
+  // An absolute directory path, or "" (off where allowed).
+  std::optional<std::string> directory(const toml::node& node, const char* what) {
+    auto text = value<std::string>(node, what);
+    if (!text) return std::nullopt;
+    if (!text->empty() && (*text)[0] != '/') {
+      error(node.source(),
+            std::string(what) + " must be an absolute path or \"\", not '" + *text + "'");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  void parse_stats(const toml::node& node, StatsConfig& stats) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      error(node.source(), "'stats' must be a table: write [stats]");
+      return;
+    }
+    for (const auto& [key, field] : *table) {
+      if (key == "dir") {
+        if (auto dir = directory(field, "'stats.dir'")) stats.dir = *dir;
+      } else if (key == "textfile_dir") {
+        if (auto dir = directory(field, "'stats.textfile_dir'")) stats.textfile_dir = *dir;
+      } else if (key == "textfile_interval") {
+        if (auto ns = seconds(field, "'stats.textfile_interval'")) {
+          if (*ns < 1'000'000'000) {
+            error(field.source(), "'stats.textfile_interval' must be at least 1 second");
+          } else {
+            stats.textfile_interval_ns = *ns;
+          }
+        }
+      } else {
+        unknown_key(key, "[stats]");
       }
     }
   }

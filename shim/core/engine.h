@@ -112,6 +112,10 @@ class Engine {
     return counters_.load(std::memory_order_relaxed)->get(c);
   }
   void use_counters(Counters* shared) noexcept { counters_.store(shared); }
+  // The config in force (nullptr before the first load or when passing
+  // through), and the engine's clock, for the runtime's periodic work.
+  const Config* current_config() const noexcept { return config_.load(std::memory_order_acquire); }
+  std::int64_t monotonic_now() noexcept { return kernel_.monotonic_ns(); }
   void after_fork_reset_locks() noexcept { quarantine_.reset_lock_after_fork(); }
 
  private:

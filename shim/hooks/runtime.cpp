@@ -13,16 +13,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 
 #include "engine.h"
 #include "log.h"
 #include "real_calls.h"
+#include "shared_stats.h"
 #include "zctls/config.h"
 #include "zctls/ktls.h"
 #include "zctls/version.h"
@@ -193,44 +196,123 @@ void apply_log_target(const LogTargetConfig& target) {
   }
 }
 
-void log_config_errors(const std::vector<ConfigError>& errors) {
-  for (const ConfigError& e : errors)
-    log(LogLevel::error, "%s; zctls passes everything through", e.to_string().c_str());
+Engine& engine();
+
+// What the config file looked like when it was last read: a reload
+// happens when any of this changes (including the file appearing or
+// disappearing).
+struct FileIdentity {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{}, ctime{};
+  bool operator==(const FileIdentity& o) const noexcept {
+    return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
+           mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
+           ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+  }
+};
+
+FileIdentity identity_of(const std::string& path) noexcept {
+  FileIdentity id;
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return id;
+  id.exists = true;
+  id.dev = st.st_dev;
+  id.ino = st.st_ino;
+  id.size = st.st_size;
+  id.mtime = st.st_mtim;
+  id.ctime = st.st_ctim;
+  return id;
+}
+
+// State of the config source; touched only by the thread that loads or
+// reloads (the engine lets one at a time do it).
+struct ConfigSource {
+  std::string path;
+  FileIdentity seen;
+  std::uint32_t generation = 0;
+  LogTargetConfig log_target;
+  bool log_target_applied = false;
+  Counters private_counters;  // the child's after fork, until it shares its own
+};
+
+ConfigSource& source() {
+  static ConfigSource s;
+  return s;
+}
+
+std::string config_path() {
+  const Environment& env = environment();
+  return env.have_config_path ? env.config_path : kDefaultConfigPath;
+}
+
+// Reads the file (if any) and ZCTLS_RULES into a config.  nullopt if there
+// is nothing to load (`errors` empty) or it is broken (`errors` say why).
+std::optional<Config> read_config(const std::string& path, bool file_exists,
+                                  std::vector<ConfigError>& errors) {
+  const Environment& env = environment();
+  Config config;
+  const bool have_file = env.have_config_path || file_exists;
+  if (have_file) {
+    ConfigResult result = load_config_file(path);
+    if (!result.config) {
+      errors = std::move(result.errors);
+      return std::nullopt;
+    }
+    config = std::move(*result.config);
+  }
+  if (env.have_rules) {
+    if (!apply_rules_env(env.rules, config, errors)) return std::nullopt;
+    if (!have_file) config.source = "ZCTLS_RULES";
+  } else if (!have_file) {
+    return std::nullopt;
+  }
+  return config;
+}
+
+// Makes `config` the one in force: log settings, a new generation, kept
+// for the life of the process (hooks on other threads may hold it).
+const Config* publish(Config config, const char* how) {
+  ConfigSource& src = source();
+  const Environment& env = environment();
+  if (!env.have_log_level) set_log_level(config.log_level);
+  if (!src.log_target_applied || config.log_target.kind != src.log_target.kind ||
+      config.log_target.path != src.log_target.path) {
+    apply_log_target(config.log_target);
+    src.log_target = config.log_target;
+    src.log_target_applied = true;
+  }
+  config.generation = ++src.generation;
+  log(LogLevel::info, "zctls %s: %s config %s: %zu rules, default %s", kVersion, how,
+      config.source.c_str(), config.rules.size(), config.default_zerocopy ? "zerocopy" : "copy");
+  return new (std::nothrow) Config(std::move(config));
 }
 
 const Config* load_config_or_null() {
-  const Environment& env = environment();
-  const std::string path = env.have_config_path ? env.config_path : kDefaultConfigPath;
-  Config config;
-  bool have_file = false;
-  struct stat st {};
-  if (env.have_config_path || stat(path.c_str(), &st) == 0) {
-    ConfigResult result = load_config_file(path);
-    if (!result.config) {
-      log_config_errors(result.errors);
-      return nullptr;
+  ConfigSource& src = source();
+  src.path = config_path();
+  src.seen = identity_of(src.path);
+  std::vector<ConfigError> errors;
+  std::optional<Config> config = read_config(src.path, src.seen.exists, errors);
+  // Share the counters before counting anything: the file's [stats] dir,
+  // or the default one when there is no usable config.
+  if (Counters* shared = share_counters(config ? config->stats : StatsConfig{}))
+    engine().use_counters(shared);
+  if (!config) {
+    if (errors.empty()) {
+      log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through",
+          kVersion, src.path.c_str());
+    } else {
+      for (const ConfigError& e : errors)
+        log(LogLevel::error, "%s; zctls passes everything through", e.to_string().c_str());
+      engine().counters().add(Counter::config_errors);
     }
-    config = std::move(*result.config);
-    have_file = true;
-  }
-  if (env.have_rules) {
-    std::vector<ConfigError> errors;
-    if (!apply_rules_env(env.rules, config, errors)) {
-      log_config_errors(errors);
-      return nullptr;
-    }
-    if (!have_file) config.source = "ZCTLS_RULES";
-  } else if (!have_file) {
-    log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through", kVersion,
-        path.c_str());
     return nullptr;
   }
-  if (!env.have_log_level) set_log_level(config.log_level);
-  apply_log_target(config.log_target);
-  log(LogLevel::info, "zctls %s: config %s: %zu rules, default %s", kVersion, config.source.c_str(),
-      config.rules.size(), config.default_zerocopy ? "zerocopy" : "copy");
-  // Lives as long as the process: hooks on other threads may hold it.
-  return new (std::nothrow) Config(std::move(config));
+  engine().counters().add(Counter::config_loads);
+  return publish(std::move(*config), "loaded");
 }
 
 // The engine's loader: never throws into the hook that triggered it.
@@ -243,15 +325,57 @@ const Config* load_config() {
   }
 }
 
+// The engine's reloader, at most once a second: one stat(2) of the file.
+const Config* reload_config() {
+  try {
+    ConfigSource& src = source();
+    const FileIdentity now = identity_of(src.path);
+    if (now == src.seen) return nullptr;
+    src.seen = now;
+    std::vector<ConfigError> errors;
+    std::optional<Config> config = read_config(src.path, now.exists, errors);
+    if (!config) {
+      for (const ConfigError& e : errors)
+        log(LogLevel::error, "%s; keeping the current config", e.to_string().c_str());
+      if (errors.empty())
+        log(LogLevel::warn, "%s is gone; keeping the current config", src.path.c_str());
+      engine().counters().add(Counter::config_errors);
+      return nullptr;
+    }
+    engine().counters().add(Counter::config_loads);
+    engine().counters().add(Counter::config_reloads);
+    return publish(std::move(*config), "reloaded");
+  } catch (...) {
+    return nullptr;
+  }
+}
+
 Engine& engine() {
   static LibcKernel kernel;
-  static Engine instance(kernel, load_config);
+  static Engine instance(kernel, load_config, reload_config);
   return instance;
 }
+
+std::atomic<bool> g_reshare_counters{false};
 
 void child_after_fork() {
   engine().after_fork_reset_locks();
   engine().after_fork_in_child();
+  // The parent's stats mapping is shared with this child: count privately
+  // until the next send here gives the child a file of its own.
+  for (auto& v : source().private_counters.values) v.store(0, std::memory_order_relaxed);
+  engine().use_counters(&source().private_counters);
+  g_reshare_counters.store(true, std::memory_order_relaxed);
+}
+
+void reshare_counters() noexcept {
+  if (!g_reshare_counters.exchange(false)) return;
+  const Config* cfg = engine().current_config();
+  if (Counters* shared = share_counters(cfg != nullptr ? cfg->stats : StatsConfig{})) {
+    for (int i = 0; i < kCounterCount; ++i)
+      shared->add(static_cast<Counter>(i), source().private_counters.get(static_cast<Counter>(i)));
+    engine().use_counters(shared);
+  }
 }
 
 const char* env(const char* name) {
@@ -291,13 +415,19 @@ __attribute__((constructor)) void capture_environment() {
 SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   if (environment().disabled) return {};
   const Reentry guard;
-  return guard.outermost() ? engine().before_send(out_fd, in_fd, offset) : SendTicket{};
+  if (!guard.outermost()) return SendTicket{};
+  if (g_reshare_counters.load(std::memory_order_relaxed)) reshare_counters();
+  return engine().before_send(out_fd, in_fd, offset);
 }
 
 void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
   if (!ticket.counted) return;  // not a kTLS TX socket: no work, no errno save
   const Reentry guard;
-  if (guard.outermost()) engine().after_send(ticket, result, offset);
+  if (!guard.outermost()) return;
+  engine().after_send(ticket, result, offset);
+  if (const Config* cfg = engine().current_config();
+      cfg != nullptr && !cfg->stats.textfile_dir.empty())
+    maybe_write_textfile(cfg->stats, engine().monotonic_now());
 }
 
 void after_setsockopt(int fd, int level, int optname, const void* value,

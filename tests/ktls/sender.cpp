@@ -28,6 +28,11 @@
 //   plain N FILE          plain TCP (no kTLS): FILE sent N times
 //   appflag FILE...       the application sets the flag itself, then sends
 //   errors FILE           failing sendfiles: prints return values and errno
+//   hold SEC FILE...      like raw, then keeps the connection open SEC
+//                         seconds after printing "holding" (for zctls status)
+//   repeat SEC FILE       one connection, FILE sent again and again for SEC
+//                         seconds; prints "first send done", then at the
+//                         end "flags=" and each send's flag
 //   offsets FILE AT...    one connection, 50000 bytes of FILE sent from each
 //                         AT: "N" passes offset N, "@N" seeks to N and
 //                         passes a null offset; prints "AT flag=N"
@@ -49,6 +54,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -191,7 +197,10 @@ bool send_file(int sock, const std::string& path) {
   return ok;
 }
 
-int run_raw(const std::vector<std::string>& files, const std::string& tag = "") {
+// hold > 0: keep the connection open that many seconds after saying
+// "holding" (for zctls status).
+int run_raw(const std::vector<std::string>& files, const std::string& tag = "",
+            double hold = 0) {
   const k::LoopbackPair pair;
   if (!make_ktls(pair)) return 1;
   std::string all;
@@ -204,6 +213,10 @@ int run_raw(const std::vector<std::string>& files, const std::string& tag = "") 
   }
   const bool same = receiver.compare();
   say(tag + (same ? "bytes ok" : "BYTES DIFFER"));
+  if (hold > 0) {
+    say("holding");
+    std::this_thread::sleep_for(std::chrono::duration<double>(hold));
+  }
   return ok && same ? 0 : 1;
 }
 
@@ -234,6 +247,43 @@ int run_offsets(const std::string& path, const std::vector<std::string>& starts)
   const bool same = receiver.compare();
   say(same ? "bytes ok" : "BYTES DIFFER");
   return ok && same ? 0 : 1;
+}
+
+int run_repeat(double seconds, const std::string& path) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const std::string bytes = slurp(path);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  std::vector<int> flags;
+  std::size_t total = 0;
+  // Count what arrives, and check every byte against the file.
+  std::atomic<bool> same{true};
+  std::atomic<std::size_t> got{0};
+  std::thread reader([&] {
+    std::vector<char> buf(1 << 16);
+    std::size_t at = 0;
+    for (;;) {
+      const ssize_t n = recv(pair.server(), buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i, ++at)
+        if (buf[static_cast<std::size_t>(i)] != bytes[at % bytes.size()]) same = false;
+      got += static_cast<std::size_t>(n);
+    }
+  });
+  bool ok = true;
+  while (ok && std::chrono::steady_clock::now() < end) {
+    ok = send_file(pair.client(), path);
+    total += bytes.size();
+    flags.push_back(raw_flag(pair.client()));
+    if (flags.size() == 1) say("first send done");
+  }
+  shutdown(pair.client(), SHUT_WR);
+  reader.join();
+  std::string line;
+  for (const int f : flags) line += std::to_string(f);
+  say("flags=" + line);
+  say(same && got == total ? "bytes ok" : "BYTES DIFFER");
+  return ok && same && got == total ? 0 : 1;
 }
 
 int run_threads(int n, const std::vector<std::string>& files) {
@@ -736,6 +786,12 @@ int main(int argc, char** argv) {
   if (mode == "reuse") return run_reuse(files[0]);
   if (mode == "appflag") return run_appflag(files);
   if (mode == "errors") return run_errors(files[0]);
+  if (mode == "repeat" && files.size() == 2) return run_repeat(std::stod(files[0]), files[1]);
+  if (mode == "hold" && files.size() >= 2) {
+    const double seconds = std::stod(files[0]);
+    files.erase(files.begin());
+    return run_raw(files, "", seconds);
+  }
   if (mode == "offsets" && files.size() >= 2) {
     const std::string path = files[0];
     files.erase(files.begin());

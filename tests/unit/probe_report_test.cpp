@@ -7,10 +7,16 @@
 #include <cerrno>
 
 namespace k = zctls::kernel;
-using zctls::cli::format_probe;
 using zctls::cli::verdict;
 
 namespace {
+
+std::string format_probe(const k::KtlsCapabilities& caps) {
+  zctls::cli::HostReport host;
+  host.caps = caps;
+  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true};
+  return zctls::cli::format_probe(host);
+}
 
 k::KtlsCapabilities kernel_6_1() {
   k::KtlsCapabilities caps;
@@ -92,3 +98,37 @@ TEST(ProbeReport, NoLoopback) {
 }
 
 }  // namespace
+
+TEST(ProbeReport, OffloadNicsAndOpenSsl) {
+  zctls::cli::HostReport host;
+  host.caps = kernel_6_1();
+  host.nics = {{"eth0", true, true, 0}, {"lo", false, false, 0}, {"eth1", true, false, 0}};
+  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true};
+  const std::string out = zctls::cli::format_probe(host);
+  EXPECT_NE(out.find("TLS offload NICs eth0 (on), eth1 (off)\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("OpenSSL         OpenSSL 3.0.17 1 Jul 2025, built with kTLS"),
+            std::string::npos)
+      << out;
+  host.nics = {{"lo", false, false, 0}};
+  EXPECT_NE(zctls::cli::format_probe(host).find("TLS offload NICs none"), std::string::npos);
+}
+
+TEST(ProbeReport, Json) {
+  zctls::cli::HostReport host;
+  host.caps = kernel_6_1();
+  host.nics = {{"lo", false, false, 0}, {"eth9", false, false, EOPNOTSUPP}};
+  host.openssl = {"OpenSSL \"3\"", false};
+  const std::string json = zctls::cli::format_probe_json(host);
+  EXPECT_EQ(json.rfind("{\"verdict\": \"zerocopy_usable\", \"kernel\": \"6.1.0-56-amd64\"", 0), 0U)
+      << json;
+  EXPECT_NE(json.find("\"kernel_bug\": {\"unaligned_zerocopy\": \"not_affected\""),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("{\"name\": \"eth9\", \"tls_hw_tx_offload\": false, \"active\": false, "
+                      "\"error\": \"EOPNOTSUPP\"}"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"openssl\": {\"version\": \"OpenSSL \\\"3\\\"\", \"ktls\": false}"),
+            std::string::npos)
+      << json;
+}

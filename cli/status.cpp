@@ -1,0 +1,212 @@
+#include "status.h"
+
+#include <dirent.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+#include "zctls/ktls.h"
+
+namespace zctls::cli {
+namespace {
+
+const char* state_text(kernel::ZerocopyState s) {
+  switch (s) {
+    case kernel::ZerocopyState::effective:
+      return "effective";
+    case kernel::ZerocopyState::no_effect:
+      return "opted in, no effect (sw)";
+    case kernel::ZerocopyState::off:
+      return "off";
+  }
+  return "?";
+}
+
+const char* state_key(kernel::ZerocopyState s) {
+  switch (s) {
+    case kernel::ZerocopyState::effective:
+      return "effective";
+    case kernel::ZerocopyState::no_effect:
+      return "no_effect";
+    case kernel::ZerocopyState::off:
+      return "off";
+  }
+  return "?";
+}
+
+std::string owners_text(const std::vector<SocketOwner>& owners) {
+  if (owners.empty()) return "?";
+  std::string out;
+  for (const SocketOwner& o : owners)
+    out += (out.empty() ? "" : ",") + o.comm + "[" + std::to_string(o.pid) + "]";
+  return out;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out + "\"";
+}
+
+// socket inode -> the processes that hold it, from /proc/*/fd (needs root
+// to see other users' processes).
+std::map<std::uint64_t, std::vector<SocketOwner>> socket_owners() {
+  std::map<std::uint64_t, std::vector<SocketOwner>> owners;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return owners;
+  while (const dirent* p = readdir(proc)) {
+    const int pid = std::atoi(p->d_name);
+    if (pid <= 0) continue;
+    const std::string base = std::string("/proc/") + p->d_name;
+    char comm[64] = "";
+    if (std::FILE* f = std::fopen((base + "/comm").c_str(), "re")) {
+      if (std::fgets(comm, sizeof comm, f) != nullptr) comm[std::strcspn(comm, "\n")] = '\0';
+      std::fclose(f);
+    }
+    DIR* fds = opendir((base + "/fd").c_str());
+    if (fds == nullptr) continue;
+    while (const dirent* fd = readdir(fds)) {
+      char link[64];
+      const ssize_t n = readlink((base + "/fd/" + fd->d_name).c_str(), link, sizeof link - 1);
+      if (n <= 0) continue;
+      link[n] = '\0';
+      unsigned long long inode = 0;
+      if (std::sscanf(link, "socket:[%llu]", &inode) != 1) continue;
+      auto& list = owners[inode];
+      if (list.empty() || list.back().pid != pid)
+        list.push_back({pid, comm, std::atoi(fd->d_name)});
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  return owners;
+}
+
+// The flag of a software kTLS socket, read through a duplicate of its
+// owner's fd (needs ptrace rights over the owner: root, or the same user
+// with ptrace_scope 0).
+std::string read_flag_through_owner(StatusSocket& s) {
+  if (s.owners.empty()) return "no owner found";
+  const SocketOwner& owner = s.owners.front();
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, owner.pid, 0));
+  if (pidfd < 0) return std::string("pidfd_open: ") + strerrorname_np(errno);
+  const int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, owner.fd, 0));
+  const int err = errno;
+  close(pidfd);
+  if (fd < 0) return std::string("pidfd_getfd: ") + strerrorname_np(err);
+  const kernel::FlagState flag = kernel::get_tx_zerocopy(fd);
+  close(fd);
+  if (flag.error != 0) return std::string("getsockopt: ") + strerrorname_np(flag.error);
+  s.socket.zerocopy = flag.on;
+  return "";
+}
+
+}  // namespace
+
+std::string format_status(const std::vector<StatusSocket>& sockets,
+                          const std::vector<ProcessStats>& shim_processes) {
+  std::string out = "kTLS sockets: " + std::to_string(sockets.size()) + "\n";
+  char line[512];
+  if (!sockets.empty()) {
+    std::snprintf(line, sizeof line, "  %-24s %-24s %-24s %-8s %-18s %-9s %s\n", "PROCESS", "LOCAL",
+                  "PEER", "VERSION", "CIPHER", "TX/RX", "ZEROCOPY");
+    out += line;
+  }
+  for (const StatusSocket& s : sockets) {
+    const kernel::TlsSocket& t = s.socket;
+    const std::string conf = std::string(kernel::to_string(t.tx)) + "/" + kernel::to_string(t.rx);
+    std::snprintf(line, sizeof line, "  %-24s %-24s %-24s %-8s %-18s %-9s %s\n",
+                  owners_text(s.owners).c_str(), t.local.c_str(), t.peer.c_str(),
+                  kernel::tls_version_name(t.version).c_str(),
+                  kernel::tls_cipher_name(t.cipher).c_str(), conf.c_str(),
+                  s.flag_error.empty() ? state_text(kernel::zerocopy_state(t.zerocopy, t.tx))
+                                       : ("unknown (" + s.flag_error + ")").c_str());
+    out += line;
+  }
+  std::size_t alive = 0;
+  for (const ProcessStats& p : shim_processes) alive += p.alive ? 1 : 0;
+  out += "processes running zctls: " + std::to_string(alive) + "\n";
+  for (const ProcessStats& p : shim_processes) {
+    if (!p.alive) continue;
+    const auto get = [&](Counter c) {
+      return static_cast<unsigned long long>(p.values[static_cast<std::size_t>(c)]);
+    };
+    std::snprintf(line, sizeof line,
+                  "  %s[%d]: %llu sends, %llu zerocopy, %llu integrity events, config loads %llu "
+                  "(errors %llu)\n",
+                  p.comm.c_str(), static_cast<int>(p.pid), get(Counter::sends),
+                  get(Counter::zerocopy_sends), get(Counter::integrity_events),
+                  get(Counter::config_loads), get(Counter::config_errors));
+    out += line;
+  }
+  return out;
+}
+
+std::string format_status_json(const std::vector<StatusSocket>& sockets,
+                               const std::vector<ProcessStats>& shim_processes) {
+  std::string out = "{\"sockets\": [";
+  for (std::size_t i = 0; i < sockets.size(); ++i) {
+    const kernel::TlsSocket& t = sockets[i].socket;
+    out += std::string(i > 0 ? ", " : "") + "{\"processes\": [";
+    for (std::size_t j = 0; j < sockets[i].owners.size(); ++j)
+      out += std::string(j > 0 ? ", " : "") +
+             "{\"pid\": " + std::to_string(sockets[i].owners[j].pid) +
+             ", \"comm\": " + json_string(sockets[i].owners[j].comm) + "}";
+    out += "], \"local\": " + json_string(t.local) + ", \"peer\": " + json_string(t.peer) +
+           ", \"inode\": " + std::to_string(t.inode) +
+           ", \"version\": " + json_string(kernel::tls_version_name(t.version)) +
+           ", \"cipher\": " + json_string(kernel::tls_cipher_name(t.cipher)) +
+           ", \"txconf\": " + json_string(kernel::to_string(t.tx)) +
+           ", \"rxconf\": " + json_string(kernel::to_string(t.rx)) + ", \"zerocopy_flag\": " +
+           (sockets[i].flag_error.empty() ? (t.zerocopy ? "true" : "false") : "null") +
+           ", \"zerocopy\": " +
+           json_string(sockets[i].flag_error.empty()
+                           ? state_key(kernel::zerocopy_state(t.zerocopy, t.tx))
+                           : "unknown") +
+           "}";
+  }
+  out += "], \"zctls_processes\": [";
+  bool first = true;
+  for (const ProcessStats& p : shim_processes) {
+    if (!p.alive) continue;
+    out += std::string(first ? "" : ", ") + "{\"pid\": " + std::to_string(p.pid) +
+           ", \"comm\": " + json_string(p.comm) +
+           ", \"sends\": " + std::to_string(p.values[static_cast<std::size_t>(Counter::sends)]) +
+           ", \"zerocopy_sends\": " +
+           std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) + "}";
+    first = false;
+  }
+  return out + "]}\n";
+}
+
+int run_status(bool json, const std::string& stats_dir) {
+  std::vector<kernel::TlsSocket> found;
+  if (const int err = kernel::list_tls_sockets(found); err != 0) {
+    std::fprintf(stderr, "zctls: status: sock_diag dump failed: %s\n", std::strerror(err));
+    return 1;
+  }
+  const auto owners = socket_owners();
+  std::vector<StatusSocket> sockets;
+  for (kernel::TlsSocket& t : found) {
+    StatusSocket s;
+    if (auto it = owners.find(t.inode); it != owners.end()) s.owners = it->second;
+    s.socket = std::move(t);
+    if (s.socket.tx == kernel::TlsConf::sw && !s.socket.zerocopy)
+      s.flag_error = read_flag_through_owner(s);
+    sockets.push_back(std::move(s));
+  }
+  const auto shim = read_stats_dir(stats_dir);
+  const std::string out = json ? format_status_json(sockets, shim) : format_status(sockets, shim);
+  std::fputs(out.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace zctls::cli

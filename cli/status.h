@@ -1,0 +1,37 @@
+// `zctls status`: every kTLS socket on the host with its process, and the
+// processes running zctls with their counters.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "zctls/stats.h"
+#include "zctls/tls_diag.h"
+
+namespace zctls::cli {
+
+struct SocketOwner {
+  int pid = 0;
+  std::string comm;
+  int fd = -1;  // one of its fds for the socket
+};
+
+struct StatusSocket {
+  kernel::TlsSocket socket;
+  std::vector<SocketOwner> owners;  // processes holding an fd of it
+  // sock_diag reports TLS_TX_ZEROCOPY_RO only for device offload (hw); on a
+  // software TX socket the flag is read from an owner's fd with
+  // pidfd_getfd + getsockopt.  Empty = read; else why it could not be.
+  std::string flag_error;
+};
+
+// Pure formatting (unit-tested with recorded sock_diag replies).
+std::string format_status(const std::vector<StatusSocket>& sockets,
+                          const std::vector<ProcessStats>& shim_processes);
+std::string format_status_json(const std::vector<StatusSocket>& sockets,
+                               const std::vector<ProcessStats>& shim_processes);
+
+// Gathers and prints; returns the exit status.
+int run_status(bool json, const std::string& stats_dir);
+
+}  // namespace zctls::cli

@@ -1,0 +1,47 @@
+// Every kTLS socket on the host, from sock_diag (NETLINK_SOCK_DIAG): the
+// kernel reports a TCP socket's ULP in INET_DIAG_ULP_INFO, and for "tls"
+// its version, cipher, TX/RX mode (sw, hw, hw_record) and, since 5.19,
+// whether TLS_TX_ZEROCOPY_RO is set.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zctls::kernel {
+
+enum class TlsConf { unknown, base, sw, hw, hw_record };
+const char* to_string(TlsConf conf) noexcept;
+
+// What the flag does on a socket: effective only with device offload.
+enum class ZerocopyState { effective, no_effect, off };
+inline ZerocopyState zerocopy_state(bool flag, TlsConf tx) noexcept {
+  if (!flag) return ZerocopyState::off;
+  return tx == TlsConf::hw || tx == TlsConf::hw_record ? ZerocopyState::effective
+                                                       : ZerocopyState::no_effect;
+}
+
+struct TlsSocket {
+  std::string local, peer;  // "address:port", IPv6 in brackets
+  std::uint64_t inode = 0;
+  std::uint32_t uid = 0;
+  std::uint16_t version = 0;  // 0x0303 TLS 1.2, 0x0304 TLS 1.3
+  std::uint16_t cipher = 0;   // TLS_CIPHER_* of linux/tls.h
+  TlsConf tx = TlsConf::unknown, rx = TlsConf::unknown;
+  bool zerocopy = false;  // TLS_INFO_ZC_RO_TX present: the flag is set (5.19+)
+};
+
+std::string tls_version_name(std::uint16_t version);
+std::string tls_cipher_name(std::uint16_t cipher);
+
+// Parses one sock_diag reply datagram; appends the kTLS sockets (others
+// are skipped).  Returns false at NLMSG_DONE or NLMSG_ERROR (*error set to
+// its errno value, 0 for DONE).  Pure: unit-tested with recorded replies.
+bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector<TlsSocket>& out,
+                         int* error);
+
+// Dumps TCP over IPv4 and IPv6.  Returns an errno value (0 = ok).
+int list_tls_sockets(std::vector<TlsSocket>& out);
+
+}  // namespace zctls::kernel

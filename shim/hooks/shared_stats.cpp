@@ -1,0 +1,98 @@
+#include "shared_stats.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "log.h"
+#include "real_calls.h"
+
+namespace zctls::shim {
+namespace {
+
+std::atomic<std::int64_t> g_next_textfile{0};
+
+void program_name(char (&comm)[16]) noexcept {
+  std::memset(comm, 0, sizeof comm);
+  const int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  const ssize_t n = read(fd, comm, sizeof comm - 1);
+  real::close(fd);
+  if (n > 0 && comm[n - 1] == '\n') comm[n - 1] = '\0';
+}
+
+}  // namespace
+
+Counters* share_counters(const StatsConfig& stats) noexcept {
+  if (stats.dir.empty()) return nullptr;
+  try {
+    const pid_t pid = getpid();
+    const std::uint64_t start = process_start_time(pid);
+    const std::string path = stats.dir + "/" + stats_file_name(pid, start);
+    // O_EXCL|O_NOFOLLOW: the directory is shared (a sticky tmpfs by
+    // default); never follow or adopt a file another user planted.
+    bool fresh = true;
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST) {
+      // This process before an exec (same pid, same start time): go on
+      // counting in its file if it is ours.
+      fresh = false;
+      fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+      struct stat st {};
+      if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_uid != geteuid() || !S_ISREG(st.st_mode) ||
+                      st.st_size != static_cast<off_t>(sizeof(StatsFile)))) {
+        real::close(fd);
+        fd = -1;
+        errno = EEXIST;
+      }
+    }
+    if (fd < 0) {
+      log(LogLevel::warn, "cannot create the stats file %s: %s; counters stay private",
+          path.c_str(), std::strerror(errno));
+      return nullptr;
+    }
+    void* map = MAP_FAILED;
+    if (!fresh || ftruncate(fd, sizeof(StatsFile)) == 0)
+      map = mmap(nullptr, sizeof(StatsFile), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int err = errno;
+    real::close(fd);
+    if (map == MAP_FAILED) {
+      log(LogLevel::warn, "cannot map the stats file %s: %s; counters stay private", path.c_str(),
+          std::strerror(err));
+      if (fresh) unlink(path.c_str());
+      return nullptr;
+    }
+    StatsFile* file = fresh ? new (map) StatsFile : static_cast<StatsFile*>(map);
+    file->pid = pid;
+    file->start_time = start;
+    program_name(file->comm);
+    return &file->block;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void maybe_write_textfile(const StatsConfig& stats, std::int64_t now_ns) noexcept {
+  if (stats.textfile_dir.empty() || stats.dir.empty()) return;
+  std::int64_t next = g_next_textfile.load(std::memory_order_relaxed);
+  if (now_ns < next || !g_next_textfile.compare_exchange_strong(
+                           next, now_ns + stats.textfile_interval_ns, std::memory_order_relaxed))
+    return;
+  try {
+    const int err = write_textfile(stats.textfile_dir, prometheus_text(read_stats_dir(stats.dir)));
+    if (err != 0)
+      log(LogLevel::warn, "cannot write %s/zctls.prom: %s", stats.textfile_dir.c_str(),
+          std::strerror(err));
+  } catch (...) {
+  }
+}
+
+}  // namespace zctls::shim

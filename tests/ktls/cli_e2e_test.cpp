@@ -1,0 +1,169 @@
+// The zctls command against real kTLS sockets and the real shim: run,
+// check, explain, status, stats (table, JSON, Prometheus parsed by the
+// reference parser), the node_exporter textfile, and config hot reload.
+#include "e2e_support.h"
+
+namespace {
+
+using zctls_e2e::count;
+using zctls_e2e::ShimE2E;
+using zctls_e2e::slurp;
+using zctls_e2e::spit;
+
+class CliE2E : public ShimE2E {
+ protected:
+  void SetUp() override {
+    ShimE2E::SetUp();
+    stats_ = dir_ + "/stats";
+    ASSERT_EQ(mkdir(stats_.c_str(), 0755), 0);
+    write_config(true);
+  }
+  void write_config(bool zerocopy, const std::string& extra = "") {
+    spit(config(), "[[rule]]\npath = \"" + dir_ +
+                       "/static/**\"\nzerocopy = " + (zerocopy ? "true" : "false") + "\n" +
+                       zctls_e2e::kNoSettle + "[stats]\ndir = \"" + stats_ +
+                       "\"\ntextfile_dir = \"" + dir_ + "\"\n" + extra);
+  }
+  // Runs a shell command line; returns its exit status, stdout in *out.
+  int sh(const std::string& cmd, std::string* out = nullptr) {
+    const std::string file = dir_ + "/sh.out";
+    const int rc = std::system(("(" + cmd + ") > " + file + " 2> " + dir_ + "/sh.err").c_str());
+    if (out != nullptr) *out = slurp(file);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+  std::string err() { return slurp(dir_ + "/sh.err"); }
+  std::string zctls() const { return ZCTLS_CLI_PATH; }
+  // The parsed Prometheus samples of `file`, one "name{labels} value" each.
+  std::string parsed(const std::string& file) {
+    std::string out;
+    EXPECT_EQ(sh(std::string(ZCTLS_PROMETHEUS_CHECK) + " " + file, &out), 0) << err();
+    return out;
+  }
+  std::string stats_;
+};
+
+TEST_F(CliE2E, RunPrependsToLdPreloadAndSetsTheConfig) {
+  std::string out;
+  ASSERT_EQ(sh("LD_PRELOAD=/nonexistent/keep.so " + zctls() + " run --config " + config() +
+                   " -- sh -c 'echo \"$LD_PRELOAD|$ZCTLS_CONFIG\"'",
+               &out),
+            0)
+      << err();
+  EXPECT_EQ(out, std::string(ZCTLS_SHIM_PATH) + ":/nonexistent/keep.so|" + config() + "\n");
+  EXPECT_EQ(sh(zctls() + " run -- /nonexistent/program"), 127);
+  EXPECT_EQ(sh(zctls() + " run --config " + config()), 64) << "no command";
+}
+
+TEST_F(CliE2E, CheckAndExplain) {
+  std::string out;
+  EXPECT_EQ(sh(zctls() + " check " + config(), &out), 0) << err();
+  EXPECT_EQ(out,
+            config() + ": ok: 1 rule, default copy, on_change quarantine, kernel_quirks auto\n");
+  spit(dir_ + "/bad.toml", "[[rule]]\npath = \"/x/[a\"\nzerocopy = true\nbogus = 1\n");
+  EXPECT_EQ(sh(zctls() + " check " + dir_ + "/bad.toml"), 1);
+  EXPECT_NE(err().find(dir_ + "/bad.toml:2:"), std::string::npos) << err();
+  EXPECT_NE(err().find(dir_ + "/bad.toml:4:1: unknown key 'bogus'"), std::string::npos) << err();
+  EXPECT_EQ(
+      sh(zctls() + " explain --config " + config() + " " + static_file() + " " + private_file(),
+         &out),
+      0)
+      << err();
+  EXPECT_EQ(out, static_file() + ": zerocopy by rule 1 (" + config() + ":1:1, path \"" + dir_ +
+                     "/static/**\")\n" + private_file() + ": copy by default (no rule matches)\n");
+}
+
+TEST_F(CliE2E, StatsCountWhatTheRunDid) {
+  // static (zerocopy), private (no rule: copy), static again (cache hit).
+  std::string out;
+  ASSERT_EQ(sh(zctls() + " run --config " + config() + " -- " ZCTLS_SENDER_PATH " raw " +
+                   static_file() + " " + private_file() + " " + static_file(),
+               &out),
+            0)
+      << out << err();
+  EXPECT_EQ(out, "a.bin flag=1\nb.bin flag=0\na.bin flag=1\nbytes ok\n");
+  ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ + " --prometheus > " + dir_ + "/stats.prom"), 0);
+  const std::string samples = parsed(dir_ + "/stats.prom");
+  for (const char* expected :
+       {"zctls_sends_total{} 3\n", "zctls_sent_bytes_total{} 700001\n",
+        "zctls_zerocopy_sends_total{} 2\n", "zctls_zerocopy_bytes_total{} 600000\n",
+        "zctls_copy_sends_total{reason=\"no_rule\"} 1\n",
+        "zctls_copy_sends_total{reason=\"settle\"} 0\n", "zctls_integrity_events_total{} 0\n",
+        "zctls_decision_cache_hits_total{} 1\n", "zctls_decision_cache_misses_total{} 2\n",
+        "zctls_config_loads_total{} 1\n", "zctls_config_errors_total{} 0\n",
+        "zctls_processes{state=\"alive\"} 0\n", "zctls_processes{state=\"exited\"} 1\n"})
+    EXPECT_NE(samples.find(expected), std::string::npos) << expected << " in\n" << samples;
+  // JSON, checked by a JSON parser.
+  ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ +
+                   " --json | /usr/bin/python3 -c 'import json,sys; "
+                   "d=json.load(sys.stdin); p=d[\"processes\"][0]; "
+                   "print(p[\"comm\"], p[\"state\"], d[\"totals\"][\"zerocopy_sends\"])'",
+               &out),
+            0)
+      << err();
+  EXPECT_EQ(out, "zctls_test_send exited 2\n");
+  // The textfile the process kept (written at its first send at least).
+  EXPECT_NE(parsed(dir_ + "/zctls.prom").find("zctls_sends_total{} "), std::string::npos);
+  // Exited processes stay in the totals after --prune folds them.
+  ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ + " --prune --prometheus", &out), 0);
+  EXPECT_NE(out.find("zctls_zerocopy_sends_total 2\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("zctls_processes{state=\"exited\"} 0\n"), std::string::npos) << out;
+  EXPECT_EQ(sh("ls " + stats_, &out), 0);
+  EXPECT_EQ(out, "zctls-retired.stats\n");
+}
+
+TEST_F(CliE2E, StatusShowsEveryKtlsSocketAndItsFlag) {
+  std::string out;
+  const std::string held = dir_ + "/held.out";
+  ASSERT_EQ(sh(zctls() + " run --config " + config() + " -- " ZCTLS_SENDER_PATH " hold 30 " +
+                   static_file() + " > " + held + " & pid=$!; " +
+                   "for i in $(seq 300); do grep -q holding " + held +
+                   " && break; sleep 0.1; done; " + zctls() + " status --config " + config() +
+                   " --json | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); "
+                   "[print(s[\"processes\"][0][\"comm\"], s[\"version\"], s[\"cipher\"], "
+                   "s[\"txconf\"], s[\"rxconf\"], s[\"zerocopy_flag\"], s[\"zerocopy\"]) "
+                   "for s in sorted(d[\"sockets\"], key=lambda s: s[\"txconf\"])]; "
+                   "print(len(d[\"zctls_processes\"]))'; " +
+                   zctls() + " status | head -1; kill $pid",
+               &out),
+            0)
+      << err();
+  EXPECT_EQ(out,
+            "zctls_test_send TLS 1.3 aes-gcm-128 base sw False off\n"
+            "zctls_test_send TLS 1.3 aes-gcm-128 sw base True no_effect\n"
+            "1\n"
+            "kTLS sockets: 2\n")
+      << err();
+}
+
+TEST_F(CliE2E, ReloadWhileSendingSwitchesCleanlyAndLosesNothing) {
+  std::string out;
+  // 8 s of back-to-back sends; 1 s after the first, a broken config (kept
+  // out), 1.5 s later the rule turns zerocopy off.
+  ASSERT_EQ(
+      sh(zctls() + " run --config " + config() + " -- " ZCTLS_SENDER_PATH " repeat 8 " +
+             static_file() + " > " + dir_ + "/repeat.out & pid=$!; " +
+             "for i in $(seq 300); do grep -q first " + dir_ +
+             "/repeat.out && break; sleep 0.1; done; sleep 1; printf 'default = 7\\n' > " +
+             config() + "; sleep 1.5; " + "printf '[[rule]]\\npath = \"" + dir_ +
+             "/static/**\"\\nzerocopy = false\\n[integrity]\\nsettle = 0\\n[stats]\\ndir = \"" +
+             stats_ + "\"\\n' > " + config() + "; wait $pid; cat " + dir_ + "/repeat.out",
+         &out),
+      0)
+      << out << err();
+  // Every send went one way or the other, switching once: 1...10...0.
+  const std::string flags =
+      out.substr(out.find("flags="), out.find('\n', out.find("flags=")) - out.find("flags="));
+  EXPECT_TRUE(std::regex_match(flags, std::regex("flags=1+0+"))) << flags;
+  EXPECT_NE(out.find("\nbytes ok\n"), std::string::npos) << out;
+  ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ +
+                   " --json | /usr/bin/python3 -c 'import json,sys; "
+                   "t=json.load(sys.stdin)[\"totals\"]; print(t[\"config_loads\"], "
+                   "t[\"config_reloads\"], t[\"config_errors\"], "
+                   "t[\"sends\"] == t[\"zerocopy_sends\"] + t[\"copy_rule_off\"])'",
+               &out),
+            0)
+      << err();
+  EXPECT_EQ(out, "2 1 1 True\n");
+}
+
+}  // namespace
