@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "zctls/json.h"
+
 namespace zctls::cli {
 namespace {
 
@@ -135,24 +137,7 @@ std::string format_probe(const HostReport& host) {
 
 namespace {
 
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", c);
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string errno_json(int err) { return err == 0 ? "null" : quoted(errno_name(err)); }
+std::string errno_json(int err) { return err == 0 ? "null" : json_quote(errno_name(err)); }
 
 std::string_view status_name(kernel::QuirkStatus s) {
   switch (s) {
@@ -173,8 +158,8 @@ std::string format_probe_json(const HostReport& host) {
   static constexpr std::string_view kVerdicts[] = {"zerocopy_usable", "ktls_without_zerocopy",
                                                    "no_ktls"};
   std::string out = "{";
-  out += "\"verdict\": " + quoted(kVerdicts[verdict(caps)]);
-  out += ", \"kernel\": " + quoted(caps.kernel_release);
+  out += "\"verdict\": " + json_quote(kVerdicts[verdict(caps)]);
+  out += ", \"kernel\": " + json_quote(caps.kernel_release);
   out += ", \"tls_ulp\": {\"attaches\": " +
          std::string(caps.socket_error == 0 && caps.ulp_error == 0 ? "true" : "false") +
          ", \"error\": " + errno_json(caps.socket_error != 0 ? caps.socket_error : caps.ulp_error) +
@@ -183,8 +168,8 @@ std::string format_probe_json(const HostReport& host) {
   for (std::size_t i = 0; i < caps.ciphers.size(); ++i) {
     const kernel::CipherSupport& c = caps.ciphers[i];
     out += std::string(i > 0 ? ", " : "") +
-           "{\"version\": " + quoted(kernel::to_string(c.version)) +
-           ", \"cipher\": " + quoted(kernel::to_string(c.cipher)) +
+           "{\"version\": " + json_quote(kernel::to_string(c.version)) +
+           ", \"cipher\": " + json_quote(kernel::to_string(c.cipher)) +
            ", \"tx_error\": " + errno_json(c.tx_error) +
            ", \"rx_error\": " + errno_json(c.rx_error) + "}";
   }
@@ -193,17 +178,17 @@ std::string format_probe_json(const HostReport& host) {
          std::string(caps.zerocopy_usable() ? "true" : "false") +
          ", \"error\": " + (probed ? errno_json(caps.zerocopy_error) : "null") + "}";
   out += ", \"kernel_bug\": {\"unaligned_zerocopy\": " +
-         quoted(status_name(caps.unaligned_bug.status)) +
-         ", \"reason\": " + quoted(caps.unaligned_bug.reason) + "}";
+         json_quote(status_name(caps.unaligned_bug.status)) +
+         ", \"reason\": " + json_quote(caps.unaligned_bug.reason) + "}";
   out += ", \"nics\": [";
   for (std::size_t i = 0; i < host.nics.size(); ++i) {
     const kernel::NicOffload& n = host.nics[i];
-    out += std::string(i > 0 ? ", " : "") + "{\"name\": " + quoted(n.name) +
+    out += std::string(i > 0 ? ", " : "") + "{\"name\": " + json_quote(n.name) +
            ", \"tls_hw_tx_offload\": " + (n.available ? "true" : "false") +
            ", \"active\": " + (n.active ? "true" : "false") +
            ", \"error\": " + errno_json(n.error) + "}";
   }
-  out += "], \"openssl\": {\"version\": " + quoted(host.openssl.version) +
+  out += "], \"openssl\": {\"version\": " + json_quote(host.openssl.version) +
          ", \"ktls\": " + (host.openssl.ktls ? "true" : "false") + "}";
   return out + "}\n";
 }

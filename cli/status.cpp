@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include "zctls/json.h"
 #include "zctls/ktls.h"
 
 namespace zctls::cli {
@@ -45,15 +46,6 @@ std::string owners_text(const std::vector<SocketOwner>& owners) {
   for (const SocketOwner& o : owners)
     out += (out.empty() ? "" : ",") + o.comm + "[" + std::to_string(o.pid) + "]";
   return out;
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) out += c;
-  }
-  return out + "\"";
 }
 
 // socket inode -> the processes that hold it, from /proc/*/fd (needs root
@@ -159,18 +151,18 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
     for (std::size_t j = 0; j < sockets[i].owners.size(); ++j)
       out += std::string(j > 0 ? ", " : "") +
              "{\"pid\": " + std::to_string(sockets[i].owners[j].pid) +
-             ", \"comm\": " + json_string(sockets[i].owners[j].comm) + "}";
-    out += "], \"local\": " + json_string(t.local) + ", \"peer\": " + json_string(t.peer) +
+             ", \"comm\": " + json_quote(sockets[i].owners[j].comm) + "}";
+    out += "], \"local\": " + json_quote(t.local) + ", \"peer\": " + json_quote(t.peer) +
            ", \"inode\": " + std::to_string(t.inode) +
-           ", \"version\": " + json_string(kernel::tls_version_name(t.version)) +
-           ", \"cipher\": " + json_string(kernel::tls_cipher_name(t.cipher)) +
-           ", \"txconf\": " + json_string(kernel::to_string(t.tx)) +
-           ", \"rxconf\": " + json_string(kernel::to_string(t.rx)) + ", \"zerocopy_flag\": " +
+           ", \"version\": " + json_quote(kernel::tls_version_name(t.version)) +
+           ", \"cipher\": " + json_quote(kernel::tls_cipher_name(t.cipher)) +
+           ", \"txconf\": " + json_quote(kernel::to_string(t.tx)) +
+           ", \"rxconf\": " + json_quote(kernel::to_string(t.rx)) + ", \"zerocopy_flag\": " +
            (sockets[i].flag_error.empty() ? (t.zerocopy ? "true" : "false") : "null") +
            ", \"zerocopy\": " +
-           json_string(sockets[i].flag_error.empty()
-                           ? state_key(kernel::zerocopy_state(t.zerocopy, t.tx))
-                           : "unknown") +
+           json_quote(sockets[i].flag_error.empty()
+                          ? state_key(kernel::zerocopy_state(t.zerocopy, t.tx))
+                          : "unknown") +
            "}";
   }
   out += "], \"zctls_processes\": [";
@@ -178,7 +170,7 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
   for (const ProcessStats& p : shim_processes) {
     if (!p.alive) continue;
     out += std::string(first ? "" : ", ") + "{\"pid\": " + std::to_string(p.pid) +
-           ", \"comm\": " + json_string(p.comm) +
+           ", \"comm\": " + json_quote(p.comm) +
            ", \"sends\": " + std::to_string(p.values[static_cast<std::size_t>(Counter::sends)]) +
            ", \"zerocopy_sends\": " +
            std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) + "}";

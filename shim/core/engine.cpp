@@ -24,7 +24,8 @@ FileKey key_of(const struct stat& st) {
 }  // namespace
 
 bool Engine::reload_due() noexcept {
-  // One relaxed load per send; a clock read (vDSO) and a CAS once a second.
+  // Per send: a relaxed load and a coarse clock read (vDSO, no syscall);
+  // a CAS once a second.
   std::int64_t next = next_reload_check_.load(std::memory_order_relaxed);
   const std::int64_t now = kernel_.monotonic_ns();
   if (now < next) return false;

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "zctls/json.h"
+
 namespace zctls {
 namespace {
 
@@ -189,13 +191,8 @@ std::string stats_json(const std::vector<ProcessStats>& all) {
   std::string out = "{\"processes\": [";
   for (std::size_t i = 0; i < all.size(); ++i) {
     const ProcessStats& p = all[i];
-    std::string comm;
-    for (const char c : p.comm) {  // program names: escape what JSON needs
-      if (c == '"' || c == '\\') comm += '\\';
-      if (static_cast<unsigned char>(c) >= 0x20) comm += c;
-    }
     out += std::string(i > 0 ? ", " : "") + "{\"pid\": " + std::to_string(p.pid) +
-           ", \"comm\": \"" + comm + "\", \"state\": \"" + state_of(p) +
+           ", \"comm\": " + json_quote(p.comm) + ", \"state\": \"" + state_of(p) +
            "\", \"counters\": " + counters_json(p.values) + "}";
   }
   return out + "], \"totals\": " + counters_json(totals(all)) + "}\n";
