@@ -16,12 +16,12 @@
 namespace zctls::cli {
 namespace {
 
-const char* state_text(kernel::ZerocopyState s) {
+std::string state_text(kernel::ZerocopyState s, kernel::TlsConf tx) {
   switch (s) {
     case kernel::ZerocopyState::effective:
       return "effective";
     case kernel::ZerocopyState::no_effect:
-      return "opted in, no effect (sw)";
+      return std::string("opted in, no effect (") + kernel::to_string(tx) + ")";
     case kernel::ZerocopyState::off:
       return "off";
   }
@@ -119,8 +119,9 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
                   owners_text(s.owners).c_str(), t.local.c_str(), t.peer.c_str(),
                   kernel::tls_version_name(t.version).c_str(),
                   kernel::tls_cipher_name(t.cipher).c_str(), conf.c_str(),
-                  s.flag_error.empty() ? state_text(kernel::zerocopy_state(t.zerocopy, t.tx))
-                                       : ("unknown (" + s.flag_error + ")").c_str());
+                  (s.flag_error.empty() ? state_text(kernel::zerocopy_state(t.zerocopy, t.tx), t.tx)
+                                        : "unknown (" + s.flag_error + ")")
+                      .c_str());
     out += line;
   }
   std::size_t alive = 0;
@@ -191,7 +192,9 @@ int run_status(bool json, const std::string& stats_dir) {
     StatusSocket s;
     if (auto it = owners.find(t.inode); it != owners.end()) s.owners = it->second;
     s.socket = std::move(t);
-    if (s.socket.tx == kernel::TlsConf::sw && !s.socket.zerocopy)
+    // The kernel reports the flag only for hw; elsewhere ask the socket.
+    if ((s.socket.tx == kernel::TlsConf::sw || s.socket.tx == kernel::TlsConf::hw_record) &&
+        !s.socket.zerocopy)
       s.flag_error = read_flag_through_owner(s);
     sockets.push_back(std::move(s));
   }

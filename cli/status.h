@@ -20,7 +20,7 @@ struct StatusSocket {
   kernel::TlsSocket socket;
   std::vector<SocketOwner> owners;  // processes holding an fd of it
   // sock_diag reports TLS_TX_ZEROCOPY_RO only for device offload (hw); on a
-  // software TX socket the flag is read from an owner's fd with
+  // sw or hw_record TX socket the flag is read from an owner's fd with
   // pidfd_getfd + getsockopt.  Empty = read; else why it could not be.
   std::string flag_error;
 };

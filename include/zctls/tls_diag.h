@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,13 @@ namespace zctls::kernel {
 enum class TlsConf { unknown, base, sw, hw, hw_record };
 const char* to_string(TlsConf conf) noexcept;
 
-// What the flag does on a socket: effective only with device offload.
+// What the flag does on a socket: effective only with device offload in
+// TLS_HW mode (tls_device_sendpage is its only reader).  Software kTLS
+// copies anyway; hw_record (a TOE doing whole records) ignores it.
 enum class ZerocopyState { effective, no_effect, off };
 inline ZerocopyState zerocopy_state(bool flag, TlsConf tx) noexcept {
   if (!flag) return ZerocopyState::off;
-  return tx == TlsConf::hw || tx == TlsConf::hw_record ? ZerocopyState::effective
-                                                       : ZerocopyState::no_effect;
+  return tx == TlsConf::hw ? ZerocopyState::effective : ZerocopyState::no_effect;
 }
 
 struct TlsSocket {
@@ -29,7 +31,7 @@ struct TlsSocket {
   std::uint16_t version = 0;  // 0x0303 TLS 1.2, 0x0304 TLS 1.3
   std::uint16_t cipher = 0;   // TLS_CIPHER_* of linux/tls.h
   TlsConf tx = TlsConf::unknown, rx = TlsConf::unknown;
-  bool zerocopy = false;  // TLS_INFO_ZC_RO_TX present: the flag is set (5.19+)
+  bool zerocopy = false;  // TLS_INFO_ZC_RO_TX present: the flag is set (5.19+, hw only)
 };
 
 std::string tls_version_name(std::uint16_t version);
@@ -41,7 +43,10 @@ std::string tls_cipher_name(std::uint16_t cipher);
 bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector<TlsSocket>& out,
                          int* error);
 
-// Dumps TCP over IPv4 and IPv6.  Returns an errno value (0 = ok).
-int list_tls_sockets(std::vector<TlsSocket>& out);
+// Dumps TCP over IPv4 and IPv6.  Returns an errno value (0 = ok).  A
+// recorder, if given, sees every reply datagram as received: how the unit
+// tests' fixtures were recorded on the bench kernels.
+using DiagRecorder = std::function<void(const std::uint8_t* data, std::size_t size)>;
+int list_tls_sockets(std::vector<TlsSocket>& out, const DiagRecorder& recorder = {});
 
 }  // namespace zctls::kernel

@@ -47,8 +47,11 @@ struct Environment {
   LogLevel log_level = LogLevel::warn;
 };
 
+// The shim's state is never destroyed: a server's other threads may still
+// be inside sendfile while exit() runs static destructors, and the hooks
+// must find it intact until the process is gone.
 Environment& environment() {
-  static Environment env;
+  static Environment& env = *new Environment;
   return env;
 }
 
@@ -239,7 +242,7 @@ struct ConfigSource {
 };
 
 ConfigSource& source() {
-  static ConfigSource s;
+  static ConfigSource& s = *new ConfigSource;  // never destroyed: see environment()
   return s;
 }
 
@@ -350,9 +353,14 @@ const Config* reload_config() {
   }
 }
 
+// Whether any hook ever needed the engine: exit costs nothing otherwise.
+std::atomic<bool> g_engine_built{false};
+
 Engine& engine() {
-  static LibcKernel kernel;
-  static Engine instance(kernel, load_config, reload_config);
+  // Never destroyed: see environment().
+  static LibcKernel& kernel = *new LibcKernel;
+  static Engine& instance = *new Engine(kernel, load_config, reload_config);
+  g_engine_built.store(true, std::memory_order_relaxed);
   return instance;
 }
 
@@ -408,6 +416,21 @@ __attribute__((constructor)) void capture_environment() {
   } catch (...) {
     environment().disabled = true;  // out of memory at load time: stay out of the way
   }
+}
+
+// A process that exits between two textfile intervals would leave its
+// last sends out of zctls.prom until another process rewrites it: write
+// it once more on the way out, if this process ever loaded a config that
+// asks for it.
+__attribute__((destructor)) void final_textfile() {
+  if (!g_engine_built.load(std::memory_order_relaxed)) return;
+  const int saved = errno;
+  if (const Config* cfg = engine().current_config();
+      cfg != nullptr && !cfg->stats.textfile_dir.empty()) {
+    const Reentry guard;
+    if (guard.outermost()) write_textfile_now(cfg->stats);
+  }
+  errno = saved;
 }
 
 }  // namespace

@@ -86,6 +86,11 @@ void maybe_write_textfile(const StatsConfig& stats, std::int64_t now_ns) noexcep
   if (now_ns < next || !g_next_textfile.compare_exchange_strong(
                            next, now_ns + stats.textfile_interval_ns, std::memory_order_relaxed))
     return;
+  write_textfile_now(stats);
+}
+
+void write_textfile_now(const StatsConfig& stats) noexcept {
+  if (stats.textfile_dir.empty() || stats.dir.empty()) return;
   try {
     const int err = write_textfile(stats.textfile_dir, prometheus_text(read_stats_dir(stats.dir)));
     if (err != 0)

@@ -18,5 +18,7 @@ Counters* share_counters(const StatsConfig& stats) noexcept;
 // Rewrites the textfile if `interval` has passed since the last time this
 // process did (one thread at a time; others skip).
 void maybe_write_textfile(const StatsConfig& stats, std::int64_t now_ns) noexcept;
+// Unconditionally (the shim's destructor: a process's last word).
+void write_textfile_now(const StatsConfig& stats) noexcept;
 
 }  // namespace zctls::shim

@@ -161,7 +161,7 @@ bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector
   return true;
 }
 
-int list_tls_sockets(std::vector<TlsSocket>& out) {
+int list_tls_sockets(std::vector<TlsSocket>& out, const DiagRecorder& recorder) {
   for (const int family : {AF_INET, AF_INET6}) {
     const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (nl < 0) return errno;
@@ -190,6 +190,7 @@ int list_tls_sockets(std::vector<TlsSocket>& out) {
         err = errno;
         break;
       }
+      if (recorder) recorder(buf, static_cast<std::size_t>(n));
       if (!parse_diag_datagram(buf, static_cast<std::size_t>(n), out, &err)) break;
     }
     close(nl);

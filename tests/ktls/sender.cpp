@@ -70,6 +70,7 @@
 
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
+#include "zctls/tls_diag.h"
 
 namespace k = zctls::kernel;
 
@@ -199,8 +200,7 @@ bool send_file(int sock, const std::string& path) {
 
 // hold > 0: keep the connection open that many seconds after saying
 // "holding" (for zctls status).
-int run_raw(const std::vector<std::string>& files, const std::string& tag = "",
-            double hold = 0) {
+int run_raw(const std::vector<std::string>& files, const std::string& tag = "", double hold = 0) {
   const k::LoopbackPair pair;
   if (!make_ktls(pair)) return 1;
   std::string all;
@@ -743,6 +743,43 @@ int run_openssl(const std::vector<std::string>& files) {
   return ok && ktls && same ? 0 : 1;
 }
 
+// Records the kernel's sock_diag reply for two real kTLS connections as
+// hex, one datagram per line: the fixture behind the unit tests of
+// parse_diag_datagram and `zctls status` (tests/unit/data/).  Pair one:
+// TLS 1.3 AES-GCM-128, TX with the zerocopy flag set (sw: the kernel does
+// not report it).  Pair two: TLS 1.2 AES-GCM-256, TX without it.
+int run_diag_record(const std::string& out_path) {
+  const k::LoopbackPair first;
+  const k::LoopbackPair second;
+  if (!make_ktls(first) || second.error() != 0) return 1;
+  const int errs[] = {
+      k::set_tx_zerocopy(first.client(), true),
+      k::attach_tls_ulp(second.client()),
+      k::install_key(second.client(), k::Direction::tx, k::TlsVersion::tls12,
+                     k::Cipher::aes_gcm_256, key()),
+      k::attach_tls_ulp(second.server()),
+      k::install_key(second.server(), k::Direction::rx, k::TlsVersion::tls12,
+                     k::Cipher::aes_gcm_256, key()),
+  };
+  for (const int e : errs) {
+    if (e != 0) {
+      say(std::string("kTLS setup failed: ") + strerrorname_np(e));
+      return 1;
+    }
+  }
+  std::FILE* out = std::fopen(out_path.c_str(), "we");
+  if (out == nullptr) return 1;
+  std::vector<k::TlsSocket> sockets;
+  const int err = k::list_tls_sockets(sockets, [out](const std::uint8_t* data, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) std::fprintf(out, "%02x", data[i]);
+    std::fputc('\n', out);
+  });
+  std::fclose(out);
+  say("recorded " + std::to_string(sockets.size()) + " kTLS sockets" +
+      (err != 0 ? std::string(", error ") + strerrorname_np(err) : std::string()));
+  return err == 0 && sockets.size() == 4 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -756,6 +793,7 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   std::vector<std::string> files(argv + 2, argv + argc);
   if (mode == "raw") return run_raw(files);
+  if (mode == "diag-record") return run_diag_record(files[0]);
   if (mode == "raw64") {
     g_sendfile64 = true;
     return run_raw(files);
