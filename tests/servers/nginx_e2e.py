@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""Debian's nginx under zctls on a kTLS kernel, end to end.
+
+nginx is started exactly as the shipped systemd drop-in
+(examples/systemd/zctls.conf) starts it, with the shipped site config
+(examples/nginx/zctls-site.conf) and the shipped static-site zctls.toml
+(examples/zctls-static-site.toml), only paths and the port rewritten.  Its
+workers run as www-data.  The config reaches them through ZCTLS_CONFIG
+alone, which nginx strips from the workers' environment, and there is no
+/etc/zctls.toml: every zerocopy send below proves the config survived.
+
+Independent observation: strace -ff -yy of master and workers gives each
+sendfile(2) on a kTLS socket and the TLS_TX_ZEROCOPY_RO value the kernel had
+then; curl gives the bytes (sha256) and its client port.  zctls stats must
+agree with strace to the send.
+
+Phases: every kTLS cipher over TLS 1.2 and 1.3 (keep-alive, the flag toggles
+per file); every size class 0 B .. 100 MiB around the 2 MiB
+sendfile_max_chunk; range requests at unaligned offsets; 64 concurrent
+clients; `nginx -s reload` during traffic; `aio threads`.
+Runs where kTLS is (tests/vm/session exec).  Environment: ZCTLS_BUILD_DIR.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serverlib as sl  # noqa: E402
+
+MiB = 1 << 20
+EXAMPLES = os.path.join(sl.SOURCE_DIR, "examples")
+# Size classes: empty, tiny, around a page, around the 2 MiB chunk, large.
+ASSET_SIZES = [0, 1, 4095, 4096, 4097, 65536, MiB, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1,
+               16 * MiB + 3, 100 * MiB]
+UPLOAD_SIZES = [0, 1, 4097, 2 * MiB - 1, 2 * MiB + 1, 5 * MiB]
+
+
+class NginxE2E(sl.ServerE2E):
+    def __init__(self):
+        super().__init__("nginx-e2e")
+
+    # --- setup -------------------------------------------------------------
+
+    def make_files(self):
+        files = {"assets/size-%d.bin" % n: n for n in ASSET_SIZES}
+        files.update({"uploads/size-%d.bin" % n: n for n in UPLOAD_SIZES})
+        files["generated/feed.xml"] = 70000
+        files["index.html"] = 1200
+        super().make_files(files)
+
+    def write_configs(self):
+        cert, key = sl.make_certificate(self.work)
+        self.write_zctls_config()
+        with open(os.path.join(EXAMPLES, "nginx", "zctls-site.conf")) as f:
+            site = f.read()
+        subst = [
+            (r"listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.port),
+            (r"\n\s*listen \[::\]:443 ssl;", ""),
+            (r"/etc/ssl/certs/example.org.pem", cert),
+            (r"/etc/ssl/private/example.org.key", key),
+            (r"root /var/www/site;", "root %s;" % self.www),
+            # Every cipher Linux kTLS implements, so that curl can pick each.
+            (r"ssl_protocols TLSv1.2 TLSv1.3;",
+             "ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_ciphers %s;\n"
+             "    ssl_conf_command Ciphersuites %s;"
+             % (sl.SERVER_TLS12_CIPHERS, sl.SERVER_TLS13_SUITES)),
+        ]
+        for pattern, repl in subst:
+            site, n = re.subn(pattern, repl.replace("\\", "\\\\"), site)
+            if n != 1:
+                raise sl.Failure("examples/nginx/zctls-site.conf: no '%s' to rewrite" % pattern)
+        self.site = os.path.join(self.work, "site.conf")
+        with open(self.site, "w") as f:
+            f.write(site)
+        self.nginx_conf = os.path.join(self.work, "nginx.conf")
+        self.error_log = os.path.join(self.work, "error.log")
+        self.pid_file = os.path.join(self.work, "nginx.pid")
+        with open(self.nginx_conf, "w") as f:
+            # No `env ZCTLS_CONFIG;`: the config must survive without it.
+            f.write("user www-data;\nworker_processes 2;\npid %s;\nerror_log %s info;\n"
+                    "events { worker_connections 1024; }\n"
+                    "http {\n  access_log off;\n  default_type application/octet-stream;\n"
+                    "  keepalive_requests 1000;\n  include %s;\n}\n"
+                    % (self.pid_file, self.error_log, self.site))
+
+    def dropin_commands(self):
+        """The drop-in's Environment= and ExecStart* lines, with the packaged
+        paths mapped to this test's."""
+        env = dict(os.environ)
+        pre, start = [], None
+        nginx = ["nginx", "-p", self.work + "/", "-c", self.nginx_conf, "-e", self.error_log]
+        with open(os.path.join(EXAMPLES, "systemd", "zctls.conf")) as f:
+            for line in f:
+                line = line.strip()
+                key, _, value = line.partition("=")
+                if not value:
+                    continue
+                value = value.replace("/etc/zctls.toml", self.config)
+                argv = []
+                for word in shlex.split(value):
+                    if word == "/usr/bin/zctls":
+                        argv.append(sl.zctls_cli())
+                    elif word == "/usr/sbin/nginx":
+                        argv += nginx
+                    else:
+                        argv.append(word)
+                if key == "Environment":
+                    name, _, v = value.partition("=")
+                    env[name] = v
+                elif key == "ExecStartPre":
+                    pre.append(argv)
+                elif key == "ExecStart":
+                    start = argv
+        return env, pre, start
+
+    def start(self):
+        self.c.check(not os.path.exists("/etc/zctls.toml"),
+                     "no /etc/zctls.toml: zctls can only learn the config from ZCTLS_CONFIG")
+        env, pre, start = self.dropin_commands()
+        self.c.check(start is not None and start[1] == "run", "the drop-in starts nginx through zctls run")
+        for argv in pre:
+            r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+            self.c.equal(r.returncode, 0, "drop-in ExecStartPre %s" % " ".join(argv[:2]))
+            if r.returncode != 0:
+                print(r.stdout)
+        self.server = sl.StraceServer(self.work, "nginx", start, shim=False, env=env)
+        if not sl.wait_for_port(self.port):
+            raise sl.Failure("nginx did not start: " + open(self.error_log).read()[-2000:])
+        self.c.check(sl.wait_for_port(self.port), "nginx listens on 127.0.0.1:%d" % self.port)
+        self.wait_settled()
+
+    def workers(self):
+        with open(self.pid_file) as f:
+            master = int(f.read())
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], stdout=subprocess.PIPE,
+                             text=True).stdout
+        return master, {int(p) for p in out.split()}
+
+    def nginx_signal(self, sig):
+        return subprocess.run(["nginx", "-p", self.work + "/", "-c", self.nginx_conf,
+                               "-e", self.error_log, "-s", sig]).returncode
+
+    # --- phases -------------------------------------------------------------
+
+    def ciphers(self):
+        files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097,
+                 "assets/size-%d.bin" % MiB, "index.html", "assets/size-%d.bin" % 4097]
+
+        def body():
+            return [(version, name, ktls, sl.fetch(self.port, files, extra=opts))
+                    for version, name, opts, ktls in sl.CIPHERS]
+
+        trace, fetches = self.phase("ciphers", body)
+        for version, name, ktls, f in fetches:
+            label = "TLS %s %s" % (version, name)
+            self.check_fetch(f, label)
+            self.c.equal(f.cipher, ("TLSv" + version, name), label + ": negotiated")
+            ports = set(f.ports)
+            self.c.equal(len(ports), 1, label + ": one keep-alive connection")
+            if not ktls:
+                self.c.check(not trace.for_port(f.ports[0]) and f.ports[0] not in trace.flag_sets,
+                             label + ": OpenSSL keeps it in user space; no sendfile, no flag")
+                continue
+            sends = self.check_flags(trace, label, ports)
+            self.c.equal(sorted({s.path.rsplit("/", 1)[1] for s in sends}),
+                         ["index.html", "size-1048576.bin", "size-4097.bin"],
+                         label + ": every body went by sendfile on the kTLS socket")
+            self.c.equal(trace.flag_sets.get(f.ports[0]), [1, 0, 1, 0, 1],
+                         label + ": flag toggled per file on one socket (strace)")
+
+    def sizes(self):
+        assets = ["assets/size-%d.bin" % n for n in ASSET_SIZES]
+        uploads = ["uploads/size-%d.bin" % n for n in UPLOAD_SIZES]
+
+        def body():
+            return sl.fetch(self.port, assets + uploads, timeout=900)
+
+        trace, f = self.phase("sizes", body)
+        self.check_fetch(f, "sizes 0 B..100 MiB")
+        self.check_flags(trace, "sizes")
+        for rel in assets + uploads:
+            path = os.path.join(self.www, rel)
+            sends = [s for s in trace.sends if s.path == path]
+            size = os.path.getsize(path)
+            total = sum(max(s.result, 0) for s in sends)
+            biggest = max((s.count for s in sends), default=0)
+            self.c.check(total == size and biggest <= 2 * MiB,
+                         "%s: %d bytes in %d sendfile calls of at most 2 MiB" % (rel, size, len(sends)),
+                         "sent %d, largest call %d" % (total, biggest))
+
+    def ranges(self):
+        quirk = sl.probe_json().get("kernel_bug", {}).get("unaligned_zerocopy")
+        rel = "assets/size-%d.bin" % (2 * MiB + 1)
+        ranges = ["4097-1000000", "1-1", "2097151-2097152", "100-", "0-4095", "12288-"]
+        paths = [rel] * len(ranges) + ["uploads/size-%d.bin" % (2 * MiB + 1)]
+        ranges.append("3-70000")
+
+        def body():
+            return sl.fetch(self.port, paths, ranges=ranges)
+
+        trace, f = self.phase("ranges", body)
+        self.check_fetch(f, "range requests", ranges)
+        sends = [s for s in trace.sends if s.path.endswith(rel)]
+        offsets = [s.offset for s in sends]
+        for start in (4097, 1, 2097151, 100, 0, 12288):
+            self.c.check(start in offsets, "range from %d: a sendfile starts there" % start,
+                         "offsets %s" % offsets)
+        unaligned_zc = [s for s in sends if s.offset % 4096 and s.flag == 1]
+        if quirk == "not_affected":
+            self.check_flags(trace, "ranges (kernel fixed: unaligned offsets go zerocopy too)")
+            self.c.check(unaligned_zc, "unaligned range sends went zerocopy")
+        else:
+            self.c.check(not unaligned_zc, "kernel %s: no zerocopy from unaligned offsets" % quirk)
+
+    def concurrent(self, clients=64):
+        files = [["assets/size-%d.bin" % 65536, "uploads/size-%d.bin" % 4097,
+                  "assets/size-%d.bin" % MiB][: 1 + i % 3] for i in range(clients)]
+
+        def body():
+            results = [None] * clients
+
+            def one(i):
+                results[i] = sl.fetch(self.port, files[i])
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return results
+
+        trace, fetches = self.phase("concurrent", body)
+        bad = self.failed_fetches(fetches)
+        self.c.check(not bad, "%d concurrent clients: every body byte-identical" % clients,
+                     "clients %s failed" % bad[:5])
+        ports = {p for f in fetches for p in f.ports}
+        self.c.equal(len(ports), clients, "%d concurrent clients: %d connections" % (clients, clients))
+        self.check_flags(trace, "concurrent", ports)
+        self.c.equal(len({s.tid for s in trace.sends}), 2, "both workers served")
+
+    def traffic_during(self, action, what, rounds=12):
+        """Sequential keep-alive fetches in a thread while action() runs."""
+        files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097]
+        fetches = []
+        stop = threading.Event()
+
+        def loop():
+            while len(fetches) < rounds or not stop.is_set():
+                fetches.append(sl.fetch(self.port, files))
+                if len(fetches) >= 4 * rounds:
+                    break
+
+        def body():
+            t = threading.Thread(target=loop)
+            t.start()
+            time.sleep(2)
+            action()
+            stop.set()
+            t.join()
+            return fetches
+
+        master, old_workers = self.workers()
+        trace, _ = self.phase(what, body)
+        _, new_workers = self.workers()
+        bad = self.failed_fetches(fetches)
+        self.c.check(not bad, "%s: %d keep-alive clients, every body byte-identical"
+                     % (what, len(fetches)), "fetches %s failed" % bad[:5])
+        self.check_flags(trace, what)
+        return old_workers, new_workers, trace
+
+    def reload(self):
+        def action():
+            self.c.equal(self.nginx_signal("reload"), 0, "nginx -s reload")
+            time.sleep(3)
+
+        old, new, trace = self.traffic_during(action, "nginx -s reload")
+        self.c.check(new and not (old & new), "reload replaced the workers",
+                     "old %s new %s" % (old, new))
+        by_new = [s for s in trace.sends if s.tid in new]
+        self.c.check(by_new and all(s.flag == self.expected_flag(s.path) for s in by_new),
+                     "new workers (forked after the reload, environment stripped) decide by the "
+                     "config: %d sends" % len(by_new))
+
+    def aio_threads(self):
+        with open(self.site) as f:
+            site = f.read()
+        with open(self.site, "w") as f:
+            f.write(site.replace("sendfile on;", "sendfile on;\n    aio threads;", 1))
+
+        def action():
+            self.c.equal(self.nginx_signal("reload"), 0, "nginx -s reload with aio threads")
+            time.sleep(3)
+
+        self.traffic_during(action, "aio threads")
+
+    def finish(self):
+        if self.server is not None:
+            self.nginx_signal("quit")
+            self.server.proc.wait(timeout=120)
+            self.server.stop()
+        log = open(self.error_log).read() if os.path.exists(self.error_log) else ""
+        zctls_lines = [l for l in log.splitlines() if "zctls" in l]
+        self.c.check(not any("error" in l or "warn" in l for l in zctls_lines),
+                     "no zctls warnings or errors in nginx's error.log", "\n".join(zctls_lines[:5]))
+        totals = self.stats_totals()
+        self.c.check(totals["config_loads"] >= 2 and totals["config_errors"] == 0,
+                     "zctls stats: every worker loaded the config, no errors",
+                     "%s" % {k: totals[k] for k in ("config_loads", "config_errors")})
+
+    def run(self):
+        started = time.time()
+        try:
+            self.make_files()
+            self.write_configs()
+            self.start()
+            for step in (self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
+                         self.aio_threads):
+                print("-- " + step.__name__, flush=True)
+                step()
+        finally:
+            self.finish()
+            self.cleanup([self.error_log, os.path.join(self.work, "nginx.out")])
+            print("nginx e2e: %.0f s" % (time.time() - started))
+        return self.c.finish()
+
+
+if __name__ == "__main__":
+    sl.main_guard(lambda: NginxE2E().run())

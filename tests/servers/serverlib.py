@@ -1,0 +1,434 @@
+"""Shared parts of the real-server end-to-end tests (nginx, openssl s_server).
+
+The servers run under `zctls run` and under `strace -ff -yy`, which is how
+the tests see the TLS_TX_ZEROCOPY_RO flag without trusting the shim: every
+setsockopt(SOL_TLS, ...) the server process makes (the shim's included) is
+replayed per socket, so each sendfile(2) is known with the flag value the
+kernel had at that moment.  Clients are curl, matched to their server-side
+socket by the client's port.
+"""
+
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+PYTHON = "/usr/bin/python3"
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def build_dir():
+    return os.environ.get("ZCTLS_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+
+
+def zctls_cli():
+    return os.environ.get("ZCTLS_CLI", os.path.join(build_dir(), "cli", "zctls"))
+
+
+class Failure(Exception):
+    pass
+
+
+class Checks:
+    """Collects check results; prints one line per check, fails at the end."""
+
+    def __init__(self):
+        self.failed = []
+
+    def check(self, ok, what, detail=""):
+        print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + detail),
+              flush=True)
+        if not ok:
+            self.failed.append(what)
+        return ok
+
+    def equal(self, got, want, what):
+        return self.check(got == want, what, "got %r, want %r" % (got, want))
+
+    def finish(self):
+        if self.failed:
+            print("%d check(s) failed: %s" % (len(self.failed), "; ".join(self.failed)))
+            return 1
+        print("all checks passed")
+        return 0
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, **kw)
+
+
+def make_tree(root, files):
+    """files: {relative path: size}.  Random content; readable by all (the
+    workers run as www-data).  Returns {relative path: sha256}."""
+    digests = {}
+    for rel, size in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        h = hashlib.sha256()
+        with open(path, "wb") as f:
+            left = size
+            while left > 0:
+                block = os.urandom(min(left, 1 << 20))
+                f.write(block)
+                h.update(block)
+                left -= len(block)
+        digests[rel] = h.hexdigest()
+    for d, _, names in os.walk(root):
+        os.chmod(d, 0o755)
+        for n in names:
+            os.chmod(os.path.join(d, n), 0o644)
+    return digests
+
+
+def make_certificate(work):
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", key, "-out", cert])
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Every cipher Linux kTLS implements (linux/tls.h TLS_CIPHER_*: AES-GCM-128,
+# AES-GCM-256, AES-CCM-128, ChaCha20-Poly1305; SM4 and ARIA have no TLS
+# suite in OpenSSL 3.0), over TLS 1.2 and 1.3: (version, name, curl options,
+# whether OpenSSL hands it to the kernel).  OpenSSL 3.0 keeps TLS 1.3
+# AES-CCM in user space (ssl/ktls.c: "broken on 5.x kernels"), so that
+# connection must work without kTLS and without the shim doing anything.
+def _tls12(name):
+    return ("1.2", name, ["--tls-max", "1.2", "--ciphers", name], True)
+
+
+def _tls13(name, ktls=True):
+    return ("1.3", name, ["--tlsv1.3", "--tls13-ciphers", name], ktls)
+
+
+CIPHERS = [
+    _tls12("ECDHE-ECDSA-AES128-GCM-SHA256"),
+    _tls12("ECDHE-ECDSA-AES256-GCM-SHA384"),
+    _tls12("ECDHE-ECDSA-CHACHA20-POLY1305"),
+    _tls12("ECDHE-ECDSA-AES128-CCM"),
+    _tls13("TLS_AES_128_GCM_SHA256"),
+    _tls13("TLS_AES_256_GCM_SHA384"),
+    _tls13("TLS_CHACHA20_POLY1305_SHA256"),
+    _tls13("TLS_AES_128_CCM_SHA256", ktls=False),
+]
+SERVER_TLS13_SUITES = ("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                       "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256")
+SERVER_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-CCM")
+
+
+class Fetch:
+    """One curl run: the client ports of its connections, and per URL the
+    sha256 of the body, its size and the HTTP status."""
+
+    def __init__(self, results, ports, cipher, returncode, stderr):
+        self.results, self.ports, self.cipher = results, ports, cipher
+        self.returncode, self.stderr = returncode, stderr
+
+
+def fetch(port, paths, extra=(), ranges=None, timeout=600, limit_rate=None):
+    """Downloads https://127.0.0.1:PORT/PATH for each path with one curl (so
+    one keep-alive connection), hashing the bodies.  ranges: one "a-b" per
+    path or None."""
+    outdir = tempfile.mkdtemp(dir="/tmp", prefix="fetch-")
+    cmd = ["curl", "-sSk", "--http1.1", "-v", "--max-time", str(timeout)] + list(extra)
+    if limit_rate:
+        cmd += ["--limit-rate", limit_rate]
+    fmt = "%{http_code} %{size_download} %{local_port}\\n"
+    for i, p in enumerate(paths):
+        if i > 0:
+            cmd.append("--next")
+            cmd += ["-sSk", "--http1.1", "-v", "--max-time", str(timeout)] + list(extra)
+            if limit_rate:
+                cmd += ["--limit-rate", limit_rate]
+        if ranges and ranges[i]:
+            cmd += ["-r", ranges[i]]
+        cmd += ["-w", fmt, "-o", os.path.join(outdir, str(i)), "https://127.0.0.1:%d/%s" % (port, p)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=timeout + 60)
+    lines = proc.stdout.split("\n")
+    results, ports = [], []
+    for i, p in enumerate(paths):
+        status, size, local_port = (lines[i].split() + ["0", "0", "0"])[:3] if i < len(lines) else ("0", "0", "0")
+        body = os.path.join(outdir, str(i))
+        digest = None
+        if os.path.exists(body):
+            h = hashlib.sha256()
+            with open(body, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            digest = h.hexdigest()
+        results.append({"path": p, "status": int(status), "size": int(size), "sha256": digest})
+        ports.append(int(local_port))
+    shutil.rmtree(outdir, ignore_errors=True)
+    m = re.search(r"SSL connection using (\S+) / (\S+)", proc.stderr)
+    cipher = (m.group(1), m.group(2)) if m else None
+    return Fetch(results, ports, cipher, proc.returncode, proc.stderr)
+
+
+def sha256_of_range(path, first, last):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(first)
+        h.update(f.read(last - first + 1))
+    return h.hexdigest()
+
+
+# --- strace ---------------------------------------------------------------
+
+_SOCK = r"(\d+)<TCP:\[([\d.]+):(\d+)->([\d.]+):(\d+)\]>"
+# strace 6.1 does not name TLS_TX_ZEROCOPY_RO (3): it prints "0x3 /* TLS_??? */".
+_SETSOCKOPT = re.compile(r"^setsockopt\(" + _SOCK + r", SOL_TLS, "
+                         r"(TLS_TX_ZEROCOPY_RO|TLS_TX|0x3 /\* TLS_\?\?\? \*/)"
+                         r"(?:, \[(\d+)\])?.*\) = (-?\d+)")
+_SENDFILE = re.compile(r"^sendfile(?:64)?\(" + _SOCK + r", \d+<([^>]*)>, (?:\[(\d+)\]|NULL)"
+                       r"(?: => \[\d+\])?, (\d+)\) = (-?\d+)")
+
+
+class Send:
+    def __init__(self, tid, peer_port, path, offset, count, result, flag):
+        self.tid, self.peer_port, self.path = tid, peer_port, path
+        self.offset, self.count, self.result, self.flag = offset, count, result, flag
+
+    def __repr__(self):
+        return "sendfile(%s @%s +%d = %d, flag %d, port %d)" % (
+            self.path, self.offset, self.count, self.result, self.flag, self.peer_port)
+
+
+class Trace:
+    """The kTLS sends and flag changes of a server, from strace -ff -yy
+    files PREFIX.TID.  The flag of a socket is what its last successful
+    setsockopt(SOL_TLS, TLS_TX_ZEROCOPY_RO) set, 0 from TLS_TX on."""
+
+    def __init__(self, prefix):
+        self.sends = []        # on kTLS TX sockets, in per-thread order
+        self.plain_sends = []  # sendfile on sockets that never got TLS_TX
+        self.flag_sets = {}    # client port -> [values set, in order]
+        self.ktls_ports = set()
+        events = []
+        for name in glob.glob(prefix + ".*"):
+            tid = int(name.rsplit(".", 1)[1])
+            with open(name, errors="replace") as f:
+                for n, line in enumerate(f):
+                    events.append((tid, n, line.strip()))
+        # Sockets are per-process but one client port is one connection, and
+        # the flag lives in the socket: replay per port.  Threads of one
+        # worker can touch one socket (aio threads), so order within a
+        # thread's file is exact and across threads the flag of a port is
+        # only ever changed by one thread at a time (nginx serialises a
+        # connection); sort by thread, then line.
+        flag = {}
+        for tid, _, line in sorted(events):
+            m = _SETSOCKOPT.match(line)
+            if m:
+                port, opt, value, rc = int(m.group(5)), m.group(6), m.group(7), int(m.group(8))
+                if rc != 0:
+                    continue
+                if opt == "TLS_TX":
+                    self.ktls_ports.add(port)
+                    flag[port] = 0
+                else:
+                    flag[port] = int(value)
+                    self.flag_sets.setdefault(port, []).append(int(value))
+                continue
+            m = _SENDFILE.match(line)
+            if m:
+                port = int(m.group(5))
+                send = Send(tid, port, m.group(6), int(m.group(7)) if m.group(7) else None,
+                            int(m.group(8)), int(m.group(9)), flag.get(port, 0))
+                (self.sends if port in self.ktls_ports else self.plain_sends).append(send)
+
+    def for_port(self, port):
+        return [s for s in self.sends if s.peer_port == port]
+
+
+class StraceServer:
+    """A server command run under `zctls run` (unless shim=False) and
+    strace.  Remove the trace files between phases with reset_trace()."""
+
+    def __init__(self, work, name, command, config=None, shim=True, env=None, cwd=None):
+        self.prefix = os.path.join(work, name + ".strace")
+        wrapped = list(command)
+        if shim:
+            wrapped = [zctls_cli(), "run"] + (["--config", config] if config else []) + ["--"] + wrapped
+        self.cmd = ["strace", "-ff", "-yy", "-qq", "-s", "0", "-o", self.prefix,
+                    "-e", "trace=setsockopt,sendfile,sendfile64", "-e", "signal=none"] + wrapped
+        self.log = open(os.path.join(work, name + ".out"), "w")
+        self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=cwd)
+
+    def trace(self):
+        return Trace(self.prefix)
+
+    def reset_trace(self):
+        for name in glob.glob(self.prefix + ".*"):
+            # strace keeps the files of live threads open: truncate, not unlink.
+            open(name, "w").close()
+
+    def stop(self, sig=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def wait_for_port(port, timeout=120):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def zctls_stats(stats_dir):
+    out = run([zctls_cli(), "stats", "--dir", stats_dir, "--json"]).stdout
+    return json.loads(out)
+
+
+def main_guard(body):
+    try:
+        sys.exit(body())
+    except Failure as e:
+        print("FAIL " + str(e))
+        sys.exit(1)
+
+
+class ServerE2E:
+    """A server under zctls serving a tree by the rules of
+    examples/zctls-static-site.toml: assets/ zerocopy, everything else copy.
+    Subclasses start self.server (a StraceServer) and run phases."""
+
+    def __init__(self, name):
+        self.c = Checks()
+        self.work = tempfile.mkdtemp(dir="/tmp", prefix=name + "-")
+        os.chmod(self.work, 0o755)
+        self.www = os.path.join(self.work, "site")
+        self.stats = os.path.join(self.work, "stats")
+        os.mkdir(self.stats)
+        os.chmod(self.stats, 0o1777)  # workers may run as another user
+        self.port = free_port()
+        self.server = None
+
+    def make_files(self, files):
+        self.digests = make_tree(self.www, files)
+        self.created = time.time()
+
+    def write_zctls_config(self):
+        """The shipped static-site config, for this tree, counting into
+        self.stats."""
+        with open(os.path.join(SOURCE_DIR, "examples", "zctls-static-site.toml")) as f:
+            toml = f.read().replace("/var/www/site", self.www)
+        self.config = os.path.join(self.work, "zctls.toml")
+        with open(self.config, "w") as f:
+            f.write(toml + '\n[stats]\ndir = "%s"\n' % self.stats)
+
+    def wait_settled(self):
+        # Within the settle window (2 s) a fresh file goes by copy.
+        time.sleep(max(0.0, self.created + 2.5 - time.time()))
+
+    def cleanup(self, logs=()):
+        """On failure, show the server's logs; then free the guest's tmpfs
+        (later tests share the guest)."""
+        if self.c.failed:
+            for name in logs:
+                if os.path.exists(name):
+                    print("--- last lines of %s" % name)
+                    print("".join(open(name, errors="replace").readlines()[-30:]), end="")
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def expected_flag(self, path):
+        """What examples/zctls-static-site.toml says, written out independently."""
+        return 1 if os.path.relpath(path, self.www).startswith("assets/") else 0
+
+    # --- checking one phase ------------------------------------------------
+
+    def stats_totals(self):
+        return zctls_stats(self.stats)["totals"]
+
+    def check_fetch(self, fetch, what, ranges=None):
+        """Bodies identical; each response's sends carried the flag its file
+        calls for; the flag was set only when it had to change."""
+        ok = fetch.returncode == 0
+        for i, r in enumerate(fetch.results):
+            want = self.digests[r["path"]]
+            if ranges and ranges[i]:
+                first, _, last = ranges[i].partition("-")
+                size = os.path.getsize(os.path.join(self.www, r["path"]))
+                last = int(last) if last else size - 1
+                want = sha256_of_range(os.path.join(self.www, r["path"]), int(first), last)
+                ok &= r["status"] == 206
+            else:
+                ok &= r["status"] == 200
+            ok &= r["sha256"] == want
+        self.c.check(ok, what + ": bodies byte-identical",
+                     "curl %d: %s" % (fetch.returncode,
+                                      [(r["path"], r["status"], r["size"]) for r in fetch.results]))
+        return ok
+
+    def failed_fetches(self, fetches):
+        """Indexes of the fetches that failed or got bytes other than the file's."""
+        return [i for i, f in enumerate(fetches)
+                if f.returncode != 0 or any(r["sha256"] != self.digests[r["path"]]
+                                            for r in f.results)]
+
+    def check_flags(self, trace, what, ports=None):
+        sends = trace.sends if ports is None else [s for s in trace.sends if s.peer_port in ports]
+        wrong = [s for s in sends if s.flag != self.expected_flag(s.path)]
+        self.c.check(sends and not wrong, what + ": %d kTLS sendfile calls, each with the flag "
+                     "its file's rule gives" % len(sends), "wrong: %s" % wrong[:5])
+        redundant = [p for p, values in trace.flag_sets.items()
+                     if values[0] == 0 or any(a == b for a, b in zip(values, values[1:]))]
+        self.c.check(not redundant, what + ": setsockopt only when the flag must change",
+                     "ports %s: %s" % (redundant[:3], [trace.flag_sets[p] for p in redundant[:3]]))
+        return sends
+
+    def check_stats(self, before, trace, what):
+        after = self.stats_totals()
+        delta = {k: after[k] - before.get(k, 0) for k in ("sends", "zerocopy_sends", "bytes",
+                                                           "integrity_events")}
+        want = {"sends": len(trace.sends),
+                "zerocopy_sends": sum(1 for s in trace.sends if s.flag == 1),
+                "bytes": sum(max(s.result, 0) for s in trace.sends),
+                "integrity_events": 0}
+        self.c.equal(delta, want, what + ": zctls stats agree with strace")
+
+    def phase(self, what, body):
+        """Runs body() between a trace reset and the trace read-back."""
+        self.server.reset_trace()
+        before = self.stats_totals()
+        result = body()
+        time.sleep(0.5)  # strace flushes per line; let the last ones land
+        trace = self.server.trace()
+        self.check_stats(before, trace, what)
+        return trace, result
+
+
+def probe_json():
+    r = subprocess.run([zctls_cli(), "probe", "--json"], stdout=subprocess.PIPE, text=True)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return {}
