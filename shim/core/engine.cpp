@@ -196,7 +196,7 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
 
 SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   SendTicket ticket;
-  check_in_flight(out_fd);
+  check_in_flight(out_fd, InFlightCheck::sending);
   FdState state = fds_.get(out_fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
     state = classify(out_fd);
@@ -289,17 +289,34 @@ void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& af
   InFlight& slot = in_flight_[ticket.out_fd & (kInFlightSlots - 1)];
   while (slot.lock.test_and_set(std::memory_order_acquire)) {
   }
-  if (slot.sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
-  slot.sock = ticket.out_fd;
-  slot.in_fd = ticket.in_fd;
-  slot.snapshot = after;
-  slot.end = progress.written;
-  slot.offset = offset;
-  slot.length = length;
+  const bool other_file_in_flight = slot.sock == ticket.out_fd && progress.acked < slot.end &&
+                                    (slot.in_fd != ticket.in_fd || slot.snapshot.ino != after.ino ||
+                                     slot.snapshot.dev != after.dev);
+  if (!other_file_in_flight) {
+    if (slot.sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
+    slot.sock = ticket.out_fd;
+    slot.in_fd = ticket.in_fd;
+    slot.snapshot = after;
+    slot.end = progress.written;
+    slot.offset = offset;
+    slot.length = length;
+  }
   slot.lock.clear(std::memory_order_release);
 }
 
-void Engine::check_in_flight(int sock) noexcept {
+void Engine::drop_in_flight(int sock, std::uint64_t end) noexcept {
+  InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
+  while (slot.lock.test_and_set(std::memory_order_acquire)) {
+  }
+  // Only the record that was checked: another thread may have replaced it.
+  if (slot.sock == sock && slot.end == end) {
+    slot.sock = -1;
+    in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  slot.lock.clear(std::memory_order_release);
+}
+
+void Engine::check_in_flight(int sock, InFlightCheck when) noexcept {
   if (in_flight_count_.load(std::memory_order_relaxed) == 0 || sock < 0) return;
   InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
   while (slot.lock.test_and_set(std::memory_order_acquire)) {
@@ -312,20 +329,23 @@ void Engine::check_in_flight(int sock) noexcept {
   const FileSnapshot before = slot.snapshot;
   const std::uint64_t end = slot.end;
   const long long offset = slot.offset, length = slot.length;
-  slot.sock = -1;
-  in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
   slot.lock.clear(std::memory_order_release);
 
   kernel::TcpProgress progress;
-  if (!kernel_.tcp_progress(sock, &progress) || progress.acked >= end) return;  // delivered
+  struct stat st {};
+  if (!kernel_.tcp_progress(sock, &progress) || progress.acked >= end ||
+      kernel_.stat_fd(in_fd, &st) != 0) {
+    drop_in_flight(sock, end);  // delivered, or nothing left to compare with
+    return;
+  }
   // Still unacknowledged: a change now can reach the wire in a
   // retransmission.  Only the same open file can be checked (the fd may
   // have been closed and its number reused since).
-  struct stat st {};
-  if (kernel_.stat_fd(in_fd, &st) != 0) return;
   const FileSnapshot now = FileSnapshot::of(st);
-  if (now.dev != before.dev || now.ino != before.ino) return;
-  if (!content_may_have_changed(changed_fields(before, now))) return;
+  const bool same_file = now.dev == before.dev && now.ino == before.ino;
+  const bool changed = same_file && content_may_have_changed(changed_fields(before, now));
+  if (!same_file || changed || when == InFlightCheck::closing) drop_in_flight(sock, end);
+  if (!changed) return;
   counters().add(Counter::integrity_events_in_flight);
   integrity_event(sock, in_fd, before, now, offset, length,
                   "after a zerocopy send returned, before its bytes were acknowledged");

@@ -80,7 +80,7 @@ class Engine {
                             socklen_t length) noexcept;
   // Just before the application closes fd: last chance to see whether a
   // file changed while bytes sent from it were still unacknowledged.
-  void before_close(int fd) noexcept { check_in_flight(fd); }
+  void before_close(int fd) noexcept { check_in_flight(fd, InFlightCheck::closing); }
   void after_close(int fd) noexcept { fds_.forget(fd); }
   void after_close_range(unsigned first, unsigned last) noexcept { fds_.forget_range(first, last); }
   // dup2/dup3: `newfd` now names another file; learn it again when used.
@@ -133,7 +133,12 @@ class Engine {
                        long long offset, long long length, const char* when) noexcept;
   void remember_in_flight(const SendTicket& ticket, const FileSnapshot& after, long long offset,
                           long long length) noexcept;
-  void check_in_flight(int sock) noexcept;
+  // At a send the record stays while its bytes are unacknowledged and the
+  // file unchanged (that send may move nothing: EAGAIN, or go by copy);
+  // at close it goes either way.
+  enum class InFlightCheck { sending, closing };
+  void check_in_flight(int sock, InFlightCheck when) noexcept;
+  void drop_in_flight(int sock, std::uint64_t end) noexcept;
   const Config* config() noexcept;
 
   KernelPort& kernel_;
@@ -151,9 +156,12 @@ class Engine {
   Quarantine quarantine_;
 
   // The last zerocopy send of each socket whose bytes were not all
-  // acknowledged when sendfile returned: checked at the socket's next send
-  // or close.  Direct-mapped by fd number (a collision forgets the older
-  // record); each slot has its own spinlock, taken only when records exist.
+  // acknowledged when sendfile returned: checked at each of the socket's
+  // later sends until they are acknowledged, and at its close.  A newer
+  // zerocopy send of the same file replaces it (its bytes end later); one
+  // of another file does not, until the older bytes are acknowledged.
+  // Direct-mapped by fd number (a collision forgets the older record);
+  // each slot has its own spinlock, taken only when records exist.
   struct InFlight {
     std::atomic_flag lock = ATOMIC_FLAG_INIT;
     int sock = -1;

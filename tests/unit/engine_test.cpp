@@ -425,6 +425,47 @@ TEST_F(IntegrityTest, ChangeAfterTheSendButBeforeTheAckIsCaughtAtTheNextSend) {
   EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
 }
 
+// nginx on a stalled connection: the zerocopy send fills the queue, the
+// next sendfile returns EAGAIN, and only then is the file written to.  The
+// EAGAIN send must not forget the bytes still in flight.
+TEST_F(IntegrityTest, InFlightRecordOutlivesSendsThatMoveNothing) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  const zctls::SendTicket again = engine_.before_send(7, 10, nullptr);
+  engine_.after_send(again, -1, nullptr);  // EAGAIN: the queue is full
+  kernel_.files[10].ctime_nsec += 1;       // now the write
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
+}
+
+// A copy send in between (here: the next response's file has no rule)
+// does not forget the earlier zerocopy bytes either.
+TEST_F(IntegrityTest, InFlightRecordOutlivesACopySendOfAnotherFile) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.files[16] = {"/private/b.bin", S_IFREG | 0644, 300, 0};
+  const zctls::SendTicket copy = engine_.before_send(7, 16, nullptr);
+  EXPECT_FALSE(copy.guarded);
+  off_t off = 300;
+  engine_.after_send(copy, 300, &off);
+  kernel_.files[10].size = 1;  // the first file is truncated
+  engine_.before_close(7);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
+}
+
+TEST_F(IntegrityTest, InFlightRecordGoesOnceAcknowledged) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.progress = {100, 100};
+  engine_.before_send(7, 10, nullptr);  // delivered: the record is dropped
+  kernel_.progress = {100, 50};         // (a later, unrelated backlog)
+  kernel_.files[10].ctime_nsec += 1;
+  const int stats_before = kernel_.stats;
+  engine_.before_close(7);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
+  EXPECT_EQ(kernel_.stats, stats_before) << "no record left to check";
+}
+
 TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {
   kernel_.progress = {100, 50};
   send_while([](FakeFile&) {});
