@@ -17,7 +17,8 @@ agree with strace to the send.
 Phases: every kTLS cipher over TLS 1.2 and 1.3 (keep-alive, the flag toggles
 per file); every size class 0 B .. 100 MiB around the 2 MiB
 sendfile_max_chunk; range requests at unaligned offsets; 64 concurrent
-clients; `nginx -s reload` during traffic; `aio threads`.
+clients; `nginx -s reload` during traffic; `aio threads` with open_file_cache;
+an in-place write while a response waits in a stalled socket.
 Runs where kTLS is (tests/vm/session exec).  Environment: ZCTLS_BUILD_DIR.
 """
 
@@ -291,21 +292,64 @@ class NginxE2E(sl.ServerE2E):
         with open(self.site) as f:
             site = f.read()
         with open(self.site, "w") as f:
-            f.write(site.replace("sendfile on;", "sendfile on;\n    aio threads;", 1))
+            f.write(site.replace("sendfile on;", "sendfile on;\n    aio threads;\n"
+                                 "    open_file_cache max=100;", 1))
 
         def action():
-            self.c.equal(self.nginx_signal("reload"), 0, "nginx -s reload with aio threads")
+            self.c.equal(self.nginx_signal("reload"), 0,
+                         "nginx -s reload with aio threads and open_file_cache")
             time.sleep(3)
 
-        self.traffic_during(action, "aio threads")
+        self.traffic_during(action, "aio threads + open_file_cache")
 
-    def finish(self):
+    def write_in_flight(self):
+        """An in-place write while a response's zerocopy bytes wait in a
+        stalled socket: one event, logged, and the file quarantined."""
+        rel = "assets/size-%d.bin" % (16 * MiB + 3)
+        path = os.path.join(self.www, rel)
+        log_start = os.path.getsize(self.error_log)
+        before = self.stats_totals()
+
+        def write():
+            time.sleep(1.0)
+            with open(path, "r+b") as f:
+                f.seek(12 * MiB)
+                f.write(b"\0" * 4096)
+            self.digests[rel] = sl.sha256_of_range(path, 0, os.path.getsize(path) - 1)
+
+        def body():
+            got = sl.paused_download(self.port, rel, MiB, write)
+            again = sl.fetch(self.port, [rel])
+            return got, again
+
+        trace, (got, again) = self.phase("in-place write in flight", body, integrity_events=1)
+        after = self.stats_totals()
+        self.c.equal(after["integrity_events_in_flight"] - before["integrity_events_in_flight"], 1,
+                     "the write was caught while the bytes were unacknowledged")
+        with open(self.error_log, errors="replace") as f:
+            f.seek(log_start)
+            logged = [l for l in f if "integrity: " + path + " changed" in l]
+        self.c.check(len(logged) == 1 and "action: quarantine" in logged[0],
+                     "the event is in nginx's error.log with its action", "%s" % logged)
+        self.c.equal(got[0], os.path.getsize(path), "the stalled client got every byte")
+        self.check_fetch(again, "downloaded again")
+        flags = {s.flag for s in trace.for_port(again.ports[0])}
+        self.c.equal(flags, {0}, "downloaded again: quarantined, the flag stays off (strace)")
+        self.c.check(after["copy_quarantine"] > before["copy_quarantine"],
+                     "copies counted under quarantine")
+
+    def stop(self):
         if self.server is not None:
             self.nginx_signal("quit")
             self.server.proc.wait(timeout=120)
             self.server.stop()
+            self.server = None
+
+    def finish(self):
+        self.stop()
         log = open(self.error_log).read() if os.path.exists(self.error_log) else ""
-        zctls_lines = [l for l in log.splitlines() if "zctls" in l]
+        # The one expected warning is write_in_flight's event.
+        zctls_lines = [l for l in log.splitlines() if "zctls" in l and "integrity: " not in l]
         self.c.check(not any("error" in l or "warn" in l for l in zctls_lines),
                      "no zctls warnings or errors in nginx's error.log", "\n".join(zctls_lines[:5]))
         totals = self.stats_totals()
@@ -320,7 +364,7 @@ class NginxE2E(sl.ServerE2E):
             self.write_configs()
             self.start()
             for step in (self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
-                         self.aio_threads):
+                         self.aio_threads, self.write_in_flight):
                 print("-- " + step.__name__, flush=True)
                 step()
         finally:

@@ -14,6 +14,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,10 +42,12 @@ class Checks:
 
     def __init__(self):
         self.failed = []
+        self.quiet = False  # print failures only
 
     def check(self, ok, what, detail=""):
-        print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + detail),
-              flush=True)
+        if not ok or not self.quiet:
+            print(("ok   " if ok else "FAIL ") + what + ("" if ok or not detail else ": " + detail),
+                  flush=True)
         if not ok:
             self.failed.append(what)
         return ok
@@ -405,25 +409,54 @@ class ServerE2E:
                      "ports %s: %s" % (redundant[:3], [trace.flag_sets[p] for p in redundant[:3]]))
         return sends
 
-    def check_stats(self, before, trace, what):
+    def check_stats(self, before, trace, what, integrity_events=0):
         after = self.stats_totals()
         delta = {k: after[k] - before.get(k, 0) for k in ("sends", "zerocopy_sends", "bytes",
                                                            "integrity_events")}
         want = {"sends": len(trace.sends),
                 "zerocopy_sends": sum(1 for s in trace.sends if s.flag == 1),
                 "bytes": sum(max(s.result, 0) for s in trace.sends),
-                "integrity_events": 0}
+                "integrity_events": integrity_events}
         self.c.equal(delta, want, what + ": zctls stats agree with strace")
 
-    def phase(self, what, body):
+    def phase(self, what, body, integrity_events=0):
         """Runs body() between a trace reset and the trace read-back."""
         self.server.reset_trace()
         before = self.stats_totals()
         result = body()
         time.sleep(0.5)  # strace flushes per line; let the last ones land
         trace = self.server.trace()
-        self.check_stats(before, trace, what)
+        self.check_stats(before, trace, what, integrity_events)
         return trace, result
+
+
+def paused_download(port, rel, pause_after, during_pause):
+    """GET over TLS that stops reading after `pause_after` body bytes, runs
+    during_pause(), then reads the rest.  Returns (bytes, sha256)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(("GET /%s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                     % rel).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += tls.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        h = hashlib.sha256(body)
+        size = len(body)
+        paused = False
+        while True:
+            if not paused and size >= pause_after:
+                during_pause()
+                paused = True
+            block = tls.recv(1 << 20)
+            if not block:
+                break
+            h.update(block)
+            size += len(block)
+    return size, h.hexdigest()
 
 
 def probe_json():
