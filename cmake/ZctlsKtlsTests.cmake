@@ -55,14 +55,20 @@ endfunction()
 
 # A script (not a gtest binary) that needs kTLS: registered as
 # ktls/<kernel>/<name> on each kernel, in that kernel's shared guest.
+# TIMEOUT (seconds, default 900) bounds it in the guest and in CTest.
 function(zctls_add_ktls_script name script)
-  cmake_parse_arguments(ARG "" "" "KERNELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "KERNELS" ${ARGN})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 900)
+  endif()
+  math(EXPR ctest_timeout "${ARG_TIMEOUT} + 60")
   get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
   foreach(kernel IN LISTS ARG_KERNELS)
     add_test(NAME ktls/${kernel}/${name}
-      COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first} -- ${script})
+      COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first}
+              --timeout ${ARG_TIMEOUT} -- ${script})
     set_tests_properties(ktls/${kernel}/${name} PROPERTIES
-      LABELS ktls FIXTURES_REQUIRED vm-${kernel} SKIP_RETURN_CODE 77 TIMEOUT 900
+      LABELS ktls FIXTURES_REQUIRED vm-${kernel} SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
       ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
   endforeach()
 endfunction()
