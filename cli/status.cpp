@@ -16,18 +16,6 @@
 namespace zctls::cli {
 namespace {
 
-std::string state_text(kernel::ZerocopyState s, kernel::TlsConf tx) {
-  switch (s) {
-    case kernel::ZerocopyState::effective:
-      return "effective";
-    case kernel::ZerocopyState::no_effect:
-      return std::string("opted in, no effect (") + kernel::to_string(tx) + ")";
-    case kernel::ZerocopyState::off:
-      return "off";
-  }
-  return "?";
-}
-
 const char* state_key(kernel::ZerocopyState s) {
   switch (s) {
     case kernel::ZerocopyState::effective:
@@ -38,6 +26,12 @@ const char* state_key(kernel::ZerocopyState s) {
       return "off";
   }
   return "?";
+}
+
+std::string state_text(kernel::ZerocopyState s, kernel::TlsConf tx) {
+  if (s == kernel::ZerocopyState::no_effect)
+    return std::string("opted in, no effect (") + kernel::to_string(tx) + ")";
+  return state_key(s);
 }
 
 std::string owners_text(const std::vector<SocketOwner>& owners) {

@@ -11,7 +11,6 @@ place while nginx is sending it, shows the event the shim logged into
 nginx's error.log, and what the quarantine policy did next.
 """
 
-import hashlib
 import os
 import re
 import subprocess
@@ -106,8 +105,7 @@ class Demo(NginxE2E):
               "(%d sendfile calls: %d quarantine, %d settle)"
               % (after["integrity_events"] - before["integrity_events"], sum(copies.values()),
                  copies["quarantine"], copies["settle"]))
-        with open(path, "rb") as fh:
-            now = hashlib.sha256(fh.read()).hexdigest()
+        now = sl.sha256_of_file(path)
         print("  the client got %d bytes, %s the file as it is now; the connection stayed up."
               % (got[0], "identical to" if got[1] == now else "different from"))
         print("  (What zctls guards against happens only on a TLS-offload NIC: a zerocopy record "
@@ -120,8 +118,7 @@ class Demo(NginxE2E):
         time.sleep(0.5)
         trace = self.server.trace()
         flags = sorted({s.flag for s in trace.sends})
-        with open(path, "rb") as fh:
-            same = hashlib.sha256(fh.read()).hexdigest() == f.results[0]["sha256"]
+        same = sl.sha256_of_file(path) == f.results[0]["sha256"]
         print("  downloaded again: kernel zerocopy flag %s during its %d sendfile calls "
               "(quarantine: 60 s), bytes %s"
               % ("off" if flags == [0] else flags, len(trace.sends),

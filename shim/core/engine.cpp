@@ -289,9 +289,9 @@ void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& af
   InFlight& slot = in_flight_[ticket.out_fd & (kInFlightSlots - 1)];
   while (slot.lock.test_and_set(std::memory_order_acquire)) {
   }
-  const bool other_file_in_flight = slot.sock == ticket.out_fd && progress.acked < slot.end &&
-                                    (slot.in_fd != ticket.in_fd || slot.snapshot.ino != after.ino ||
-                                     slot.snapshot.dev != after.dev);
+  const bool other_file_in_flight =
+      slot.sock == ticket.out_fd && progress.acked < slot.end &&
+      (slot.in_fd != ticket.in_fd || (changed_fields(slot.snapshot, after) & kChangedInode) != 0);
   if (!other_file_in_flight) {
     if (slot.sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
     slot.sock = ticket.out_fd;
@@ -342,8 +342,9 @@ void Engine::check_in_flight(int sock, InFlightCheck when) noexcept {
   // retransmission.  Only the same open file can be checked (the fd may
   // have been closed and its number reused since).
   const FileSnapshot now = FileSnapshot::of(st);
-  const bool same_file = now.dev == before.dev && now.ino == before.ino;
-  const bool changed = same_file && content_may_have_changed(changed_fields(before, now));
+  const unsigned fields = changed_fields(before, now);
+  const bool same_file = (fields & kChangedInode) == 0;
+  const bool changed = same_file && content_may_have_changed(fields);
   if (!same_file || changed || when == InFlightCheck::closing) drop_in_flight(sock, end);
   if (!changed) return;
   counters().add(Counter::integrity_events_in_flight);

@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "zctls/ktls.h"
+
 namespace zctls::kernel {
 namespace {
 
@@ -105,9 +107,10 @@ const char* to_string(TlsConf c) noexcept {
   return "?";
 }
 
+// The names are ktls.h's, so that probe and status print the same words.
 std::string tls_version_name(std::uint16_t v) {
-  if (v == TLS_1_2_VERSION) return "TLS 1.2";
-  if (v == TLS_1_3_VERSION) return "TLS 1.3";
+  if (v == TLS_1_2_VERSION) return std::string(to_string(TlsVersion::tls12));
+  if (v == TLS_1_3_VERSION) return std::string(to_string(TlsVersion::tls13));
   char out[16];
   std::snprintf(out, sizeof out, "0x%04x", v);
   return out;
@@ -116,13 +119,13 @@ std::string tls_version_name(std::uint16_t v) {
 std::string tls_cipher_name(std::uint16_t c) {
   switch (c) {
     case TLS_CIPHER_AES_GCM_128:
-      return "aes-gcm-128";
+      return std::string(to_string(Cipher::aes_gcm_128));
     case TLS_CIPHER_AES_GCM_256:
-      return "aes-gcm-256";
+      return std::string(to_string(Cipher::aes_gcm_256));
     case TLS_CIPHER_AES_CCM_128:
-      return "aes-ccm-128";
+      return std::string(to_string(Cipher::aes_ccm_128));
     case TLS_CIPHER_CHACHA20_POLY1305:
-      return "chacha20-poly1305";
+      return std::string(to_string(Cipher::chacha20_poly1305));
     default:
       return "cipher " + std::to_string(c);
   }

@@ -19,6 +19,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PYTHON = "/usr/bin/python3"
@@ -140,49 +141,69 @@ class Fetch:
     """One curl run: the client ports of its connections, and per URL the
     sha256 of the body, its size and the HTTP status."""
 
-    def __init__(self, results, ports, cipher, returncode, stderr):
+    def __init__(self, results, ports, cipher, returncode):
         self.results, self.ports, self.cipher = results, ports, cipher
-        self.returncode, self.stderr = returncode, stderr
+        self.returncode = returncode
 
 
-def fetch(port, paths, extra=(), ranges=None, timeout=600, limit_rate=None):
+# The traces key connections by the client's port, so no two fetches of a
+# test may share one.  Left to the kernel they can: Linux reuses a
+# TIME_WAIT port for loopback connections (net.ipv4.tcp_tw_reuse = 2).  So
+# each fetch gets its own 10-port range (curl tries them in turn), below
+# the ephemeral range, unique within a process for 2000 fetches.
+_LOCAL_PORTS = (10000, 30000)
+_local_port_lock = threading.Lock()
+_next_local_port = [_LOCAL_PORTS[0] + (os.getpid() % 1000) * 20]
+
+
+def _local_port_range():
+    with _local_port_lock:
+        first = _next_local_port[0]
+        _next_local_port[0] += 10
+        if _next_local_port[0] >= _LOCAL_PORTS[1]:
+            _next_local_port[0] = _LOCAL_PORTS[0]
+    return "%d-%d" % (first, first + 9)
+
+
+def fetch(port, paths, extra=(), ranges=None, timeout=600):
     """Downloads https://127.0.0.1:PORT/PATH for each path with one curl (so
     one keep-alive connection), hashing the bodies.  ranges: one "a-b" per
     path or None."""
     outdir = tempfile.mkdtemp(dir="/tmp", prefix="fetch-")
-    cmd = ["curl", "-sSk", "--http1.1", "-v", "--max-time", str(timeout)] + list(extra)
-    if limit_rate:
-        cmd += ["--limit-rate", limit_rate]
-    fmt = "%{http_code} %{size_download} %{local_port}\\n"
+    cmd = ["curl"]
+    local_ports = _local_port_range()
     for i, p in enumerate(paths):
-        if i > 0:
-            cmd.append("--next")
-            cmd += ["-sSk", "--http1.1", "-v", "--max-time", str(timeout)] + list(extra)
-            if limit_rate:
-                cmd += ["--limit-rate", limit_rate]
+        # curl's options apply per URL; --next starts the next URL's.  The
+        # same options let the URLs share one keep-alive connection.
+        cmd += (["--next"] if i > 0 else []) + ["-sSk", "--http1.1", "-v", "--max-time",
+                                                 str(timeout), "--local-port", local_ports]
+        cmd += list(extra)
         if ranges and ranges[i]:
             cmd += ["-r", ranges[i]]
-        cmd += ["-w", fmt, "-o", os.path.join(outdir, str(i)), "https://127.0.0.1:%d/%s" % (port, p)]
+        cmd += ["-w", "%{http_code} %{size_download} %{local_port}\\n",
+                "-o", os.path.join(outdir, str(i)), "https://127.0.0.1:%d/%s" % (port, p)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=timeout + 60)
     lines = proc.stdout.split("\n")
     results, ports = [], []
     for i, p in enumerate(paths):
-        status, size, local_port = (lines[i].split() + ["0", "0", "0"])[:3] if i < len(lines) else ("0", "0", "0")
+        status, size, local_port = ((lines[i].split() if i < len(lines) else []) + ["0"] * 3)[:3]
         body = os.path.join(outdir, str(i))
-        digest = None
-        if os.path.exists(body):
-            h = hashlib.sha256()
-            with open(body, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            digest = h.hexdigest()
+        digest = sha256_of_file(body) if os.path.exists(body) else None
         results.append({"path": p, "status": int(status), "size": int(size), "sha256": digest})
         ports.append(int(local_port))
     shutil.rmtree(outdir, ignore_errors=True)
     m = re.search(r"SSL connection using (\S+) / (\S+)", proc.stderr)
     cipher = (m.group(1), m.group(2)) if m else None
-    return Fetch(results, ports, cipher, proc.returncode, proc.stderr)
+    return Fetch(results, ports, cipher, proc.returncode)
+
+
+def sha256_of_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def sha256_of_range(path, first, last):
@@ -220,8 +241,7 @@ class Trace:
     setsockopt(SOL_TLS, TLS_TX_ZEROCOPY_RO) set, 0 from TLS_TX on."""
 
     def __init__(self, prefix):
-        self.sends = []        # on kTLS TX sockets, in per-thread order
-        self.plain_sends = []  # sendfile on sockets that never got TLS_TX
+        self.sends = []  # on kTLS TX sockets (plain ones are skipped), in per-thread order
         self.flag_sets = {}    # client port -> [values set, in order]
         self.ktls_ports = set()
         events = []
@@ -251,11 +271,11 @@ class Trace:
                     self.flag_sets.setdefault(port, []).append(int(value))
                 continue
             m = _SENDFILE.match(line)
-            if m:
+            if m and int(m.group(5)) in self.ktls_ports:
                 port = int(m.group(5))
-                send = Send(tid, port, m.group(6), int(m.group(7)) if m.group(7) else None,
-                            int(m.group(8)), int(m.group(9)), flag.get(port, 0))
-                (self.sends if port in self.ktls_ports else self.plain_sends).append(send)
+                self.sends.append(Send(tid, port, m.group(6),
+                                       int(m.group(7)) if m.group(7) else None, int(m.group(8)),
+                                       int(m.group(9)), flag[port]))
 
     def for_port(self, port):
         return [s for s in self.sends if s.peer_port == port]
