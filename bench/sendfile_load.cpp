@@ -1,0 +1,284 @@
+// zctls_bench_sendfile: a sendfile load for the benchmarks (bench/run).  It
+// knows nothing about zctls; bench/run runs it with and without libzctls.so
+// preloaded, under strace -c or plain, and compares.
+//
+//   zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]
+//                        [--sends N] [--threads T] [--open-per-send]
+//                        [--idle-sockets N] [--dir D]
+//
+// Each thread has its own loopback connection (plain TCP, or kTLS TX with a
+// key set directly: no handshake, the peer just drains the ciphertext).  The
+// peers are drained by a forked process, so that `strace` without -f sees
+// only the sending process.  The thread sends --sends calls of --chunk bytes,
+// walking round-robin over --files files of --file-size bytes (created in
+// --dir, default $TMPDIR) and through each file chunk by chunk.  With
+// --open-per-send each call opens and closes its file, as nginx does per
+// response.  --idle-sockets N keeps N more open connections (kTLS in ktls
+// mode) that each made one send: the per-fd state of a busy server.
+//
+// Prints one line of key=value: sends, bytes, cpu_us (user+system of the
+// sending process), wall_us, rss_kb (VmRSS at the end), rss_before_kb (after
+// setup, before the first send).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "zctls/ktls.h"
+#include "zctls/loopback.h"
+
+namespace {
+
+namespace k = zctls::kernel;
+
+struct Options {
+  bool ktls = false;
+  long chunk = 65536;
+  long file_size = -1;  // default: chunk
+  long files = 1;
+  long sends = 10000;
+  int threads = 1;
+  bool open_per_send = false;
+  long idle_sockets = 0;
+  std::string dir;
+};
+
+[[noreturn]] void die(const char* what) {
+  std::fprintf(stderr, "zctls_bench_sendfile: %s: %s\n", what, std::strerror(errno));
+  std::exit(2);
+}
+
+long rss_kb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+bool make_ktls(int fd) {
+  k::KeyMaterial key;
+  for (std::size_t i = 0; i < sizeof key.key; ++i) key.key[i] = static_cast<std::uint8_t>(i);
+  return k::attach_tls_ulp(fd) == 0 && k::install_key(fd, k::Direction::tx, k::TlsVersion::tls13,
+                                                      k::Cipher::aes_gcm_128, key) == 0;
+}
+
+// A connection whose far end is handed to the drain process.
+struct Connection {
+  int sender = -1;
+  int peer = -1;
+};
+
+Connection connect_pair(bool ktls) {
+  // LoopbackPair closes its fds on destruction: keep duplicates.
+  k::LoopbackPair pair;
+  if (pair.error() != 0) {
+    errno = pair.error();
+    die("loopback connection");
+  }
+  Connection c{dup(pair.client()), dup(pair.server())};
+  if (c.sender < 0 || c.peer < 0) die("dup");
+  if (ktls && !make_ktls(c.sender)) die("kTLS setup (is the tls module loaded?)");
+  return c;
+}
+
+// Reads every peer until EOF; runs in its own process.
+[[noreturn]] void drain(const std::vector<int>& peers) {
+  std::vector<std::thread> readers;
+  for (int fd : peers)
+    readers.emplace_back([fd] {
+      static thread_local char buf[1 << 16];
+      while (read(fd, buf, sizeof buf) > 0) {
+      }
+    });
+  for (auto& t : readers) t.join();
+  _exit(0);
+}
+
+std::vector<std::string> make_files(const Options& o) {
+  std::vector<std::string> paths;
+  std::vector<char> data(static_cast<std::size_t>(o.file_size), 'z');
+  for (long i = 0; i < o.files; ++i) {
+    std::string path = o.dir + "/f" + std::to_string(i);
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) die("create a file");
+    if (write(fd, data.data(), data.size()) != static_cast<ssize_t>(data.size())) die("write");
+    close(fd);
+    paths.push_back(std::move(path));
+  }
+  return paths;
+}
+
+struct Result {
+  long sends = 0;
+  long long bytes = 0;
+};
+
+Result send_loop(const Options& o, int sock, const std::vector<std::string>& paths, long sends) {
+  Result r;
+  std::vector<int> fds;
+  if (!o.open_per_send)
+    for (const auto& p : paths) {
+      const int fd = open(p.c_str(), O_RDONLY);
+      if (fd < 0) die("open a file");
+      fds.push_back(fd);
+    }
+  std::size_t file = 0;
+  off_t offset = 0;
+  for (long i = 0; i < sends; ++i) {
+    const int fd = o.open_per_send ? open(paths[file].c_str(), O_RDONLY) : fds[file];
+    if (fd < 0) die("open a file");
+    const long want = std::min(o.chunk, o.file_size - static_cast<long>(offset));
+    const ssize_t n = sendfile(sock, fd, &offset, static_cast<std::size_t>(want));
+    if (n < 0) die("sendfile");
+    r.bytes += n;
+    ++r.sends;
+    if (o.open_per_send) close(fd);
+    if (offset >= o.file_size) {
+      offset = 0;
+      file = (file + 1) % paths.size();
+    }
+  }
+  for (int fd : fds) close(fd);
+  return r;
+}
+
+long cpu_us() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + ru.ru_utime.tv_usec +
+         ru.ru_stime.tv_usec;
+}
+
+bool parse(int argc, char** argv, Options& o) {
+  if (argc < 2) return false;
+  const std::string mode = argv[1];
+  if (mode != "plain" && mode != "ktls") return false;
+  o.ktls = mode == "ktls";
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto value = [&]() -> long {
+      if (i + 1 >= argc) return -1;
+      return std::atol(argv[++i]);
+    };
+    if (a == "--chunk")
+      o.chunk = value();
+    else if (a == "--file-size")
+      o.file_size = value();
+    else if (a == "--files")
+      o.files = value();
+    else if (a == "--sends")
+      o.sends = value();
+    else if (a == "--threads")
+      o.threads = static_cast<int>(value());
+    else if (a == "--idle-sockets")
+      o.idle_sockets = value();
+    else if (a == "--open-per-send")
+      o.open_per_send = true;
+    else if (a == "--dir" && i + 1 < argc)
+      o.dir = argv[++i];
+    else
+      return false;
+  }
+  if (o.file_size < 0) o.file_size = o.chunk;
+  return o.chunk > 0 && o.file_size > 0 && o.files > 0 && o.sends > 0 && o.threads > 0 &&
+         o.idle_sockets >= 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (!parse(argc, argv, o)) {
+    std::fprintf(
+        stderr,
+        "usage: zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]\n"
+        "       [--sends N] [--threads T] [--open-per-send] [--idle-sockets N] [--dir D]\n");
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  // --idle-sockets needs two fds per connection until the fork.
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  std::string made_dir;
+  if (o.dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp != nullptr ? tmp : "/tmp") + "/zctls-bench-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) die("mkdtemp");
+    o.dir = made_dir = pattern;
+  }
+  const std::vector<std::string> paths = make_files(o);
+
+  std::vector<Connection> active, idle;
+  std::vector<int> peers;
+  for (int t = 0; t < o.threads; ++t) active.push_back(connect_pair(o.ktls));
+  for (long i = 0; i < o.idle_sockets; ++i) idle.push_back(connect_pair(o.ktls));
+  for (const auto& c : active) peers.push_back(c.peer);
+  for (const auto& c : idle) peers.push_back(c.peer);
+  const pid_t drainer = fork();
+  if (drainer < 0) die("fork");
+  if (drainer == 0) {
+    for (const auto& c : active) close(c.sender);
+    for (const auto& c : idle) close(c.sender);
+    drain(peers);
+  }
+  for (int fd : peers) close(fd);
+
+  // One send on each idle socket: the shim learns each of them.
+  {
+    Options one = o;
+    one.open_per_send = false;
+    for (const auto& c : idle) send_loop(one, c.sender, {paths[0]}, 1);
+  }
+  const long rss_before = rss_kb();
+  const long cpu_start = cpu_us();
+  const auto wall_start = std::chrono::steady_clock::now();
+  std::vector<Result> results(static_cast<std::size_t>(o.threads));
+  std::vector<std::thread> senders;
+  for (int t = 0; t < o.threads; ++t)
+    senders.emplace_back([&, t] {
+      const long share = o.sends / o.threads + (t < o.sends % o.threads ? 1 : 0);
+      results[static_cast<std::size_t>(t)] =
+          send_loop(o, active[static_cast<std::size_t>(t)].sender, paths, share);
+    });
+  for (auto& t : senders) t.join();
+  const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - wall_start)
+                           .count();
+  const long cpu = cpu_us() - cpu_start;
+  const long rss = rss_kb();
+
+  Result total;
+  for (const auto& r : results) {
+    total.sends += r.sends;
+    total.bytes += r.bytes;
+  }
+  for (const auto& c : active) close(c.sender);
+  for (const auto& c : idle) close(c.sender);
+  int status = 0;
+  waitpid(drainer, &status, 0);
+  if (!made_dir.empty()) {
+    for (const auto& p : paths) unlink(p.c_str());
+    rmdir(made_dir.c_str());
+  }
+  std::printf("sends=%ld bytes=%lld cpu_us=%ld wall_us=%lld rss_kb=%ld rss_before_kb=%ld\n",
+              total.sends, total.bytes, cpu, static_cast<long long>(wall_us), rss, rss_before);
+  return 0;
+}
