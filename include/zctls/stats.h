@@ -47,21 +47,34 @@ enum class Counter : int {
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
 
 // One counter block; lives in a StatsFile mapping or in process memory.
+// Sharded so that threads sending at once do not fight over cache lines: a
+// thread adds to its own shard (picked round-robin at its first count), a
+// reader sums them.  Adds are still atomic, so threads sharing a shard (more
+// than kShards of them) lose nothing.
 struct Counters {
-  std::array<std::atomic<std::uint64_t>, kCounterCount> values{};
+  static constexpr int kShards = 16;
+  struct alignas(64) Shard {
+    std::array<std::atomic<std::uint64_t>, kCounterCount> values{};
+  };
+  std::array<Shard, kShards> shards{};
 
   void add(Counter c, std::uint64_t n = 1) noexcept {
-    values[static_cast<std::size_t>(c)].fetch_add(n, std::memory_order_relaxed);
+    shards[this_thread_shard()].values[static_cast<std::size_t>(c)].fetch_add(
+        n, std::memory_order_relaxed);
   }
   std::uint64_t get(Counter c) const noexcept {
-    return values[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+    std::uint64_t sum = 0;
+    for (const Shard& s : shards)
+      sum += s.values[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
+    return sum;
   }
+  static std::size_t this_thread_shard() noexcept;
 };
 
 // The shared file: a header that says whose counters these are, then the
 // block.  Plain data, so a reader only needs read(2).
 struct StatsFile {
-  static constexpr std::uint64_t kMagic = 0x31545354534c435aULL;  // "ZCLSTST1"
+  static constexpr std::uint64_t kMagic = 0x32545354534c435aULL;  // "ZCLSTST2"
   std::uint64_t magic = kMagic;
   std::uint32_t counters = kCounterCount;  // how many this writer knows
   std::int32_t pid = 0;

@@ -16,6 +16,13 @@
 #include "zctls/json.h"
 
 namespace zctls {
+
+std::size_t Counters::this_thread_shard() noexcept {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  return shard;
+}
+
 namespace {
 
 constexpr const char* kRetiredName = "zctls-retired.stats";
@@ -69,8 +76,7 @@ bool parse_file(const std::string& path, ProcessStats& out) {
                         ? static_cast<int>(file.counters)
                         : kCounterCount;
   for (int i = 0; i < known; ++i)
-    out.values[static_cast<std::size_t>(i)] =
-        file.block.values[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+    out.values[static_cast<std::size_t>(i)] = file.block.get(static_cast<Counter>(i));
   out.alive =
       file.pid > 0 && file.start_time != 0 && process_start_time(file.pid) == file.start_time;
   return true;
@@ -258,8 +264,7 @@ int prune_stats_dir(const std::string& dir, std::string* error) {
   for (const ProcessStats& p : all) {
     if (p.alive) continue;
     for (int i = 0; i < kCounterCount; ++i)
-      retired.block.values[static_cast<std::size_t>(i)].fetch_add(
-          p.values[static_cast<std::size_t>(i)], std::memory_order_relaxed);
+      retired.block.add(static_cast<Counter>(i), p.values[static_cast<std::size_t>(i)]);
     if (!p.retired) ++folded;
   }
   std::snprintf(retired.comm, sizeof retired.comm, "(pruned)");

@@ -371,7 +371,8 @@ void child_after_fork() {
   engine().after_fork_in_child();
   // The parent's stats mapping is shared with this child: count privately
   // until the next send here gives the child a file of its own.
-  for (auto& v : source().private_counters.values) v.store(0, std::memory_order_relaxed);
+  for (auto& shard : source().private_counters.shards)
+    for (auto& v : shard.values) v.store(0, std::memory_order_relaxed);
   engine().use_counters(&source().private_counters);
   g_reshare_counters.store(true, std::memory_order_relaxed);
 }
