@@ -1,68 +1,154 @@
 #include "decision_cache.h"
 
+#include <sys/mman.h>
+
+#include <cstdint>
 #include <new>
 
 namespace zctls {
 namespace {
+
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
-std::size_t hash(const FileKey& k) noexcept {
-  std::uint64_t h = k.ino * 0x9E3779B97F4A7C15ULL ^ k.dev * 0xC2B2AE3D27D4EB4FULL;
-  h ^= h >> 29;
-  return static_cast<std::size_t>(h) & (DecisionCache::kSlots - 1);
+template <typename T>
+std::atomic_ref<T> at(T& field) noexcept {
+  return std::atomic_ref<T>(field);
 }
+
+// splitmix64's finalizer: consecutive inode numbers spread over all sets.
+std::uint64_t mix(std::uint64_t x) noexcept {
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+std::uint64_t hash(const FileKey& k) noexcept { return mix(k.ino ^ mix(k.dev)); }
+
+// Each file may live in one of two sets (two-choice hashing): a set that is
+// full sends new files to their other set, so few files are ever evicted
+// while the table is half full.
+std::size_t first_set(std::uint64_t h, std::size_t sets) noexcept { return h % sets; }
+std::size_t second_set(std::uint64_t h, std::size_t sets) noexcept { return mix(h) % sets; }
+
+std::int64_t ctime_ns(const FileKey& k) noexcept {
+  return k.ctime_sec * 1'000'000'000 + k.ctime_nsec;
+}
+
 }  // namespace
 
-DecisionCache::~DecisionCache() { delete[] slots_.load(kRelaxed); }
-
-DecisionCache::Slot* DecisionCache::slot_for(const FileKey& key, bool create) const noexcept {
-  Slot* slots = slots_.load(std::memory_order_acquire);
-  if (slots == nullptr) {
-    if (!create) return nullptr;
-    Slot* fresh = new (std::nothrow) Slot[kSlots];
-    if (fresh == nullptr) return nullptr;
-    if (slots_.compare_exchange_strong(slots, fresh, std::memory_order_acq_rel)) {
-      slots = fresh;
-    } else {
-      delete[] fresh;
-    }
+DecisionCache::Table* DecisionCache::make_table(std::size_t entries, Table* older) noexcept {
+  void* memory = mmap(nullptr, entries * sizeof(Entry), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (memory == MAP_FAILED) return nullptr;
+  Table* table = new (std::nothrow) Table;
+  if (table == nullptr) {
+    munmap(memory, entries * sizeof(Entry));
+    return nullptr;
   }
-  return &slots[hash(key)];
+  table->sets = entries / kWays;
+  table->entries = static_cast<Entry*>(memory);  // zeroed: every entry unused
+  table->older = older;
+  return table;
+}
+
+DecisionCache::~DecisionCache() {
+  Table* t = table_.load(kRelaxed);
+  while (t != nullptr) {
+    Table* older = t->older;
+    munmap(t->entries, t->sets * kWays * sizeof(Entry));
+    delete t;
+    t = older;
+  }
+}
+
+std::size_t DecisionCache::capacity() const noexcept {
+  const Table* t = table_.load(std::memory_order_acquire);
+  return t == nullptr ? 0 : t->sets * kWays;
 }
 
 std::optional<Decision> DecisionCache::find(const FileKey& key,
                                             std::uint32_t generation) const noexcept {
-  const Slot* s = slot_for(key, false);
-  if (s == nullptr) return std::nullopt;
-  const std::uint32_t before = s->seq.load(std::memory_order_acquire);
-  if (before & 1U) return std::nullopt;
-  const bool same = s->used.load(kRelaxed) != 0 && s->generation.load(kRelaxed) == generation &&
-                    s->dev.load(kRelaxed) == key.dev && s->ino.load(kRelaxed) == key.ino &&
-                    s->ctime_sec.load(kRelaxed) == key.ctime_sec &&
-                    s->ctime_nsec.load(kRelaxed) == key.ctime_nsec;
-  const Decision d{s->zerocopy.load(kRelaxed) != 0, s->rule.load(kRelaxed)};
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (!same || s->seq.load(kRelaxed) != before) return std::nullopt;
-  return d;
+  const Table* t = table_.load(std::memory_order_acquire);
+  if (t == nullptr) return std::nullopt;
+  const std::uint64_t h = hash(key);
+  const std::int64_t ctime = ctime_ns(key);
+  for (const std::size_t set : {first_set(h, t->sets), second_set(h, t->sets)}) {
+    for (std::size_t way = 0; way < kWays; ++way) {
+      Entry& e = t->entries[set * kWays + way];
+      const std::uint32_t before = at(e.seq).load(std::memory_order_acquire);
+      if (before == 0 || (before & 1U)) continue;
+      const bool same = at(e.ino).load(kRelaxed) == key.ino &&
+                        at(e.dev).load(kRelaxed) == static_cast<std::uint32_t>(key.dev) &&
+                        at(e.ctime_ns).load(kRelaxed) == ctime &&
+                        at(e.generation).load(kRelaxed) == generation;
+      const Decision d{at(e.zerocopy).load(kRelaxed) != 0, at(e.rule).load(kRelaxed)};
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (same && at(e.seq).load(kRelaxed) == before) return d;
+    }
+  }
+  return std::nullopt;
 }
 
 void DecisionCache::store(const FileKey& key, std::uint32_t generation,
                           Decision decision) noexcept {
-  Slot* s = slot_for(key, true);
-  if (s == nullptr) return;
-  std::uint32_t seq = s->seq.load(kRelaxed);
-  if ((seq & 1U) || !s->seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire))
-    return;  // another thread is writing this slot: skip, it is only a cache
+  if (decision.rule > INT16_MAX || key.dev > UINT32_MAX) return;
+  Table* t = table_.load(std::memory_order_acquire);
+  if (t == nullptr) {
+    Table* fresh = make_table(kFirstEntries, nullptr);
+    if (fresh == nullptr) return;
+    if (table_.compare_exchange_strong(t, fresh, std::memory_order_acq_rel)) {
+      t = fresh;
+    } else {  // another thread made it first
+      munmap(fresh->entries, fresh->sets * kWays * sizeof(Entry));
+      delete fresh;
+    }
+  }
+  const std::uint64_t h = hash(key);
+  // An entry of an older config or an unused one, in the first set, then
+  // in the second; else one chosen by the key's hash (no shared
+  // replacement state to contend on).
+  Entry* victim = nullptr;
+  bool fills = false;  // an unused entry: the table holds one more file
+  for (const std::size_t set : {first_set(h, t->sets), second_set(h, t->sets)}) {
+    for (std::size_t way = 0; way < kWays && victim == nullptr; ++way) {
+      Entry& e = t->entries[set * kWays + way];
+      const std::uint32_t seq = at(e.seq).load(kRelaxed);
+      if (seq == 0 || at(e.generation).load(kRelaxed) != generation) {
+        victim = &e;
+        fills = seq == 0;
+      }
+    }
+  }
+  if (victim == nullptr) {
+    const std::size_t set = (h >> 40) & 1U ? second_set(h, t->sets) : first_set(h, t->sets);
+    victim = &t->entries[set * kWays + (h >> 32) % kWays];
+  }
+  std::uint32_t seq = at(victim->seq).load(kRelaxed);
+  if ((seq & 1U) ||
+      !at(victim->seq).compare_exchange_strong(seq, seq + 1, std::memory_order_acquire))
+    return;  // another thread is writing this entry: skip, it is only a cache
   std::atomic_thread_fence(std::memory_order_release);
-  s->generation.store(generation, kRelaxed);
-  s->dev.store(key.dev, kRelaxed);
-  s->ino.store(key.ino, kRelaxed);
-  s->ctime_sec.store(key.ctime_sec, kRelaxed);
-  s->ctime_nsec.store(key.ctime_nsec, kRelaxed);
-  s->rule.store(decision.rule, kRelaxed);
-  s->zerocopy.store(decision.zerocopy ? 1 : 0, kRelaxed);
-  s->used.store(1, kRelaxed);
-  s->seq.store(seq + 2, std::memory_order_release);
+  at(victim->generation).store(generation, kRelaxed);
+  at(victim->dev).store(static_cast<std::uint32_t>(key.dev), kRelaxed);
+  at(victim->ino).store(key.ino, kRelaxed);
+  at(victim->ctime_ns).store(ctime_ns(key), kRelaxed);
+  at(victim->rule).store(static_cast<std::int16_t>(decision.rule), kRelaxed);
+  at(victim->zerocopy).store(decision.zerocopy ? 1 : 0, kRelaxed);
+  at(victim->seq).store(seq + 2, std::memory_order_release);
+  // Keep the table at most half full, so that few sets overflow.
+  if (fills && t->filled.fetch_add(1, kRelaxed) + 1 == t->sets * kWays / 2) grow(t);
+}
+
+void DecisionCache::grow(Table* full) noexcept {
+  const std::size_t entries = full->sets * kWays * 2;
+  if (entries > kMaxEntries) return;
+  Table* bigger = make_table(entries, full);
+  if (bigger == nullptr) return;
+  Table* expected = full;
+  if (!table_.compare_exchange_strong(expected, bigger, std::memory_order_acq_rel)) {
+    munmap(bigger->entries, entries * sizeof(Entry));
+    delete bigger;
+  }
 }
 
 }  // namespace zctls

@@ -3,13 +3,22 @@
 //
 // Keyed by device, inode and ctime: a rename, chmod, write or an inode
 // number reused by a new file all change ctime, so a stale path can never
-// be served from the cache.  Fixed size (kSlots entries, direct-mapped,
-// ~200 KiB allocated on first use): a collision evicts, nothing grows.
-// Lock-free: each slot is a seqlock; a reader that races a writer just
-// misses, and a writer that finds a slot busy skips caching.
+// be served from the cache.  Lock-free: each entry is a seqlock; a reader
+// that races a writer just misses, and a writer that finds an entry busy
+// skips caching.
+//
+// Size follows the working set: 4-way sets of 32-byte entries, two
+// candidate sets per file, starting with 4096 entries (128 KiB of address
+// space, touched as used) and doubling, up to kMaxEntries (8 MiB), each
+// time half of a table's entries are in use.  Files whose two sets are both
+// full evict each other (by the key's hash); that is rare below half full.
+// A grown table starts empty (its misses refill it) and the old one is
+// kept, since other threads may still be reading it: all tables together
+// take less than twice the largest.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -26,7 +35,9 @@ struct FileKey {
 
 class DecisionCache {
  public:
-  static constexpr std::size_t kSlots = 4096;
+  static constexpr std::size_t kWays = 4;
+  static constexpr std::size_t kFirstEntries = 4096;
+  static constexpr std::size_t kMaxEntries = 262144;
 
   DecisionCache() = default;
   ~DecisionCache();
@@ -36,18 +47,31 @@ class DecisionCache {
   // `generation` identifies the config the decision was made with.
   std::optional<Decision> find(const FileKey& key, std::uint32_t generation) const noexcept;
   void store(const FileKey& key, std::uint32_t generation, Decision decision) noexcept;
+  // Entries of the table in use (0 before the first store): for tests and
+  // the benchmarks.
+  std::size_t capacity() const noexcept;
 
  private:
-  struct Slot {
-    std::atomic<std::uint32_t> seq{0};  // odd while being written
-    std::atomic<std::uint32_t> generation{0};
-    std::atomic<std::uint64_t> dev{0}, ino{0};
-    std::atomic<std::int64_t> ctime_sec{0}, ctime_nsec{0};
-    std::atomic<std::int32_t> rule{0};
-    std::atomic<std::uint8_t> zerocopy{0}, used{0};
+  // Plain integers in zeroed anonymous memory (pages are touched only when
+  // an entry is written), always accessed through std::atomic_ref.
+  struct Entry {
+    std::uint32_t seq;  // odd while being written; 0 = never used
+    std::uint32_t generation;
+    std::uint64_t ino;
+    std::int64_t ctime_ns;
+    std::uint32_t dev;  // the kernel's device numbers are 32 bits (new_encode_dev)
+    std::int16_t rule;  // rules beyond 32767 are not cached
+    std::uint16_t zerocopy;
   };
-  Slot* slot_for(const FileKey& key, bool create) const noexcept;
-  mutable std::atomic<Slot*> slots_{nullptr};
+  struct Table {
+    std::size_t sets = 0;
+    Entry* entries = nullptr;            // sets * kWays, mmap'd
+    std::atomic<std::size_t> filled{0};  // entries ever used
+    Table* older = nullptr;              // kept for readers; freed with the cache
+  };
+  static Table* make_table(std::size_t entries, Table* older) noexcept;
+  void grow(Table* full) noexcept;
+  mutable std::atomic<Table*> table_{nullptr};
 };
 
 }  // namespace zctls
