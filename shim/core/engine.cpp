@@ -132,14 +132,14 @@ FdState Engine::classify(int fd) noexcept {
   return state;
 }
 
-Counter Engine::zerocopy_verdict(int in_fd, const off_t* offset, const Config& config,
-                                 SendTicket& ticket) noexcept {
-  struct stat st {};
-  if (kernel_.stat_fd(in_fd, &st) != 0 || !S_ISREG(st.st_mode)) return Counter::copy_rule_off;
-  const Decision decision = rules_decide(in_fd, st, config);
+Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,
+                                 const Config& config, SendTicket& ticket) noexcept {
+  const struct stat* st = file.get(kernel_);
+  if (st == nullptr || !S_ISREG(st->st_mode)) return Counter::copy_rule_off;
+  const Decision decision = rules_decide(in_fd, *st, config);
   if (!decision.zerocopy) return decision.rule < 0 ? Counter::copy_no_rule : Counter::copy_rule_off;
   // The rules allow it; the file's recent history may not.
-  ticket.before = FileSnapshot::of(st);
+  ticket.before = FileSnapshot::of(*st);
   const IntegrityConfig& policy = config.integrity;
   if (quarantine_.holds(ticket.before, kernel_.monotonic_ns(), policy.quarantine_ns))
     return Counter::copy_quarantine;
@@ -196,7 +196,6 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
 
 SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   SendTicket ticket;
-  check_in_flight(out_fd, InFlightCheck::sending);
   FdState state = fds_.get(out_fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
     state = classify(out_fd);
@@ -212,10 +211,14 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     return ticket;
   }
   const Config* cfg = config();
+  FileStat file(in_fd);
+  // First the bytes of an earlier zerocopy send, so that a change found
+  // there quarantines the file before this send is decided.
+  check_in_flight(out_fd, &file, in_fd, InFlightCheck::sending);
   // No usable config: zerocopy is never turned on (and was never turned on
   // by us, since nothing could decide it).
-  const Counter verdict =
-      cfg != nullptr ? zerocopy_verdict(in_fd, offset, *cfg, ticket) : Counter::copy_no_config;
+  const Counter verdict = cfg != nullptr ? zerocopy_verdict(file, in_fd, offset, *cfg, ticket)
+                                         : Counter::copy_no_config;
   const bool want = verdict == Counter::zerocopy_sends;
   if (want != state.flag_on) {
     const int err = kernel_.set_zerocopy(out_fd, want);
@@ -262,61 +265,74 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
   if (!ticket.guarded) return;
   count.add(Counter::zerocopy_sends);
   count.add(Counter::zerocopy_bytes, sent_bytes);
+  // A call that moved nothing (EAGAIN on a full queue, an error) put
+  // nothing new in flight; an earlier record of the socket stays.
+  if (result <= 0) return;
   struct stat st {};
   if (kernel_.stat_fd(ticket.in_fd, &st) != 0) return;
   const FileSnapshot after = FileSnapshot::of(st);
-  // Where the send started: sendfile advanced `offset` (or the file
-  // position) by `result` bytes.
-  const long long sent = result > 0 ? static_cast<long long>(result) : 0;
-  const auto start = [&] {
-    const off_t end =
-        offset != nullptr && result >= 0 ? *offset : kernel_.file_position(ticket.in_fd);
-    return static_cast<long long>(end) - sent;
-  };
+  // Where the send started: sendfile advanced `offset` by `result` bytes.
+  // Without an offset pointer the file position would cost an lseek on
+  // every send: it is asked only for a log line.
+  const long long sent = static_cast<long long>(result);
+  const long long start = offset != nullptr ? static_cast<long long>(*offset) - sent : -1;
   if (content_may_have_changed(changed_fields(ticket.before, after))) {
-    integrity_event(ticket.out_fd, ticket.in_fd, ticket.before, after, start(), sent,
+    const long long where =
+        start >= 0 ? start : static_cast<long long>(kernel_.file_position(ticket.in_fd)) - sent;
+    integrity_event(ticket.out_fd, ticket.in_fd, ticket.before, after, where, sent,
                     "during a zerocopy send");
-  } else if (sent > 0) {
-    remember_in_flight(ticket, after, start(), sent);
+  } else {
+    remember_in_flight(ticket, after, start, sent);
   }
 }
 
 void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& after,
                                 long long offset, long long length) noexcept {
-  kernel::TcpProgress progress;
-  if (!kernel_.tcp_progress(ticket.out_fd, &progress) || progress.acked >= progress.written)
-    return;  // all acknowledged already: nothing left in flight
+  const std::uint32_t epoch = fds_.pin_epoch(ticket.in_fd);
   InFlight& slot = in_flight_[ticket.out_fd & (kInFlightSlots - 1)];
   while (slot.lock.test_and_set(std::memory_order_acquire)) {
   }
+  // A record of another file on this socket survived this send's check
+  // (check_in_flight): its bytes were unacknowledged a moment ago.  Keep
+  // it; it is the older risk.
   const bool other_file_in_flight =
-      slot.sock == ticket.out_fd && progress.acked < slot.end &&
-      (slot.in_fd != ticket.in_fd || (changed_fields(slot.snapshot, after) & kChangedInode) != 0);
+      slot.sock == ticket.out_fd && (slot.in_fd != ticket.in_fd || slot.in_epoch != epoch ||
+                                     (changed_fields(slot.snapshot, after) & kChangedInode) != 0);
   if (!other_file_in_flight) {
     if (slot.sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
     slot.sock = ticket.out_fd;
     slot.in_fd = ticket.in_fd;
+    slot.in_epoch = epoch;
+    slot.serial = in_flight_serial_.fetch_add(1, std::memory_order_relaxed) + 1;
     slot.snapshot = after;
-    slot.end = progress.written;
+    slot.end = 0;
     slot.offset = offset;
     slot.length = length;
   }
   slot.lock.clear(std::memory_order_release);
 }
 
-void Engine::drop_in_flight(int sock, std::uint64_t end) noexcept {
+void Engine::drop_in_flight(int sock, std::uint64_t serial) noexcept {
   InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
   while (slot.lock.test_and_set(std::memory_order_acquire)) {
   }
   // Only the record that was checked: another thread may have replaced it.
-  if (slot.sock == sock && slot.end == end) {
+  if (slot.sock == sock && slot.serial == serial) {
     slot.sock = -1;
     in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
   }
   slot.lock.clear(std::memory_order_release);
 }
 
-void Engine::check_in_flight(int sock, InFlightCheck when) noexcept {
+void Engine::set_in_flight_end(int sock, std::uint64_t serial, std::uint64_t end) noexcept {
+  InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
+  while (slot.lock.test_and_set(std::memory_order_acquire)) {
+  }
+  if (slot.sock == sock && slot.serial == serial && slot.end == 0) slot.end = end;
+  slot.lock.clear(std::memory_order_release);
+}
+
+void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck when) noexcept {
   if (in_flight_count_.load(std::memory_order_relaxed) == 0 || sock < 0) return;
   InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
   while (slot.lock.test_and_set(std::memory_order_acquire)) {
@@ -325,30 +341,62 @@ void Engine::check_in_flight(int sock, InFlightCheck when) noexcept {
     slot.lock.clear(std::memory_order_release);
     return;
   }
-  const int in_fd = slot.in_fd;
+  const int rec_fd = slot.in_fd;
+  const std::uint32_t rec_epoch = slot.in_epoch;
+  const std::uint64_t serial = slot.serial, end = slot.end;
   const FileSnapshot before = slot.snapshot;
-  const std::uint64_t end = slot.end;
   const long long offset = slot.offset, length = slot.length;
   slot.lock.clear(std::memory_order_release);
 
-  kernel::TcpProgress progress;
-  struct stat st {};
-  if (!kernel_.tcp_progress(sock, &progress) || progress.acked >= end ||
-      kernel_.stat_fd(in_fd, &st) != 0) {
-    drop_in_flight(sock, end);  // delivered, or nothing left to compare with
+  // The file fd was closed since (nginx closes it after each response):
+  // there is no open file left to check, and no syscall to spend.
+  if (fds_.get(rec_fd).epoch != rec_epoch) {
+    drop_in_flight(sock, serial);
     return;
   }
-  // Still unacknowledged: a change now can reach the wire in a
-  // retransmission.  Only the same open file can be checked (the fd may
-  // have been closed and its number reused since).
-  const FileSnapshot now = FileSnapshot::of(st);
+  // Whether bytes written up to `end` (or, not known yet, everything
+  // written so far) are all acknowledged.
+  const auto delivered = [&](bool* known) {
+    kernel::TcpProgress progress;
+    *known = kernel_.tcp_progress(sock, &progress);
+    if (!*known) return true;
+    if (end == 0 && progress.acked < progress.written)
+      set_in_flight_end(sock, serial, progress.written);
+    return progress.acked >= (end != 0 ? end : progress.written);
+  };
+  bool known = false;
+  const struct stat* st = nullptr;
+  struct stat own {};
+  if (rec_fd == in_fd && file != nullptr) {
+    // The same fd sends again (the next chunk of a response): the fstat
+    // this send makes for its decision shows any change since the record.
+    st = file->get(kernel_);
+  } else {
+    // Another file, or the close: ask TCP first.
+    if (delivered(&known)) {
+      drop_in_flight(sock, serial);
+      return;
+    }
+    if (kernel_.stat_fd(rec_fd, &own) == 0) st = &own;
+  }
+  if (st == nullptr) {
+    drop_in_flight(sock, serial);  // nothing left to compare with
+    return;
+  }
+  const FileSnapshot now = FileSnapshot::of(*st);
   const unsigned fields = changed_fields(before, now);
   const bool same_file = (fields & kChangedInode) == 0;
-  const bool changed = same_file && content_may_have_changed(fields);
-  if (!same_file || changed || when == InFlightCheck::closing) drop_in_flight(sock, end);
+  bool changed = same_file && content_may_have_changed(fields);
+  // A change found through the same fd: it matters only if some of the
+  // bytes were still unacknowledged (asked only now, when it is rare).
+  if (changed && !known && delivered(&known)) {
+    drop_in_flight(sock, serial);
+    return;
+  }
+  if (!same_file || changed || when == InFlightCheck::closing) drop_in_flight(sock, serial);
   if (!changed) return;
   counters().add(Counter::integrity_events_in_flight);
-  integrity_event(sock, in_fd, before, now, offset, length,
+  integrity_event(sock, rec_fd, before, now, offset, length,
                   "after a zerocopy send returned, before its bytes were acknowledged");
 }
 

@@ -80,7 +80,7 @@ class Engine {
                             socklen_t length) noexcept;
   // Just before the application closes fd: last chance to see whether a
   // file changed while bytes sent from it were still unacknowledged.
-  void before_close(int fd) noexcept { check_in_flight(fd, InFlightCheck::closing); }
+  void before_close(int fd) noexcept { check_in_flight(fd, nullptr, -1, InFlightCheck::closing); }
   void after_close(int fd) noexcept { fds_.forget(fd); }
   void after_close_range(unsigned first, unsigned last) noexcept { fds_.forget_range(first, last); }
   // dup2/dup3: `newfd` now names another file; learn it again when used.
@@ -119,9 +119,25 @@ class Engine {
   void after_fork_reset_locks() noexcept { quarantine_.reset_lock_after_fork(); }
 
  private:
+  // fstat(in_fd) at most once per send, shared by the in-flight check of
+  // the same file and the decision.
+  class FileStat {
+   public:
+    explicit FileStat(int fd) noexcept : fd_(fd) {}
+    const struct stat* get(KernelPort& kernel) noexcept {
+      if (!fetched_) ok_ = kernel.stat_fd(fd_, &st_) == 0, fetched_ = true;
+      return ok_ ? &st_ : nullptr;
+    }
+
+   private:
+    int fd_;
+    bool fetched_ = false, ok_ = false;
+    struct stat st_ {};
+  };
+
   FdState classify(int fd) noexcept;
   // Counter::zerocopy_sends for "zerocopy", else the copy reason.
-  Counter zerocopy_verdict(int in_fd, const off_t* offset, const Config& config,
+  Counter zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset, const Config& config,
                            SendTicket& ticket) noexcept;
   bool offset_is_safe(int in_fd, const off_t* offset) noexcept;
   void adopt_kernel_quirks(const Config* config) noexcept;
@@ -133,12 +149,14 @@ class Engine {
                        long long offset, long long length, const char* when) noexcept;
   void remember_in_flight(const SendTicket& ticket, const FileSnapshot& after, long long offset,
                           long long length) noexcept;
-  // At a send the record stays while its bytes are unacknowledged and the
-  // file unchanged (that send may move nothing: EAGAIN, or go by copy);
-  // at close it goes either way.
+  // Looks at the socket's in-flight record before a send of `file` (or, with
+  // closing, before the socket's close).  At a send the record stays while
+  // its bytes may be unacknowledged and the file is unchanged (that send
+  // may move nothing: EAGAIN, or go by copy); at close it goes either way.
   enum class InFlightCheck { sending, closing };
-  void check_in_flight(int sock, InFlightCheck when) noexcept;
-  void drop_in_flight(int sock, std::uint64_t end) noexcept;
+  void check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck when) noexcept;
+  void drop_in_flight(int sock, std::uint64_t serial) noexcept;
+  void set_in_flight_end(int sock, std::uint64_t serial, std::uint64_t end) noexcept;
   const Config* config() noexcept;
 
   KernelPort& kernel_;
@@ -155,24 +173,33 @@ class Engine {
   std::atomic<Counters*> counters_{&local_counters_};
   Quarantine quarantine_;
 
-  // The last zerocopy send of each socket whose bytes were not all
-  // acknowledged when sendfile returned: checked at each of the socket's
-  // later sends until they are acknowledged, and at its close.  A newer
-  // zerocopy send of the same file replaces it (its bytes end later); one
-  // of another file does not, until the older bytes are acknowledged.
-  // Direct-mapped by fd number (a collision forgets the older record);
-  // each slot has its own spinlock, taken only when records exist.
+  // The last zerocopy send of each socket, kept without asking the kernel
+  // anything until the socket's next send or close looks at it:
+  //  - the file fd was closed since (its epoch moved): dropped, no syscall;
+  //  - the next send is of the same fd: its fstat, which the decision needs
+  //    anyway, is compared with the record;
+  //  - another file, or the close: TCP_INFO first (all acknowledged: drop),
+  //    then an fstat of the recorded fd.
+  // A newer zerocopy send of the same file replaces it; one of another file
+  // does not while the older bytes are unacknowledged.  Direct-mapped by fd
+  // number (a collision forgets the older record); each slot has its own
+  // spinlock, taken only when records exist.
   struct InFlight {
     std::atomic_flag lock = ATOMIC_FLAG_INIT;
     int sock = -1;
     int in_fd = -1;
+    std::uint32_t in_epoch = 0;  // in_fd's FdTable epoch when recorded
+    std::uint64_t serial = 0;    // tells this record from a later one in the slot
     FileSnapshot snapshot;
-    std::uint64_t end = 0;  // TCP bytes written when the send returned
-    long long offset = 0, length = 0;
+    // TCP bytes written when its bytes were all written: 0 until a check
+    // first asks TCP_INFO, then the bytes written by then (an upper bound).
+    std::uint64_t end = 0;
+    long long offset = 0, length = 0;  // offset -1: unknown (file position)
   };
   static constexpr int kInFlightSlots = 1024;
   InFlight in_flight_[kInFlightSlots];
   std::atomic<int> in_flight_count_{0};
+  std::atomic<std::uint64_t> in_flight_serial_{0};
 };
 
 }  // namespace zctls

@@ -8,6 +8,16 @@ namespace {
 constexpr std::uint32_t kKindMask = 0x7;
 constexpr std::uint32_t kFlagOn = 1U << 3;
 constexpr std::uint32_t kAppManaged = 1U << 4;
+constexpr int kEpochShift = 8;
+constexpr std::uint32_t kStateMask = (1U << kEpochShift) - 1;
+
+// Back to unknown, one more close.
+void bump(std::atomic<std::uint32_t>& word) noexcept {
+  std::uint32_t old = word.load(std::memory_order_relaxed);
+  while (!word.compare_exchange_weak(old, ((old >> kEpochShift) + 1) << kEpochShift,
+                                     std::memory_order_acq_rel)) {
+  }
+}
 constexpr int kChunkSize = 1 << FdTable::kChunkBits;
 }  // namespace
 
@@ -21,6 +31,7 @@ FdState FdState::unpack(std::uint32_t word) noexcept {
   s.kind = static_cast<SocketKind>(word & kKindMask);
   s.flag_on = (word & kFlagOn) != 0;
   s.app_managed = (word & kAppManaged) != 0;
+  s.epoch = word >> kEpochShift;
   return s;
 }
 
@@ -54,12 +65,20 @@ FdState FdTable::get(int fd) const noexcept {
 bool FdTable::set(int fd, FdState state) noexcept {
   auto* s = slot(fd, true);
   if (s == nullptr) return false;
-  s->store(state.pack(), std::memory_order_release);
+  std::uint32_t old = s->load(std::memory_order_relaxed);
+  while (!s->compare_exchange_weak(old, (old & ~kStateMask) | state.pack(),
+                                   std::memory_order_acq_rel)) {
+  }
   return true;
 }
 
+std::uint32_t FdTable::pin_epoch(int fd) noexcept {
+  const auto* s = slot(fd, true);
+  return s == nullptr ? 0 : s->load(std::memory_order_acquire) >> kEpochShift;
+}
+
 void FdTable::forget(int fd) noexcept {
-  if (auto* s = slot(fd, false)) s->store(0, std::memory_order_release);
+  if (auto* s = slot(fd, false)) bump(*s);
 }
 
 void FdTable::forget_range(unsigned first, unsigned last) noexcept {
@@ -71,8 +90,7 @@ void FdTable::forget_range(unsigned first, unsigned last) noexcept {
     const unsigned chunk_end = (static_cast<unsigned>(chunk_index) + 1) << kChunkBits;
     const unsigned stop = last < chunk_end - 1 ? last : chunk_end - 1;
     if (chunk != nullptr)  // skip whole chunks never allocated: close_range(3, ~0U)
-      for (unsigned f = fd; f <= stop; ++f)
-        chunk[f & (kChunkSize - 1)].store(0, std::memory_order_release);
+      for (unsigned f = fd; f <= stop; ++f) bump(chunk[f & (kChunkSize - 1)]);
     if (stop == last) break;
     fd = stop + 1;
   }

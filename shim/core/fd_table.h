@@ -1,10 +1,10 @@
 // What the shim knows about each socket fd, indexed by fd number.
 //
 // Entries are atomic 32-bit words in lazily allocated chunks of 4096, so a
-// process pays 16 KiB per 4096 fd numbers it actually sends on, nothing for
-// the rest, and no lock anywhere.  "Unknown" (0) means: never seen, or closed
-// since; the engine classifies such an fd on first use.  Fds beyond
-// kMaxFds are not tracked (pass-through).
+// process pays 16 KiB per 4096 fd numbers it actually sends on (or sends
+// files from), nothing for the rest, and no lock anywhere.  "Unknown" (0) means: never seen, or
+// closed since; the engine classifies such an fd on first use.  Fds beyond kMaxFds are not tracked
+// (pass-through).
 #pragma once
 
 #include <atomic>
@@ -23,6 +23,11 @@ struct FdState {
   SocketKind kind = SocketKind::unknown;
   bool flag_on = false;      // TLS_TX_ZEROCOPY_RO as the kernel has it
   bool app_managed = false;  // the application set the flag itself: hands off
+  // How many times this fd number was closed (or dup2'd over) through the
+  // hooks, modulo 2^24: an in-flight record holding a file fd knows without
+  // a syscall that the fd was closed since.  A hint only: whoever relies on
+  // "not closed" still compares inode numbers when it looks at the file.
+  std::uint32_t epoch = 0;
 
   std::uint32_t pack() const noexcept;
   static FdState unpack(std::uint32_t word) noexcept;
@@ -41,8 +46,11 @@ class FdTable {
 
   FdState get(int fd) const noexcept;
   // Returns false when fd is out of range or memory is short: not tracked.
+  // Keeps the fd's epoch (state.epoch is ignored).
   bool set(int fd, FdState state) noexcept;
-  void forget(int fd) noexcept;                               // close: back to unknown
+  // The fd's epoch, with its entry allocated so that a close will change it.
+  std::uint32_t pin_epoch(int fd) noexcept;
+  void forget(int fd) noexcept;                               // close: back to unknown, epoch + 1
   void forget_range(unsigned first, unsigned last) noexcept;  // close_range
 
  private:

@@ -357,10 +357,15 @@ const Config* reload_config() {
 std::atomic<bool> g_engine_built{false};
 
 Engine& engine() {
-  // Never destroyed: see environment().
-  static LibcKernel& kernel = *new LibcKernel;
-  static Engine& instance = *new Engine(kernel, load_config, reload_config);
-  g_engine_built.store(true, std::memory_order_relaxed);
+  // Never destroyed: see environment().  Built once; the flag is written
+  // only then (a store on every call would bounce its cache line between
+  // threads sending at once).
+  static Engine& instance = []() -> Engine& {
+    auto& kernel = *new LibcKernel;
+    auto& built = *new Engine(kernel, load_config, reload_config);
+    g_engine_built.store(true, std::memory_order_relaxed);
+    return built;
+  }();
   return instance;
 }
 

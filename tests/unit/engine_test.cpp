@@ -104,7 +104,9 @@ class FakeKernel final : public zctls::KernelPort {
   void shutdown_socket(int fd) noexcept override { shutdown_calls.push_back(fd); }
   std::vector<int> shutdown_calls;
   k::TcpProgress progress{0, 0};
+  int progress_calls = 0;
   bool tcp_progress(int, k::TcpProgress* out) noexcept override {
+    ++progress_calls;
     *out = progress;
     return true;
   }
@@ -456,14 +458,39 @@ TEST_F(IntegrityTest, InFlightRecordOutlivesACopySendOfAnotherFile) {
 TEST_F(IntegrityTest, InFlightRecordGoesOnceAcknowledged) {
   kernel_.progress = {100, 50};
   send_while([](FakeFile&) {});
-  kernel_.progress = {100, 100};
-  engine_.before_send(7, 10, nullptr);  // delivered: the record is dropped
-  kernel_.progress = {100, 50};         // (a later, unrelated backlog)
+  // A send of another file looks: 50 of 100 bytes unacknowledged, so the
+  // record's bytes end by byte 100 at the latest, and it stays.
+  engine_.before_send(7, 11, nullptr);
+  kernel_.progress = {200, 100};  // byte 100 acknowledged; a later backlog
   kernel_.files[10].ctime_nsec += 1;
   const int stats_before = kernel_.stats;
   engine_.before_close(7);
   EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
-  EXPECT_EQ(kernel_.stats, stats_before) << "no record left to check";
+  EXPECT_EQ(kernel_.stats, stats_before) << "delivered: dropped without looking at the file";
+}
+
+TEST_F(IntegrityTest, ClosedFileFdDropsTheRecordWithoutASyscall) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  engine_.after_close(10);  // nginx closes the file after the response
+  kernel_.files[10].ctime_nsec += 1;
+  const int calls_before = kernel_.stats + kernel_.progress_calls;
+  engine_.before_close(7);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
+  EXPECT_EQ(kernel_.stats + kernel_.progress_calls, calls_before);
+}
+
+TEST_F(IntegrityTest, NextChunkOfTheSameFileCostsNoExtraSyscall) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  const int stats_before = kernel_.stats, progress_before = kernel_.progress_calls;
+  for (int chunk = 0; chunk < 10; ++chunk) {
+    const auto ticket = engine_.before_send(7, 10, nullptr);
+    engine_.after_send(ticket, 4096, nullptr);
+  }
+  EXPECT_EQ(kernel_.stats - stats_before, 20) << "one fstat before and one after each chunk";
+  EXPECT_EQ(kernel_.progress_calls, progress_before) << "no TCP_INFO while nothing changes";
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
 }
 
 TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {
