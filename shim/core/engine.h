@@ -100,6 +100,11 @@ class Engine {
   // the parent will never finish here; let the child load it again.
   void after_fork_in_child() noexcept;
 
+  // A socket classified as not kTLS (plain TCP, a pipe, a file): sends on
+  // it need nothing from the engine.  (Sockets get in-flight records only
+  // while they are kTLS TX, and lose them when closed.)
+  bool known_plain(int fd) const noexcept { return fds_.get(fd).kind == SocketKind::not_ktls; }
+
   // For tests and diagnostics.
   FdState fd_state(int fd) const noexcept { return fds_.get(fd); }
   bool kernel_unsupported() const noexcept { return kernel_unsupported_.load(); }

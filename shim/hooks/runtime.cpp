@@ -355,15 +355,17 @@ const Config* reload_config() {
 
 // Whether any hook ever needed the engine: exit costs nothing otherwise.
 std::atomic<bool> g_engine_built{false};
+std::atomic<Engine*> g_engine{nullptr};  // for known_plain: no init guard to pass
 
 Engine& engine() {
-  // Never destroyed: see environment().  Built once; the flag is written
+  // Never destroyed: see environment().  Built once; the flags are written
   // only then (a store on every call would bounce its cache line between
   // threads sending at once).
   static Engine& instance = []() -> Engine& {
     auto& kernel = *new LibcKernel;
     auto& built = *new Engine(kernel, load_config, reload_config);
     g_engine_built.store(true, std::memory_order_relaxed);
+    g_engine.store(&built, std::memory_order_release);
     return built;
   }();
   return instance;
@@ -440,6 +442,11 @@ __attribute__((destructor)) void final_textfile() {
 }
 
 }  // namespace
+
+bool known_plain(int fd) noexcept {
+  const Engine* e = g_engine.load(std::memory_order_acquire);
+  return e != nullptr && e->known_plain(fd);
+}
 
 SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   if (environment().disabled) return {};

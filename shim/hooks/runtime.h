@@ -11,6 +11,10 @@
 
 namespace zctls::shim {
 
+// True if `fd` is known to be a plain (not kTLS) socket or file: the hook
+// can make the real call and nothing else.  One atomic load and an fd-table
+// read; false whenever in doubt.
+bool known_plain(int fd) noexcept;
 SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept;
 void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
