@@ -3,7 +3,7 @@
 // preloaded, under strace -c or plain, and compares.
 //
 //   zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]
-//                        [--sends N] [--threads T] [--open-per-send]
+//                        [--sends N] [--threads T] [--open-per-send|--open-per-file]
 //                        [--idle-sockets N] [--dir D]
 //
 // Each thread has its own loopback connection (plain TCP, or kTLS TX with a
@@ -11,15 +11,18 @@
 // peers are drained by a forked process, so that `strace` without -f sees
 // only the sending process.  The thread sends --sends calls of --chunk bytes,
 // walking round-robin over --files files of --file-size bytes (created in
-// --dir, default $TMPDIR) and through each file chunk by chunk.  With
-// --open-per-send each call opens and closes its file, as nginx does per
-// response.  --idle-sockets N keeps N more open connections (kTLS in ktls
-// mode) that each made one send: the per-fd state of a busy server.
+// --dir, default $TMPDIR) and through each file chunk by chunk.  Files stay
+// open all along, or each call opens and closes its file (--open-per-send),
+// or each file is opened before its first chunk and closed after its last
+// (--open-per-file: nginx, one response at a time, without open_file_cache).
+// --idle-sockets N keeps N more open connections (kTLS in ktls mode) that
+// each made one send: the per-fd state of a busy server.
 //
 // Prints one line of key=value: sends, bytes, cpu_us (user+system of the
 // sending process), wall_us, rss_kb (VmRSS at the end), rss_before_kb (after
-// setup, before the first send).
+// setup, before the first send), pid (the sender's, for callgrind's files).
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -28,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -53,6 +57,7 @@ struct Options {
   long sends = 10000;
   int threads = 1;
   bool open_per_send = false;
+  bool open_per_file = false;
   long idle_sockets = 0;
   std::string dir;
 };
@@ -131,7 +136,8 @@ struct Result {
 Result send_loop(const Options& o, int sock, const std::vector<std::string>& paths, long sends) {
   Result r;
   std::vector<int> fds;
-  if (!o.open_per_send)
+  const bool keep_open = !o.open_per_send && !o.open_per_file;
+  if (keep_open)
     for (const auto& p : paths) {
       const int fd = open(p.c_str(), O_RDONLY);
       if (fd < 0) die("open a file");
@@ -139,22 +145,42 @@ Result send_loop(const Options& o, int sock, const std::vector<std::string>& pat
     }
   std::size_t file = 0;
   off_t offset = 0;
+  int fd = -1;
   for (long i = 0; i < sends; ++i) {
-    const int fd = o.open_per_send ? open(paths[file].c_str(), O_RDONLY) : fds[file];
+    if (keep_open)
+      fd = fds[file];
+    else if (fd < 0)
+      fd = open(paths[file].c_str(), O_RDONLY);
     if (fd < 0) die("open a file");
     const long want = std::min(o.chunk, o.file_size - static_cast<long>(offset));
     const ssize_t n = sendfile(sock, fd, &offset, static_cast<std::size_t>(want));
     if (n < 0) die("sendfile");
     r.bytes += n;
     ++r.sends;
-    if (o.open_per_send) close(fd);
-    if (offset >= o.file_size) {
+    const bool file_done = offset >= o.file_size;
+    if (!keep_open && (o.open_per_send || file_done)) {
+      close(fd);
+      fd = -1;
+    }
+    if (file_done) {
       offset = 0;
       file = (file + 1) % paths.size();
     }
   }
-  for (int fd : fds) close(fd);
+  if (!keep_open && fd >= 0) close(fd);
+  for (int kept : fds) close(kept);
   return r;
+}
+
+// With two CPUs or more, the sender runs on CPU 0 and the drain process on
+// CPU 1: left to the scheduler, the two sometimes share a CPU and a run's
+// throughput varies by 3x, which would drown the shim's cost.
+void pin_to_cpu(int cpu) {
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);
 }
 
 long cpu_us() {
@@ -189,6 +215,8 @@ bool parse(int argc, char** argv, Options& o) {
       o.idle_sockets = value();
     else if (a == "--open-per-send")
       o.open_per_send = true;
+    else if (a == "--open-per-file")
+      o.open_per_file = true;
     else if (a == "--dir" && i + 1 < argc)
       o.dir = argv[++i];
     else
@@ -204,18 +232,23 @@ bool parse(int argc, char** argv, Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!parse(argc, argv, o)) {
-    std::fprintf(
-        stderr,
-        "usage: zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]\n"
-        "       [--sends N] [--threads T] [--open-per-send] [--idle-sockets N] [--dir D]\n");
+    std::fprintf(stderr,
+                 "usage: zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]\n"
+                 "       [--sends N] [--threads T] [--open-per-send|--open-per-file]\n"
+                 "       [--idle-sockets N] [--dir D]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
   // --idle-sockets needs two fds per connection until the fork.
+  // (Root may raise the hard limit too.)
   rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    const rlim_t want = static_cast<rlim_t>(2 * o.idle_sockets + 1024);
+    rlimit raised{std::max(files.rlim_cur, want), std::max(files.rlim_max, want)};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+      files.rlim_cur = files.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &files);
+    }
   }
   std::string made_dir;
   if (o.dir.empty()) {
@@ -235,11 +268,13 @@ int main(int argc, char** argv) {
   const pid_t drainer = fork();
   if (drainer < 0) die("fork");
   if (drainer == 0) {
+    pin_to_cpu(1);
     for (const auto& c : active) close(c.sender);
     for (const auto& c : idle) close(c.sender);
     drain(peers);
   }
   for (int fd : peers) close(fd);
+  pin_to_cpu(0);
 
   // One send on each idle socket: the shim learns each of them.
   {
@@ -252,12 +287,15 @@ int main(int argc, char** argv) {
   const auto wall_start = std::chrono::steady_clock::now();
   std::vector<Result> results(static_cast<std::size_t>(o.threads));
   std::vector<std::thread> senders;
-  for (int t = 0; t < o.threads; ++t)
-    senders.emplace_back([&, t] {
-      const long share = o.sends / o.threads + (t < o.sends % o.threads ? 1 : 0);
-      results[static_cast<std::size_t>(t)] =
-          send_loop(o, active[static_cast<std::size_t>(t)].sender, paths, share);
-    });
+  const auto run_share = [&](int t) {
+    const long share = o.sends / o.threads + (t < o.sends % o.threads ? 1 : 0);
+    results[static_cast<std::size_t>(t)] =
+        send_loop(o, active[static_cast<std::size_t>(t)].sender, paths, share);
+  };
+  // One thread sends from the main thread, so that strace without -f (which
+  // would also follow the drain process) sees every send.
+  if (o.threads == 1) run_share(0);
+  for (int t = 0; o.threads > 1 && t < o.threads; ++t) senders.emplace_back(run_share, t);
   for (auto& t : senders) t.join();
   const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::steady_clock::now() - wall_start)
@@ -278,7 +316,8 @@ int main(int argc, char** argv) {
     for (const auto& p : paths) unlink(p.c_str());
     rmdir(made_dir.c_str());
   }
-  std::printf("sends=%ld bytes=%lld cpu_us=%ld wall_us=%lld rss_kb=%ld rss_before_kb=%ld\n",
-              total.sends, total.bytes, cpu, static_cast<long long>(wall_us), rss, rss_before);
+  std::printf("sends=%ld bytes=%lld cpu_us=%ld wall_us=%lld rss_kb=%ld rss_before_kb=%ld pid=%d\n",
+              total.sends, total.bytes, cpu, static_cast<long long>(wall_us), rss, rss_before,
+              static_cast<int>(getpid()));
   return 0;
 }

@@ -148,7 +148,12 @@ void DecisionCache::grow(Table* full) noexcept {
   if (!table_.compare_exchange_strong(expected, bigger, std::memory_order_acq_rel)) {
     munmap(bigger->entries, entries * sizeof(Entry));
     delete bigger;
+    return;
   }
+  // The old table stays mapped for threads still reading it, but gives its
+  // memory back: its pages read as zeros from now on, which a reader takes
+  // for unused entries (seq 0) or, mid-read, for a changed seq: a miss.
+  madvise(full->entries, full->sets * kWays * sizeof(Entry), MADV_DONTNEED);
 }
 
 }  // namespace zctls

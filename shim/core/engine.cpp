@@ -141,7 +141,9 @@ Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,
   // The rules allow it; the file's recent history may not.
   ticket.before = FileSnapshot::of(*st);
   const IntegrityConfig& policy = config.integrity;
-  if (quarantine_.holds(ticket.before, kernel_.monotonic_ns(), policy.quarantine_ns))
+  // (The clock is read only when some inode is quarantined.)
+  if (quarantine_.size() > 0 &&
+      quarantine_.holds(ticket.before, kernel_.monotonic_ns(), policy.quarantine_ns))
     return Counter::copy_quarantine;
   if (within_settle(ticket.before, kernel_.realtime_ns(), policy.settle_ns))
     return Counter::copy_settle;

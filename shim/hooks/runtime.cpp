@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,7 +81,13 @@ const kernel::SockoptCalls& real_sockopt_calls() noexcept {
 
 class LibcKernel final : public KernelPort {
  public:
-  int stat_fd(int fd, struct stat* st) noexcept override { return fstat(fd, st) == 0 ? 0 : errno; }
+  // The fstat syscall itself: glibc 2.33+ implements fstat() as
+  // newfstatat(fd, "", AT_EMPTY_PATH), which kernels before 6.11 treat as
+  // a path lookup (copying and allocating the empty name).  This runs
+  // twice per zerocopy send.
+  int stat_fd(int fd, struct stat* st) noexcept override {
+    return syscall(SYS_fstat, fd, st) == 0 ? 0 : errno;
+  }
   ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
     char link[32];
     std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
