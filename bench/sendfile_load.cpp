@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -101,16 +102,33 @@ Connection connect_pair(bool ktls) {
   return c;
 }
 
-// Reads every peer until EOF; runs in its own process.
+// Reads every peer until EOF; runs in its own process.  One epoll loop, so
+// that 10 000 idle connections cost no threads.
 [[noreturn]] void drain(const std::vector<int>& peers) {
-  std::vector<std::thread> readers;
-  for (int fd : peers)
-    readers.emplace_back([fd] {
-      static thread_local char buf[1 << 16];
-      while (read(fd, buf, sizeof buf) > 0) {
+  const int ep = epoll_create1(0);
+  if (ep < 0) die("epoll_create1");
+  for (int fd : peers) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) die("epoll_ctl");
+  }
+  static char buf[1 << 16];
+  std::size_t open_peers = peers.size();
+  epoll_event events[64];
+  while (open_peers > 0) {
+    const int n = epoll_wait(ep, events, 64, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die("epoll_wait");
+    for (int i = 0; i < n; ++i) {
+      const ssize_t got = read(events[i].data.fd, buf, sizeof buf);
+      if (got <= 0 && !(got < 0 && errno == EINTR)) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, events[i].data.fd, nullptr);
+        close(events[i].data.fd);
+        --open_peers;
       }
-    });
-  for (auto& t : readers) t.join();
+    }
+  }
   _exit(0);
 }
 
