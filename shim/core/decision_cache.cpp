@@ -51,12 +51,16 @@ DecisionCache::Table* DecisionCache::make_table(std::size_t entries, Table* olde
   return table;
 }
 
+void DecisionCache::free_table(Table* t) noexcept {
+  munmap(t->entries, t->sets * kWays * sizeof(Entry));
+  delete t;
+}
+
 DecisionCache::~DecisionCache() {
   Table* t = table_.load(kRelaxed);
   while (t != nullptr) {
     Table* older = t->older;
-    munmap(t->entries, t->sets * kWays * sizeof(Entry));
-    delete t;
+    free_table(t);
     t = older;
   }
 }
@@ -99,8 +103,7 @@ void DecisionCache::store(const FileKey& key, std::uint32_t generation,
     if (table_.compare_exchange_strong(t, fresh, std::memory_order_acq_rel)) {
       t = fresh;
     } else {  // another thread made it first
-      munmap(fresh->entries, fresh->sets * kWays * sizeof(Entry));
-      delete fresh;
+      free_table(fresh);
     }
   }
   const std::uint64_t h = hash(key);
@@ -146,13 +149,14 @@ void DecisionCache::grow(Table* full) noexcept {
   if (bigger == nullptr) return;
   Table* expected = full;
   if (!table_.compare_exchange_strong(expected, bigger, std::memory_order_acq_rel)) {
-    munmap(bigger->entries, entries * sizeof(Entry));
-    delete bigger;
+    free_table(bigger);
     return;
   }
   // The old table stays mapped for threads still reading it, but gives its
   // memory back: its pages read as zeros from now on, which a reader takes
-  // for unused entries (seq 0) or, mid-read, for a changed seq: a miss.
+  // for unused entries (seq 0) or, mid-read, for a changed seq: a miss.  A
+  // writer still filling an entry there may leave it half zeroed, but then
+  // with generation 0, which no loaded config has (they count from 1).
   madvise(full->entries, full->sets * kWays * sizeof(Entry), MADV_DONTNEED);
 }
 

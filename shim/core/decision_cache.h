@@ -70,6 +70,7 @@ class DecisionCache {
     Table* older = nullptr;              // kept for readers; freed with the cache
   };
   static Table* make_table(std::size_t entries, Table* older) noexcept;
+  static void free_table(Table* t) noexcept;
   void grow(Table* full) noexcept;
   mutable std::atomic<Table*> table_{nullptr};
 };

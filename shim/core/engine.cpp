@@ -291,64 +291,58 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
 void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& after,
                                 long long offset, long long length) noexcept {
   const std::uint32_t epoch = fds_.pin_epoch(ticket.in_fd);
-  InFlight& slot = in_flight_[ticket.out_fd & (kInFlightSlots - 1)];
-  while (slot.lock.test_and_set(std::memory_order_acquire)) {
-  }
+  const LockedSlot slot(in_flight_, ticket.out_fd);
   // A record of another file on this socket survived this send's check
   // (check_in_flight): its bytes were unacknowledged a moment ago.  Keep
   // it; it is the older risk.
   const bool other_file_in_flight =
-      slot.sock == ticket.out_fd && (slot.in_fd != ticket.in_fd || slot.in_epoch != epoch ||
-                                     (changed_fields(slot.snapshot, after) & kChangedInode) != 0);
-  if (!other_file_in_flight) {
-    if (slot.sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
-    slot.sock = ticket.out_fd;
-    slot.in_fd = ticket.in_fd;
-    slot.in_epoch = epoch;
-    slot.serial = in_flight_serial_.fetch_add(1, std::memory_order_relaxed) + 1;
-    slot.snapshot = after;
-    slot.end = 0;
-    slot.offset = offset;
-    slot.length = length;
-  }
-  slot.lock.clear(std::memory_order_release);
+      slot->sock == ticket.out_fd && (slot->in_fd != ticket.in_fd || slot->in_epoch != epoch ||
+                                      (changed_fields(slot->snapshot, after) & kChangedInode) != 0);
+  if (other_file_in_flight) return;
+  if (slot->sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
+  slot->sock = ticket.out_fd;
+  slot->in_fd = ticket.in_fd;
+  slot->in_epoch = epoch;
+  slot->serial = in_flight_serial_.fetch_add(1, std::memory_order_relaxed) + 1;
+  slot->snapshot = after;
+  slot->end = 0;
+  slot->offset = offset;
+  slot->length = length;
 }
 
 void Engine::drop_in_flight(int sock, std::uint64_t serial) noexcept {
-  InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
-  while (slot.lock.test_and_set(std::memory_order_acquire)) {
-  }
+  const LockedSlot slot(in_flight_, sock);
   // Only the record that was checked: another thread may have replaced it.
-  if (slot.sock == sock && slot.serial == serial) {
-    slot.sock = -1;
+  if (slot->sock == sock && slot->serial == serial) {
+    slot->sock = -1;
     in_flight_count_.fetch_sub(1, std::memory_order_relaxed);
   }
-  slot.lock.clear(std::memory_order_release);
 }
 
 void Engine::set_in_flight_end(int sock, std::uint64_t serial, std::uint64_t end) noexcept {
-  InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
-  while (slot.lock.test_and_set(std::memory_order_acquire)) {
-  }
-  if (slot.sock == sock && slot.serial == serial && slot.end == 0) slot.end = end;
-  slot.lock.clear(std::memory_order_release);
+  const LockedSlot slot(in_flight_, sock);
+  if (slot->sock == sock && slot->serial == serial && slot->end == 0) slot->end = end;
 }
 
 void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck when) noexcept {
   if (in_flight_count_.load(std::memory_order_relaxed) == 0 || sock < 0) return;
-  InFlight& slot = in_flight_[sock & (kInFlightSlots - 1)];
-  while (slot.lock.test_and_set(std::memory_order_acquire)) {
+  // A copy of the record, so that the checks below run unlocked.
+  int rec_fd = -1;
+  std::uint32_t rec_epoch = 0;
+  std::uint64_t serial = 0, end = 0;
+  FileSnapshot before;
+  long long offset = 0, length = 0;
+  {
+    const LockedSlot slot(in_flight_, sock);
+    if (slot->sock != sock) return;
+    rec_fd = slot->in_fd;
+    rec_epoch = slot->in_epoch;
+    serial = slot->serial;
+    end = slot->end;
+    before = slot->snapshot;
+    offset = slot->offset;
+    length = slot->length;
   }
-  if (slot.sock != sock) {
-    slot.lock.clear(std::memory_order_release);
-    return;
-  }
-  const int rec_fd = slot.in_fd;
-  const std::uint32_t rec_epoch = slot.in_epoch;
-  const std::uint64_t serial = slot.serial, end = slot.end;
-  const FileSnapshot before = slot.snapshot;
-  const long long offset = slot.offset, length = slot.length;
-  slot.lock.clear(std::memory_order_release);
 
   // The file fd was closed since (nginx closes it after each response):
   // there is no open file left to check, and no syscall to spend.

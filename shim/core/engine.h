@@ -203,6 +203,21 @@ class Engine {
   };
   static constexpr int kInFlightSlots = 1024;
   InFlight in_flight_[kInFlightSlots];
+  // The slot of `sock`, its spinlock held for the guard's lifetime.
+  class LockedSlot {
+   public:
+    LockedSlot(InFlight* slots, int sock) noexcept : slot_(slots[sock & (kInFlightSlots - 1)]) {
+      while (slot_.lock.test_and_set(std::memory_order_acquire)) {
+      }
+    }
+    ~LockedSlot() { slot_.lock.clear(std::memory_order_release); }
+    LockedSlot(const LockedSlot&) = delete;
+    LockedSlot& operator=(const LockedSlot&) = delete;
+    InFlight* operator->() const noexcept { return &slot_; }
+
+   private:
+    InFlight& slot_;
+  };
   std::atomic<int> in_flight_count_{0};
   std::atomic<std::uint64_t> in_flight_serial_{0};
 };

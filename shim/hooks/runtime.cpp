@@ -360,18 +360,18 @@ const Config* reload_config() {
   }
 }
 
-// Whether any hook ever needed the engine: exit costs nothing otherwise.
-std::atomic<bool> g_engine_built{false};
-std::atomic<Engine*> g_engine{nullptr};  // for known_plain: no init guard to pass
+// The engine once some hook needed it, else null: known_plain reads it
+// without passing engine()'s init guard, and exit costs nothing when no
+// hook ever did.
+std::atomic<Engine*> g_engine{nullptr};
 
 Engine& engine() {
-  // Never destroyed: see environment().  Built once; the flags are written
+  // Never destroyed: see environment().  Built once; g_engine is written
   // only then (a store on every call would bounce its cache line between
   // threads sending at once).
   static Engine& instance = []() -> Engine& {
     auto& kernel = *new LibcKernel;
     auto& built = *new Engine(kernel, load_config, reload_config);
-    g_engine_built.store(true, std::memory_order_relaxed);
     g_engine.store(&built, std::memory_order_release);
     return built;
   }();
@@ -438,7 +438,7 @@ __attribute__((constructor)) void capture_environment() {
 // it once more on the way out, if this process ever loaded a config that
 // asks for it.
 __attribute__((destructor)) void final_textfile() {
-  if (!g_engine_built.load(std::memory_order_relaxed)) return;
+  if (g_engine.load(std::memory_order_acquire) == nullptr) return;
   const int saved = errno;
   if (const Config* cfg = engine().current_config();
       cfg != nullptr && !cfg->stats.textfile_dir.empty()) {
