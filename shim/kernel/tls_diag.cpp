@@ -135,8 +135,14 @@ bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector
                          int* error) {
   *error = 0;
   int left = static_cast<int>(size);
+  // NLMSG_OK compares the u32 nlmsg_len with the int `left` (after checking
+  // both are at least a header long); `left` must stay signed, since
+  // NLMSG_NEXT can step it below zero on a short final message.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
   for (auto* h = reinterpret_cast<const nlmsghdr*>(data); NLMSG_OK(h, left);
        h = NLMSG_NEXT(h, left)) {
+#pragma GCC diagnostic pop
     if (h->nlmsg_type == NLMSG_DONE) return false;
     if (h->nlmsg_type == NLMSG_ERROR) {
       const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));

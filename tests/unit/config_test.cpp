@@ -225,3 +225,77 @@ TEST(RulesEnv, Errors) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string utf8(char32_t c) {
+  std::string s;
+  if (c < 0x80) {
+    s += static_cast<char>(c);
+  } else if (c < 0x800) {
+    s += static_cast<char>(0xC0 | (c >> 6));
+    s += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    s += static_cast<char>(0xE0 | (c >> 12));
+    s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (c >> 18));
+    s += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (c & 0x3F));
+  }
+  return s;
+}
+
+}  // namespace
+
+// Debian's toml++ 3.3 has undefined behaviour (unreachable code) for some
+// non-ASCII characters where it looks for whitespace; found by
+// tests/fuzz/config_fuzz.cpp.  Every BMP character in the places that
+// reached it must give a plain error or parse; the ASan/UBSan build
+// (scripts/sanitize) is what would report a regression.
+TEST(Config, EveryNonAsciiCharacterWhereTomlppLooksForWhitespace) {
+  int errors = 0, parsed = 0;
+  for (char32_t c = 0x80; c <= 0xFFFF; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    const std::string ch = utf8(c);
+    for (const std::string& text :
+         {"default = false" + ch + "\n", ch + " = 1\n", "a = \"\"\"\\\n" + ch + "\"\"\"\n"}) {
+      const ConfigResult r = parse_config(text, "t.toml");
+      (r.config ? parsed : errors) += 1;
+      if (!r.config) {
+        ASSERT_EQ(r.errors.size(), 1U);
+        ASSERT_GE(r.errors[0].line, 1) << r.errors[0].to_string();
+      }
+    }
+  }
+  EXPECT_GT(errors, 0);
+}
+
+TEST(Config, NonAsciiInStringsAndCommentsSurvivesIntact) {
+  const std::string cafe = "caf" + utf8(0xE9), kana = utf8(0x30AB), pua = utf8(0xE001);
+  const ConfigResult r =
+      parse_config("# r" + utf8(0xE9) + "gles " + kana + "\n[[rule]]\npath = \"/srv/" + cafe + "/" +
+                       kana + pua + "/**\"\nzerocopy = true\n",
+                   "t.toml");
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_EQ(r.config->rules[0].glob.pattern(), "/srv/" + cafe + "/" + kana + pua + "/**");
+  EXPECT_TRUE(r.config->decide("/srv/" + cafe + "/" + kana + pua + "/x.js").zerocopy);
+  EXPECT_FALSE(r.config->decide("/srv/cafe/" + kana + pua + "/x.js").zerocopy);
+}
+
+TEST(Config, NonAsciiOutsideStringsIsAPositionedError) {
+  const ConfigResult r = parse_config("default = false\n  " + utf8(0xE9) + " = 1\n", "t.toml");
+  ASSERT_FALSE(r.config);
+  EXPECT_EQ(r.errors[0].line, 2);
+  EXPECT_EQ(r.errors[0].column, 3);
+  // The message quotes the character as written, not a placeholder.
+  EXPECT_EQ(r.errors[0].message.find(utf8(0xE000)), std::string::npos) << r.errors[0].message;
+}
+
+TEST(Config, NulByteIsAPositionedError) {
+  const ConfigResult r = parse_config(std::string("default = false\nab\0c = 1\n", 23), "t.toml");
+  ASSERT_FALSE(r.config);
+  EXPECT_EQ(first_error(r), "t.toml:2:3: NUL byte; not a TOML file");
+}
