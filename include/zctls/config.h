@@ -97,8 +97,17 @@ struct ConfigResult {
 ConfigResult parse_config(std::string_view toml_text, std::string_view source);
 
 // Reads and parses a file.  A missing file is reported as such (the caller
-// decides whether that is an error).
+// decides whether that is an error).  A root process refuses a file that
+// config_trust_problem() finds fault with.
 ConfigResult load_config_file(const std::string& path);
+
+// Why a process with effective uid `euid` must not trust a config file
+// with this owner and mode, or "" if it may.  Only root is picky: a file
+// that another user can write, or that another user owns, would let that
+// user decide how root's server sends files (and where it logs).  Group
+// write is allowed for group root only.
+std::string config_trust_problem(unsigned owner_uid, unsigned group_gid, unsigned mode,
+                                 unsigned euid);
 
 // ZCTLS_RULES: rules without a file, tried before the file's rules.
 //   ZCTLS_RULES='+/srv/static/**;-**/*.tmp;default=-'

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <type_traits>
@@ -452,6 +453,10 @@ std::string ConfigError::to_string() const {
 
 ConfigResult parse_config(std::string_view toml_text, std::string_view source) {
   ConfigResult result;
+  if (toml_text.starts_with("\xFF\xFE") || toml_text.starts_with("\xFE\xFF")) {
+    result.errors.push_back({std::string(source), 1, 1, "UTF-16 text; save the file as UTF-8"});
+    return result;
+  }
   if (const std::size_t nul = toml_text.find('\0'); nul != std::string_view::npos) {
     const std::string_view before = toml_text.substr(0, nul);
     const std::size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0
@@ -481,6 +486,23 @@ ConfigResult parse_config(std::string_view toml_text, std::string_view source) {
   return result;
 }
 
+std::string config_trust_problem(unsigned owner_uid, unsigned group_gid, unsigned mode,
+                                 unsigned euid) {
+  if (euid != 0) return "";
+  char octal[8];
+  std::snprintf(octal, sizeof octal, "%04o", mode & 07777);
+  if ((mode & S_IWOTH) != 0)
+    return std::string("refusing it as root: any user can write it (mode ") + octal +
+           "); chmod o-w it";
+  if ((mode & S_IWGRP) != 0 && group_gid != 0)
+    return "refusing it as root: group " + std::to_string(group_gid) + " can write it (mode " +
+           octal + "); chmod g-w it or chgrp root it";
+  if (owner_uid != 0)
+    return "refusing it as root: it belongs to uid " + std::to_string(owner_uid) +
+           ", not root; chown root it";
+  return "";
+}
+
 ConfigResult load_config_file(const std::string& path) {
   ConfigResult result;
   auto fail = [&](const std::string& why) {
@@ -494,6 +516,11 @@ ConfigResult load_config_file(const std::string& path) {
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     return fail("not a regular file");
+  }
+  if (const std::string why = config_trust_problem(st.st_uid, st.st_gid, st.st_mode, geteuid());
+      !why.empty()) {
+    close(fd);
+    return fail(why);
   }
   if (static_cast<std::size_t>(st.st_size) > kMaxConfigBytes) {
     close(fd);
