@@ -118,13 +118,16 @@ FdState Engine::classify(int fd) noexcept {
       state.kind = SocketKind::ulp_only;
       break;
     case kernel::TxKind::ktls_tx: {
-      // A kTLS socket we did not see being set up (inherited across exec,
-      // received over SCM_RIGHTS).  If its flag is already on, someone else
-      // chose it: leave the socket alone.
+      // A kTLS socket we did not see being set up: inherited across exec,
+      // received over SCM_RIGHTS, or another fd number (dup, dup2) of a
+      // socket whose flag this process set.  Its flag is read, and the rules
+      // decide from now on: whoever turned it on (most likely zctls, in this
+      // process or a parent) cannot be told apart, and a flag left on for a
+      // file the rules send by copy is the unsafe way to be wrong.  Only a
+      // setsockopt of the flag seen in this process makes it app-managed.
       state.kind = SocketKind::ktls_tx;
       const kernel::FlagState flag = kernel_.get_zerocopy(fd);
       state.flag_on = flag.error == 0 && flag.on;
-      state.app_managed = state.flag_on;
       break;
     }
   }

@@ -91,13 +91,14 @@ class ShimE2E : public ::testing::Test {
 
   // Runs the sender under strace, with the shim preloaded when `env` says
   // so (env is a list of VAR=value words for env(1)).
-  Outcome run(const std::string& env, const std::string& args, bool preload = true) {
+  Outcome run(const std::string& env, const std::string& args, bool preload = true,
+              const std::string& program = ZCTLS_SENDER_PATH) {
     Outcome r;
     const std::string out = dir_ + "/out", err = dir_ + "/err", trace = dir_ + "/strace";
     const std::string cmd = "strace -f -qq -o " + trace +
                             " -e trace=setsockopt,getsockopt,write,close env " +
                             (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") + env + " " +
-                            ZCTLS_SENDER_PATH " " + args + " > " + out + " 2> " + err;
+                            program + " " + args + " > " + out + " 2> " + err;
     const int rc = std::system(cmd.c_str());
     r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
     r.out = slurp(out);

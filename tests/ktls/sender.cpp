@@ -68,114 +68,17 @@
 #include <thread>
 #include <vector>
 
+#include "ktls_app.h"
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
 #include "zctls/tls_diag.h"
 
 namespace k = zctls::kernel;
+using namespace zctls_ktls_app;
 
 namespace {
 
-std::mutex g_print;
 bool g_sendfile64 = false;  // nginx calls sendfile64; libssl calls sendfile
-
-void say(const std::string& line) {
-  const std::lock_guard<std::mutex> lock(g_print);
-  std::printf("%s\n", line.c_str());
-  std::fflush(stdout);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
-
-int raw_flag(int fd) {
-  unsigned int v = 99;
-  socklen_t len = sizeof v;
-  if (getsockopt(fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, &v, &len) != 0) return -errno;
-  return static_cast<int>(v);
-}
-
-k::KeyMaterial key() {
-  k::KeyMaterial km;
-  for (unsigned i = 0; i < sizeof km.key; ++i) km.key[i] = static_cast<std::uint8_t>(7 * i);
-  return km;
-}
-
-// Reads `expected` from fd on a thread; compare() says whether it matched.
-class Receiver {
- public:
-  // held = true: do not read until go(), so that the sender blocks.
-  Receiver(int fd, std::string expected, bool held = false)
-      : expected_(std::move(expected)), held_(held) {
-    timeval tv{30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    thread_ = std::thread([this, fd] {
-      {
-        std::unique_lock<std::mutex> lock(gate_);
-        released_.wait(lock, [this] { return !held_; });
-      }
-      std::vector<char> buf(1 << 16);
-      while (got_.size() < expected_.size()) {
-        const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-        if (n <= 0) break;
-        got_.append(buf.data(), static_cast<std::size_t>(n));
-      }
-    });
-  }
-  ~Receiver() {
-    go();
-    if (thread_.joinable()) thread_.join();
-  }
-  Receiver(const Receiver&) = delete;
-  Receiver& operator=(const Receiver&) = delete;
-
-  void go() {
-    {
-      const std::lock_guard<std::mutex> lock(gate_);
-      held_ = false;
-    }
-    released_.notify_all();
-  }
-  bool compare() {
-    go();
-    if (thread_.joinable()) thread_.join();
-    return got_ == expected_;
-  }
-  std::size_t received() const { return got_.size(); }  // after compare()
-
- private:
-  std::string expected_;
-  std::string got_;
-  bool held_;
-  std::mutex gate_;
-  std::condition_variable released_;
-  std::thread thread_;
-};
-
-// A loopback pair with TLS_TX on the client and TLS_RX on the server, set
-// up with the application's own setsockopt calls (which the shim sees).
-bool make_ktls(const k::LoopbackPair& pair) {
-  const int errs[] = {
-      pair.error(),
-      k::attach_tls_ulp(pair.client()),
-      k::install_key(pair.client(), k::Direction::tx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
-                     key()),
-      k::attach_tls_ulp(pair.server()),
-      k::install_key(pair.server(), k::Direction::rx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
-                     key()),
-  };
-  for (const int e : errs) {
-    if (e != 0) {
-      say(std::string("kTLS setup failed: ") + strerrorname_np(e));
-      return false;
-    }
-  }
-  return true;
-}
 
 bool send_file(int sock, const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -407,19 +310,6 @@ int run_inherited(int client, int server, const std::vector<std::string>& files)
 }
 
 // --- integrity ----------------------------------------------------------
-
-// Waits until a blocked sender has stopped filling the socket: the send
-// queue (SIOCOUTQ) is non-empty and has not moved for 50 ms.
-void wait_until_blocked(int sock) {
-  int last = -1, stable = 0;
-  for (int i = 0; i < 1000 && stable < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    int queued = 0;
-    ioctl(sock, SIOCOUTQ, &queued);
-    stable = queued > 0 && queued == last ? stable + 1 : 0;
-    last = queued;
-  }
-}
 
 // sendfile of [offset, offset+count) while `change` runs once the send is
 // blocked on a receiver that is not reading yet.  Returns sendfile's result.

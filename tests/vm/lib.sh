@@ -245,7 +245,8 @@ vm_quote() { local a out=""; for a in "$@"; do out+=$(printf '%q ' "$a"); done; 
 
 # Submit "$@" as a job to session $sess, stream its stdout/stderr, return its
 # exit status.  The job runs in the caller's working directory with a small,
-# explicit environment: PATH, HOME, LANG, TERM and every ZCTLS_*, GTEST_* and
+# explicit environment: PATH, HOME, LANG, TERM and every ZCTLS_*, GTEST_*,
+# sanitizer option (ASAN_* UBSAN_* LSAN_* TSAN_*) and
 # CTEST_* variable of the caller.
 vm_exec() {
     local sess=$1 timeout=$2; shift 2
@@ -258,7 +259,7 @@ vm_exec() {
         while read -r name; do
             v=${!name}
             echo "export $name=$(vm_quote "$v")"
-        done < <(compgen -e | grep -E '^(ZCTLS_|GTEST_|CTEST_)')
+        done < <(compgen -e | grep -E '^(ZCTLS_|GTEST_|CTEST_|ASAN_|UBSAN_|LSAN_|TSAN_)')
         echo "exec $(vm_quote "$@")"
     } > "$job/cmd"
     local running=${job%.new}.job

@@ -1,0 +1,144 @@
+// What the kTLS test applications (sender.cpp, lifecycle.cpp,
+// fault_table.cpp) share: a kTLS loopback connection set up with the
+// application's own setsockopt calls, a receiver thread, and a raw read of
+// TLS_TX_ZEROCOPY_RO that does not go through the shim's bookkeeping.
+#pragma once
+
+#include <linux/sockios.h>
+#include <linux/tls.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "zctls/ktls.h"
+#include "zctls/loopback.h"
+
+namespace zctls_ktls_app {
+
+namespace k = zctls::kernel;
+
+inline std::mutex g_print;
+
+inline void say(const std::string& line) {
+  const std::lock_guard<std::mutex> lock(g_print);
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+inline std::string base(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+inline int raw_flag(int fd) {
+  unsigned int v = 99;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, SOL_TLS, TLS_TX_ZEROCOPY_RO, &v, &len) != 0) return -errno;
+  return static_cast<int>(v);
+}
+
+inline k::KeyMaterial key() {
+  k::KeyMaterial km;
+  for (unsigned i = 0; i < sizeof km.key; ++i) km.key[i] = static_cast<std::uint8_t>(7 * i);
+  return km;
+}
+
+// Reads `expected` from fd on a thread; compare() says whether it matched.
+class Receiver {
+ public:
+  // held = true: do not read until go(), so that the sender blocks.
+  Receiver(int fd, std::string expected, bool held = false)
+      : expected_(std::move(expected)), held_(held) {
+    timeval tv{30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this, fd] {
+      {
+        std::unique_lock<std::mutex> lock(gate_);
+        released_.wait(lock, [this] { return !held_; });
+      }
+      std::vector<char> buf(1 << 16);
+      while (got_.size() < expected_.size()) {
+        const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+        if (n <= 0) break;
+        got_.append(buf.data(), static_cast<std::size_t>(n));
+      }
+    });
+  }
+  ~Receiver() {
+    go();
+    if (thread_.joinable()) thread_.join();
+  }
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  void go() {
+    {
+      const std::lock_guard<std::mutex> lock(gate_);
+      held_ = false;
+    }
+    released_.notify_all();
+  }
+  bool compare() {
+    go();
+    if (thread_.joinable()) thread_.join();
+    return got_ == expected_;
+  }
+  std::size_t received() const { return got_.size(); }  // after compare()
+
+ private:
+  std::string expected_;
+  std::string got_;
+  bool held_;
+  std::mutex gate_;
+  std::condition_variable released_;
+  std::thread thread_;
+};
+
+// A loopback pair with TLS_TX on the client and TLS_RX on the server, set
+// up with the application's own setsockopt calls (which the shim sees).
+inline bool make_ktls(const k::LoopbackPair& pair) {
+  const int errs[] = {
+      pair.error(),
+      k::attach_tls_ulp(pair.client()),
+      k::install_key(pair.client(), k::Direction::tx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
+                     key()),
+      k::attach_tls_ulp(pair.server()),
+      k::install_key(pair.server(), k::Direction::rx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
+                     key()),
+  };
+  for (const int e : errs) {
+    if (e != 0) {
+      say(std::string("kTLS setup failed: ") + strerrorname_np(e));
+      return false;
+    }
+  }
+  return true;
+}
+
+// Waits until a blocked sender has stopped filling the socket: the send
+// queue (SIOCOUTQ) is non-empty and has not moved for 50 ms.
+inline void wait_until_blocked(int sock) {
+  int last = -1, stable = 0;
+  for (int i = 0; i < 1000 && stable < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    int queued = 0;
+    ioctl(sock, SIOCOUTQ, &queued);
+    stable = queued > 0 && queued == last ? stable + 1 : 0;
+    last = queued;
+  }
+}
+
+}  // namespace zctls_ktls_app
