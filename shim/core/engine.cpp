@@ -230,6 +230,7 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     if (err == 0) {
       state.flag_on = want;
       fds_.set(out_fd, state);
+      unsupported_strikes_.store(0, std::memory_order_relaxed);
     } else {
       handle_set_failure(out_fd, err);
     }
@@ -249,7 +250,12 @@ void Engine::handle_set_failure(int out_fd, int err) noexcept {
       kernel_.query_tx(out_fd) == kernel::TxKind::ktls_tx) {
     // A kTLS socket (checked again: our state could be stale if the fd was
     // closed behind our back) that refuses the option: a kernel before 5.19.
-    if (!kernel_unsupported_.exchange(true))
+    // Unless another thread moved a plain socket onto the number between
+    // the set and the check and back (Lifecycle.ThreadsRacing... caught it
+    // switching the whole process off): only a few refusals in a row, with
+    // no success between them, stop zctls for the process.
+    if (unsupported_strikes_.fetch_add(1, std::memory_order_relaxed) + 1 >= kUnsupportedStrikes &&
+        !kernel_unsupported_.exchange(true))
       log(LogLevel::warn,
           "this kernel does not support TLS_TX_ZEROCOPY_RO (%s; Linux 5.19+ does); "
           "zctls passes everything through in this process",

@@ -173,6 +173,9 @@ class Engine {
   std::atomic<const Config*> config_{nullptr};
   std::atomic<int> config_state_{0};  // 0 not loaded, 1 loading, 2 done
   std::atomic<bool> kernel_unsupported_{false};
+  // Consecutive confirmed refusals of the flag (handle_set_failure).
+  static constexpr int kUnsupportedStrikes = 3;
+  std::atomic<int> unsupported_strikes_{0};
   std::atomic<std::size_t> quirk_alignment_{0};
   Counters local_counters_;
   std::atomic<Counters*> counters_{&local_counters_};

@@ -300,10 +300,28 @@ TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
   app_tls_tx(8);
   kernel_.set_error = ENOPROTOOPT;
   engine_.before_send(7, 10, nullptr);
+  engine_.before_send(8, 10, nullptr);
+  EXPECT_FALSE(engine_.kernel_unsupported()) << "two refusals could be a race";
+  engine_.before_send(7, 10, nullptr);
   EXPECT_TRUE(engine_.kernel_unsupported());
   engine_.before_send(8, 10, nullptr);
   engine_.before_send(7, 10, nullptr);
-  EXPECT_EQ(kernel_.sets.size(), 1U) << "one try per process";
+  EXPECT_EQ(kernel_.sets.size(), 3U) << "three tries per process";
+}
+
+// A refusal between successes (a plain socket briefly on the number, as in
+// Lifecycle.ThreadsRacingCloseAndSendfileOnOneNumber) does not switch the
+// process off.
+TEST_F(EngineTest, IsolatedRefusalsAreNotAnOldKernel) {
+  app_tls_tx(7);
+  app_tls_tx(8);
+  for (int round = 0; round < 5; ++round) {
+    kernel_.set_error = ENOPROTOOPT;
+    engine_.before_send(7, 10, nullptr);
+    kernel_.set_error = 0;
+    engine_.before_send(8, round % 2 == 0 ? 10 : 11, nullptr);
+  }
+  EXPECT_FALSE(engine_.kernel_unsupported());
 }
 
 TEST_F(EngineTest, RefusalOnAStaleFdIsNotAnOldKernel) {
