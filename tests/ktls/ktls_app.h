@@ -4,10 +4,14 @@
 // TLS_TX_ZEROCOPY_RO that does not go through the shim's bookkeeping.
 #pragma once
 
+#include <fcntl.h>
 #include <linux/sockios.h>
 #include <linux/tls.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -139,6 +143,31 @@ inline void wait_until_blocked(int sock) {
     stable = queued > 0 && queued == last ? stable + 1 : 0;
     last = queued;
   }
+}
+
+inline bool g_sendfile64 = false;  // nginx calls sendfile64; libssl calls sendfile
+
+// Sends the whole file with sendfile (or sendfile64), looping on short
+// counts; says why if a call fails.
+inline bool send_file(int sock, const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  fstat(fd, &st);
+  off_t off = 0;
+  bool ok = true;
+  while (off < st.st_size) {
+    const std::size_t rest = static_cast<std::size_t>(st.st_size - off);
+    const ssize_t n =
+        g_sendfile64 ? sendfile64(sock, fd, &off, rest) : sendfile(sock, fd, &off, rest);
+    if (n <= 0) {
+      say("sendfile " + base(path) + " failed: " + strerrorname_np(errno));
+      ok = false;
+      break;
+    }
+  }
+  close(fd);
+  return ok;
 }
 
 }  // namespace zctls_ktls_app

@@ -46,22 +46,6 @@ namespace {
 
 std::string flag_of(int fd) { return "flag=" + std::to_string(raw_flag(fd)); }
 
-bool send_all(int sock, const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  struct stat st {};
-  if (fd < 0 || fstat(fd, &st) != 0) return false;
-  off_t off = 0;
-  while (off < st.st_size) {
-    if (sendfile(sock, fd, &off, static_cast<std::size_t>(st.st_size - off)) <= 0) {
-      say("sendfile " + base(path) + " failed: " + strerrorname_np(errno));
-      close(fd);
-      return false;
-    }
-  }
-  close(fd);
-  return true;
-}
-
 void keep_across_exec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) & ~FD_CLOEXEC); }
 
 int run_spawn(const std::string& how, const std::string& sender, const std::string& fixed,
@@ -99,9 +83,9 @@ int run_spawn(const std::string& how, const std::string& sender, const std::stri
   // The child changed the socket's flag behind this process's back: the
   // same files again, in the same order, must get the same flags.
   Receiver receiver(pair.server(), slurp(fixed) + slurp(other));
-  send_all(pair.client(), fixed);
+  send_file(pair.client(), fixed);
   say("parent " + base(fixed) + " " + flag_of(pair.client()));
-  send_all(pair.client(), other);
+  send_file(pair.client(), other);
   say("parent " + base(other) + " " + flag_of(pair.client()));
   const bool same = receiver.compare();
   say(same ? "bytes ok" : "BYTES DIFFER");
@@ -131,20 +115,20 @@ int run_dup2(const std::string& fixed, const std::string& other) {
   Receiver ra(a.server(), slurp(fixed) + slurp(other));
   Drain db(b.server());
   Receiver rp(plain.server(), slurp(fixed));
-  send_all(a.client(), fixed);
+  send_file(a.client(), fixed);
   say("a " + base(fixed) + " " + flag_of(a.client()));
-  send_all(b.client(), other);
+  send_file(b.client(), other);
   say("b " + base(other) + " " + flag_of(b.client()));
   // b's number now names a's socket, whose flag is on: sending a file the
   // rules keep off must turn it off, whatever was known about b.
   const int b_fd = dup(b.client());
   dup2(a.client(), b_fd);
-  send_all(b_fd, other);
+  send_file(b_fd, other);
   say("a-via-dup2 " + base(other) + " " + flag_of(b_fd));
   // A plain socket over a kTLS number: a plain send, no SOL_TLS call.
   const int p_fd = dup(b.client());
   dup2(plain.client(), p_fd);
-  const bool plain_sent = send_all(p_fd, fixed);
+  const bool plain_sent = send_file(p_fd, fixed);
   say(std::string("plain-via-dup2 ") + (plain_sent ? "sent" : "FAILED"));
   close(b_fd);
   close(p_fd);
@@ -160,10 +144,10 @@ int run_close_range(const std::string& fixed, const std::string& other) {
   const k::LoopbackPair kept;
   if (!make_ktls(kept)) return 1;
   Receiver rk(kept.server(), slurp(fixed) + slurp(other));
-  send_all(kept.client(), fixed);
+  send_file(kept.client(), fixed);
   close_range(static_cast<unsigned>(kept.client()), static_cast<unsigned>(kept.client()),
               CLOSE_RANGE_CLOEXEC);
-  send_all(kept.client(), other);
+  send_file(kept.client(), other);
   say("cloexec " + base(other) + " " + flag_of(kept.client()));
   keep_across_exec(kept.client());
 
@@ -176,7 +160,7 @@ int run_close_range(const std::string& fixed, const std::string& other) {
     if (!make_ktls(*old)) return 1;
     {
       Receiver r(old->server(), slurp(fixed));
-      send_all(old->client(), fixed);
+      send_file(old->client(), fixed);
       say("old " + base(fixed) + " " + flag_of(old->client()));
     }
     number = old->client();
@@ -192,9 +176,9 @@ int run_close_range(const std::string& fixed, const std::string& other) {
   const int reused = got_it ? number : fcntl(fresh.client(), F_DUPFD, number);
   say(std::string("same number ") + (reused == number ? "yes" : "no"));
   Receiver rf(fresh.server(), slurp(fixed) + slurp(other));
-  send_all(reused, fixed);
+  send_file(reused, fixed);
   say("new " + base(fixed) + " " + flag_of(reused));
-  send_all(reused, other);
+  send_file(reused, other);
   say("new " + base(other) + " " + flag_of(reused));
   if (!got_it) close(reused);
   const bool same = rk.compare() && rf.compare();
@@ -245,10 +229,10 @@ int run_race(double seconds, const std::string& fixed) {
   if (!make_ktls(fresh)) return 1;
   Receiver rf(fresh.server(), slurp(fixed));
   dup2(fresh.client(), number);
-  const bool ktls_sent = send_all(number, fixed);
+  const bool ktls_sent = send_file(number, fixed);
   say("after race kTLS " + std::string(ktls_sent ? "sent " : "FAILED ") + flag_of(number));
   dup2(plain.client(), number);
-  const bool plain_sent = send_all(number, fixed);
+  const bool plain_sent = send_file(number, fixed);
   say(std::string("after race plain ") + (plain_sent ? "sent" : "FAILED"));
   close(number);
   shutdown(fresh.client(), SHUT_WR);

@@ -78,29 +78,6 @@ using namespace zctls_ktls_app;
 
 namespace {
 
-bool g_sendfile64 = false;  // nginx calls sendfile64; libssl calls sendfile
-
-bool send_file(int sock, const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct stat st {};
-  fstat(fd, &st);
-  off_t off = 0;
-  bool ok = true;
-  while (off < st.st_size) {
-    const std::size_t rest = static_cast<std::size_t>(st.st_size - off);
-    const ssize_t n =
-        g_sendfile64 ? sendfile64(sock, fd, &off, rest) : sendfile(sock, fd, &off, rest);
-    if (n <= 0) {
-      say("sendfile " + base(path) + " failed: " + strerrorname_np(errno));
-      ok = false;
-      break;
-    }
-  }
-  close(fd);
-  return ok;
-}
-
 // hold > 0: keep the connection open that many seconds after saying
 // "holding" (for zctls status).
 int run_raw(const std::vector<std::string>& files, const std::string& tag = "", double hold = 0) {
