@@ -9,35 +9,38 @@
 namespace zctls::real {
 namespace {
 
-// Resolves `name` once.  `self` is the shim's own hook: resolving to it
-// (possible when the shim is loaded twice or linked oddly) would recurse.
+// Whether `sym` lies in libzctls.so itself: resolving to one of the shim's
+// own hooks (possible when the shim is loaded twice or linked oddly) would
+// recurse.  Asked by address, not by comparing with dlsym(RTLD_DEFAULT):
+// for a call the shim does not wrap (getsockopt) that finds another
+// preloaded library's wrapper, which must be called, not bypassed (the
+// fault-injection table found the shim going around it).
+bool in_this_library(void* sym) noexcept {
+  Dl_info mine{}, theirs{};
+  return dladdr(reinterpret_cast<void*>(&in_this_library), &mine) != 0 &&
+         dladdr(sym, &theirs) != 0 && theirs.dli_fbase == mine.dli_fbase;
+}
+
+// Resolves `name` once.
 template <typename Fn>
-Fn resolve(std::atomic<Fn>& slot, const char* name, void* self) noexcept {
+Fn resolve(std::atomic<Fn>& slot, const char* name) noexcept {
   Fn fn = slot.load(std::memory_order_acquire);
   if (fn != nullptr) return fn;
   void* sym = dlsym(RTLD_NEXT, name);
-  if (sym == nullptr || sym == self) return nullptr;
+  if (sym == nullptr || in_this_library(sym)) return nullptr;
   fn = reinterpret_cast<Fn>(sym);
   slot.store(fn, std::memory_order_release);
   return fn;
 }
 
-void* hook(const char* name) noexcept {
-  // The shim's own definition, as the dynamic linker sees it.
-  return dlsym(RTLD_DEFAULT, name);
-}
-
 }  // namespace
 
-#define ZCTLS_REAL(ret, name, params, args, fallback)                                       \
-  ret name params noexcept {                                                                \
-    using Fn = ret(*) params;                                                               \
-    static std::atomic<Fn> slot{nullptr};                                                   \
-    static std::atomic<void*> self{nullptr};                                                \
-    if (self.load(std::memory_order_relaxed) == nullptr)                                    \
-      self.store(hook(#name), std::memory_order_relaxed);                                   \
-    if (Fn fn = resolve(slot, #name, self.load(std::memory_order_relaxed))) return fn args; \
-    return fallback;                                                                        \
+#define ZCTLS_REAL(ret, name, params, args, fallback) \
+  ret name params noexcept {                          \
+    using Fn = ret(*) params;                         \
+    static std::atomic<Fn> slot{nullptr};             \
+    if (Fn fn = resolve(slot, #name)) return fn args; \
+    return fallback;                                  \
   }
 
 ZCTLS_REAL(ssize_t, sendfile, (int out_fd, int in_fd, off_t* offset, size_t count),
@@ -69,7 +72,7 @@ SslSendfileFn ssl_sendfile() noexcept {
   // would also do, but ask for the version the shim was written against.
   void* sym = dlvsym(RTLD_NEXT, "SSL_sendfile", "OPENSSL_3.0.0");
   if (sym == nullptr) sym = dlsym(RTLD_NEXT, "SSL_sendfile");
-  if (sym != nullptr && sym != dlsym(RTLD_DEFAULT, "SSL_sendfile"))
+  if (sym != nullptr && !in_this_library(sym))
     slot.store(reinterpret_cast<SslSendfileFn>(sym), std::memory_order_release);
   looked.store(true, std::memory_order_release);
   return slot.load(std::memory_order_acquire);
