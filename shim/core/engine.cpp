@@ -232,10 +232,18 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
       fds_.set(out_fd, state);
       unsupported_strikes_.store(0, std::memory_order_relaxed);
     } else {
+      if (!want)
+        log(LogLevel::warn,
+            "fd %d: could not turn zerocopy off (%s): this send of a file the rules send by "
+            "copy goes zerocopy, and is checked like one",
+            out_fd, strerrorname_np(err));
       handle_set_failure(out_fd, err);
     }
   }
-  if (state.flag_on && want) {
+  // The flag, not the wish, says how the kernel sends: a flag that could
+  // not be turned off still sends zerocopy, so the file is watched (and
+  // counted) like any zerocopy send.
+  if (state.flag_on) {
     ticket.guarded = true;
     ticket.out_fd = out_fd;
     ticket.in_fd = in_fd;

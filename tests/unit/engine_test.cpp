@@ -333,6 +333,24 @@ TEST_F(EngineTest, RefusalOnAStaleFdIsNotAnOldKernel) {
   EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
 }
 
+// The fault table (FaultTable.*, shim-flag-off rows) makes the kernel
+// refuse to turn the flag off: that send goes zerocopy whatever the rules
+// say, so it is watched and counted as one, and the next send tries again.
+TEST_F(EngineTest, AFlagThatWillNotTurnOffIsWatchedLikeZerocopy) {
+  app_tls_tx(7);
+  engine_.after_send(engine_.before_send(7, 10, nullptr), 100, nullptr);
+  kernel_.set_error = EINTR;
+  const zctls::SendTicket stuck = engine_.before_send(7, 11, nullptr);  // uploads: copy
+  EXPECT_TRUE(stuck.guarded) << "the kernel sends it zerocopy";
+  // (EINTR is not a refusal: the fd is forgotten and learnt again.)
+  kernel_.set_error = 0;
+  const zctls::SendTicket next = engine_.before_send(7, 11, nullptr);
+  EXPECT_FALSE(next.guarded);
+  EXPECT_FALSE(engine_.fd_state(7).flag_on);
+  ASSERT_EQ(kernel_.sets.size(), 3U);
+  EXPECT_EQ(kernel_.sets[2], std::make_pair(7, false));
+}
+
 TEST_F(EngineTest, NoConfigMeansNeverOn) {
   g_config = nullptr;
   Engine engine(kernel_, load_test_config);
