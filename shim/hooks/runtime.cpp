@@ -316,7 +316,8 @@ const Config* load_config_or_null() {
           kVersion, src.path.c_str());
     } else {
       for (const ConfigError& e : errors)
-        log(LogLevel::error, "%s; zctls passes everything through", e.to_string().c_str());
+        log(LogLevel::error, "zctls %s: %s; zctls passes everything through", kVersion,
+            e.to_string().c_str());
       engine().counters().add(Counter::config_errors);
     }
     return nullptr;
