@@ -196,6 +196,18 @@ TEST(ConfigFile, TheShippedExampleIsValid) {
   EXPECT_FALSE(r.config->decide("/var/www/index.html").zerocopy);
 }
 
+// The Debian package's /etc/zctls.toml: valid, and nothing goes zerocopy
+// until the admin adds rules.
+TEST(Config, PackagedDefaultSendsNothingZerocopy) {
+  if (access(ZCTLS_PACKAGED_CONFIG, F_OK) != 0)
+    GTEST_SKIP() << "no debian/ in this tree (an upstream tarball)";
+  const ConfigResult r = zctls::load_config_file(ZCTLS_PACKAGED_CONFIG);
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_TRUE(r.config->rules.empty());
+  EXPECT_FALSE(r.config->default_zerocopy);
+  EXPECT_FALSE(r.config->decide("/var/www/html/index.html").zerocopy);
+}
+
 TEST(RulesEnv, PrependsAndSetsDefault) {
   ConfigResult r = parse_config("[[rule]]\npath = \"/srv/**\"\nzerocopy = true\n", "f.toml");
   ASSERT_TRUE(r.config);
