@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverlib as sl  # noqa: E402
 
 MiB = 1 << 20
-EXAMPLES = os.path.join(sl.SOURCE_DIR, "examples")
+EXAMPLES = sl.EXAMPLES_DIR
 # Size classes: empty, tiny, around a page, around the 2 MiB chunk, large.
 ASSET_SIZES = [0, 1, 4095, 4096, 4097, 65536, MiB, 2 * MiB - 1, 2 * MiB, 2 * MiB + 1,
                16 * MiB + 3, 100 * MiB]
@@ -121,8 +121,17 @@ class NginxE2E(sl.ServerE2E):
         return env, pre, start
 
     def start(self):
-        self.c.check(not os.path.exists("/etc/zctls.toml"),
-                     "no /etc/zctls.toml: zctls can only learn the config from ZCTLS_CONFIG")
+        if sl.installed_run():
+            # The package's /etc/zctls.toml has no rules: a worker that lost
+            # ZCTLS_CONFIG would read it and send everything by copy.
+            r = subprocess.run([sl.zctls_cli(), "explain", "--config", "/etc/zctls.toml",
+                                os.path.join(self.www, "assets", "size-1.bin")],
+                               stdout=subprocess.PIPE, text=True)
+            self.c.check(r.returncode == 0 and "copy" in r.stdout and "zerocopy" not in r.stdout,
+                         "the packaged /etc/zctls.toml sends nothing zerocopy", r.stdout)
+        else:
+            self.c.check(not os.path.exists("/etc/zctls.toml"),
+                         "no /etc/zctls.toml: zctls can only learn the config from ZCTLS_CONFIG")
         env, pre, start = self.dropin_commands()
         self.c.check(start is not None and start[1] == "run", "the drop-in starts nginx through zctls run")
         for argv in pre:
@@ -362,8 +371,18 @@ class NginxE2E(sl.ServerE2E):
             self.make_files()
             self.write_configs()
             self.start()
-            for step in (self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
-                         self.aio_threads, self.write_in_flight):
+            steps = (self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
+                     self.aio_threads, self.write_in_flight)
+            # ZCTLS_E2E_PHASES=ciphers,ranges: a subset (the package install
+            # test's short run).
+            wanted = os.environ.get("ZCTLS_E2E_PHASES")
+            if wanted:
+                names = wanted.split(",")
+                unknown = set(names) - {s.__name__ for s in steps}
+                if unknown:
+                    raise sl.Failure("ZCTLS_E2E_PHASES: no phase %s" % ", ".join(sorted(unknown)))
+                steps = [s for s in steps if s.__name__ in names]
+            for step in steps:
                 print("-- " + step.__name__, flush=True)
                 step()
         finally:

@@ -34,6 +34,16 @@ def zctls_cli():
     return os.environ.get("ZCTLS_CLI", os.path.join(build_dir(), "cli", "zctls"))
 
 
+# The shipped examples: the source tree's, or an installed package's
+# (/usr/share/doc/zctls/examples, tests/package/install-test).
+EXAMPLES_DIR = os.environ.get("ZCTLS_EXAMPLES_DIR", os.path.join(SOURCE_DIR, "examples"))
+
+
+def installed_run():
+    """Run against an installed package (ZCTLS_CLI=/usr/bin/zctls)."""
+    return os.environ.get("ZCTLS_CLI", "").startswith("/usr/")
+
+
 class Failure(Exception):
     pass
 
@@ -363,7 +373,7 @@ class ServerE2E:
     def write_zctls_config(self):
         """The shipped static-site config, for this tree, counting into
         self.stats."""
-        with open(os.path.join(SOURCE_DIR, "examples", "zctls-static-site.toml")) as f:
+        with open(os.path.join(EXAMPLES_DIR, "zctls-static-site.toml")) as f:
             toml = f.read().replace("/var/www/site", self.www)
         self.config = os.path.join(self.work, "zctls.toml")
         with open(self.config, "w") as f:
