@@ -91,14 +91,18 @@ class ShimE2E : public ::testing::Test {
 
   // Runs the sender under strace, with the shim preloaded when `env` says
   // so (env is a list of VAR=value words for env(1)).
+  // traced = false: no strace (the program's own getsockopt of the flag
+  // is the witness), for tests that run it many times.
   Outcome run(const std::string& env, const std::string& args, bool preload = true,
-              const std::string& program = ZCTLS_SENDER_PATH) {
+              const std::string& program = ZCTLS_SENDER_PATH, bool traced = true) {
     Outcome r;
     const std::string out = dir_ + "/out", err = dir_ + "/err", trace = dir_ + "/strace";
-    const std::string cmd = "strace -f -qq -o " + trace +
-                            " -e trace=setsockopt,getsockopt,write,close env " +
-                            (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") + env + " " +
-                            program + " " + args + " > " + out + " 2> " + err;
+    const std::string tracer =
+        traced ? "strace -f -qq -o " + trace + " -e trace=setsockopt,getsockopt,write,close "
+               : std::string();
+    if (!traced) std::remove(trace.c_str());
+    const std::string cmd = tracer + "env " + (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") +
+                            env + " " + program + " " + args + " > " + out + " 2> " + err;
     const int rc = std::system(cmd.c_str());
     r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
     r.out = slurp(out);

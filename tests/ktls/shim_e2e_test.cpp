@@ -179,3 +179,44 @@ TEST_F(ShimE2E, DebugLogNamesTheRule) {
 }
 
 }  // namespace
+
+namespace zctls_e2e {
+namespace {
+
+// Every file of tests/hostile-configs/ as the shim's config, on real kTLS
+// sockets: a broken one is reported with its position and everything passes
+// through (flag never set, bytes intact); a valid one (its rules name other
+// trees) sends all the same.  What each file must give: the manifest,
+// checked against the loader itself by unit/HostileConfigs.*.
+TEST_F(ShimE2E, HostileConfigsPassEverythingThrough) {
+  const std::string dir = ZCTLS_HOSTILE_CONFIGS_DIR;
+  int files = 0;
+  for (const auto& line : lines_of(slurp(dir + "/expected"))) {
+    if (line.empty() || line[0] == '#') continue;
+    const std::size_t tab = line.find('\t');
+    ASSERT_NE(tab, std::string::npos) << line;
+    const std::string name = line.substr(0, tab), want = line.substr(tab + 1);
+    SCOPED_TRACE(name);
+    ++files;
+    // The sender's own getsockopt after each send is the witness (no
+    // strace: 44 runs).
+    const Outcome r =
+        run("ZCTLS_CONFIG=" + dir + "/" + name, "raw " + static_file() + " " + private_file(), true,
+            ZCTLS_SENDER_PATH, false);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("bytes ok"), std::string::npos) << r.out << r.err;
+    if (want.rfind("ok ", 0) == 0) continue;
+    EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\nbytes ok\n") << r.err;
+    // "L:C message" or "- message": the message, at that position.
+    const std::size_t space = want.find(' ');
+    const std::string where = want.substr(0, space), message = want.substr(space + 1);
+    const std::string located =
+        where == "-" ? message : dir + "/" + name + ":" + where + ": " + message;
+    EXPECT_NE(r.err.find(located), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("zctls passes everything through"), std::string::npos) << r.err;
+  }
+  EXPECT_GE(files, 30);
+}
+
+}  // namespace
+}  // namespace zctls_e2e
