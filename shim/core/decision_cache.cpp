@@ -85,9 +85,10 @@ std::optional<Decision> DecisionCache::find(const FileKey& key,
       if (before == 0 || (before & 1U)) continue;
       // Acquire loads of the fields, not a fence: a field a writer has
       // already changed carries its "odd seq" with it, so the seq read
-      // after them cannot still be `before`.  As cheap as relaxed on x86
-      // and arm64 (ldar), and ThreadSanitizer can check it (it cannot
-      // model fences).
+      // after them cannot still be `before`.  On x86 these are the same
+      // plain loads as relaxed ones; on arm64 six ldar instead of six ldr
+      // and a dmb.  ThreadSanitizer can check this form (it cannot model
+      // fences, and GCC refuses them under -fsanitize=thread).
       const bool same = at(e.ino).load(kAcquire) == key.ino &&
                         at(e.dev).load(kAcquire) == static_cast<std::uint32_t>(key.dev) &&
                         at(e.ctime_ns).load(kAcquire) == ctime &&
