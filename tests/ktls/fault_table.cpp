@@ -77,51 +77,6 @@ class Drain {
   std::thread thread_;
 };
 
-struct Target {
-  const char* call;
-  int level = -1;
-  int optname = -1;
-};
-
-Target target_of(Action a) {
-  switch (a) {
-    case Action::sendfile_offset:
-    case Action::sendfile_position:
-      return {"sendfile"};
-    case Action::sendfile64_offset:
-      return {"sendfile64"};
-    case Action::ssl_sendfile:
-      return {"SSL_sendfile"};
-    case Action::setsockopt_sndbuf:
-      return {"setsockopt", SOL_SOCKET, SO_SNDBUF};
-    case Action::setsockopt_tls_key:
-      return {"setsockopt", SOL_TLS, TLS_TX};
-    case Action::setsockopt_flag:
-    case Action::shim_flag_on:
-    case Action::shim_flag_off:
-      return {"setsockopt", SOL_TLS, TLS_TX_ZEROCOPY_RO};
-    case Action::close_socket:
-      return {"close"};
-    case Action::dup2_over:
-      return {"dup2"};
-    case Action::dup3_over:
-      return {"dup3"};
-    case Action::close_range_socket:
-      return {"close_range"};
-    case Action::shim_tcp_info:
-      return {"getsockopt", IPPROTO_TCP, TCP_INFO};
-    case Action::shim_classify:
-      return {"getsockopt", SOL_TCP, TCP_ULP};
-  }
-  return {"?"};
-}
-
-bool sends_first(Action a) {
-  return a == Action::close_socket || a == Action::dup2_over || a == Action::dup3_over ||
-         a == Action::close_range_socket || a == Action::shim_flag_off ||
-         a == Action::shim_tcp_info;
-}
-
 // sendfile of kSendCount bytes from `from`; "rc=N errno=E off=O".
 std::string send_at(int sock, int file, off_t from) {
   off_t off = from;
@@ -135,7 +90,7 @@ std::string run_row(const Row& row, bool ktls, int static_fd, int private_fd) {
   const k::LoopbackPair pair;
   if (pair.error() != 0) return "no loopback pair: " + errno_name(pair.error());
   int sock = pair.client();
-  if (ktls && row.action == Action::setsockopt_tls_key) {
+  if (ktls && row.what->action == Action::setsockopt_tls_key) {
     k::attach_tls_ulp(sock);  // the key is the faulted step; the peer reads plaintext
   } else if (ktls && !make_ktls(pair)) {
     return "kTLS setup failed";
@@ -144,22 +99,22 @@ std::string run_row(const Row& row, bool ktls, int static_fd, int private_fd) {
 
   int spare = -1;  // a second fd: the plain socket dup2'd over, or the dup
   std::string prep;
-  if (sends_first(row.action)) prep = "prep " + send_at(sock, static_fd, 0) + " ; ";
-  if (row.action == Action::dup2_over || row.action == Action::dup3_over)
+  if (row.what->sends_first) prep = "prep " + send_at(sock, static_fd, 0) + " ; ";
+  if (row.what->action == Action::dup2_over || row.what->action == Action::dup3_over)
     spare = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (row.action == Action::shim_classify) {
+  if (row.what->action == Action::shim_classify) {
     spare = dup(sock);  // dup(2) is not wrapped: the shim never saw this number
     sock = spare;
   }
 
-  const Target t = target_of(row.action);
+  const Target& t = row.what->target;
   g_arm(t.call, t.level, t.optname, row.err, row.short_count);
   long rc = 0;
   off_t off = 4096;
   off64_t off64 = 4096;
   lseek(static_fd, 4096, SEEK_SET);
   errno = kSentinel;
-  switch (row.action) {
+  switch (row.what->action) {
     case Action::sendfile_offset:
       rc = sendfile(sock, static_fd, &off, kSendCount);
       break;
@@ -223,7 +178,7 @@ std::string run_row(const Row& row, bool ktls, int static_fd, int private_fd) {
   // The same socket carries on: the application sends a file the rules
   // send by copy (the static one after its own flag call failed).
   const std::string then =
-      send_at(sock, row.action == Action::setsockopt_flag ? static_fd : private_fd, 0);
+      send_at(sock, row.what->action == Action::setsockopt_flag ? static_fd : private_fd, 0);
   const int flag_then = raw_flag(sock);
 
   shutdown(sock, SHUT_WR);

@@ -5,6 +5,11 @@
 // the expectations written here.
 #pragma once
 
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -34,53 +39,70 @@ enum class Action {
   shim_classify,  // TCP_ULP: what is this socket (one it never saw)
 };
 
+// The call a row's fault is armed on (libzctls_test_faults.so): the
+// function and, for setsockopt/getsockopt, the level and option (-1: any).
+struct Target {
+  const char* call;
+  int level = -1;
+  int optname = -1;
+};
+
+// Everything the table knows about an action, in one place.
+struct ActionInfo {
+  Action action;
+  const char* name;    // the rows' name prefix
+  Target target;       // where the fault is armed
+  bool sends_first;    // a zerocopy send on the socket before the faulted step
+  bool shim_internal;  // the faulted call is one the shim makes, not the application
+};
+
+inline const std::vector<ActionInfo>& actions() {
+  static const std::vector<ActionInfo> all = {
+      {Action::sendfile_offset, "sendfile", {"sendfile"}, false, false},
+      {Action::sendfile_position, "sendfile-pos", {"sendfile"}, false, false},
+      {Action::sendfile64_offset, "sendfile64", {"sendfile64"}, false, false},
+      {Action::ssl_sendfile, "SSL_sendfile", {"SSL_sendfile"}, false, false},
+      {Action::setsockopt_sndbuf,
+       "setsockopt-sndbuf",
+       {"setsockopt", SOL_SOCKET, SO_SNDBUF},
+       false,
+       false},
+      {Action::setsockopt_tls_key,
+       "setsockopt-tls-key",
+       {"setsockopt", SOL_TLS, TLS_TX},
+       false,
+       false},
+      {Action::setsockopt_flag,
+       "setsockopt-flag",
+       {"setsockopt", SOL_TLS, TLS_TX_ZEROCOPY_RO},
+       false,
+       false},
+      {Action::close_socket, "close", {"close"}, true, false},
+      {Action::dup2_over, "dup2", {"dup2"}, true, false},
+      {Action::dup3_over, "dup3", {"dup3"}, true, false},
+      {Action::close_range_socket, "close_range", {"close_range"}, true, false},
+      {Action::shim_flag_on,
+       "shim-flag-on",
+       {"setsockopt", SOL_TLS, TLS_TX_ZEROCOPY_RO},
+       false,
+       true},
+      {Action::shim_flag_off,
+       "shim-flag-off",
+       {"setsockopt", SOL_TLS, TLS_TX_ZEROCOPY_RO},
+       true,
+       true},
+      {Action::shim_tcp_info, "shim-tcp-info", {"getsockopt", IPPROTO_TCP, TCP_INFO}, true, true},
+      {Action::shim_classify, "shim-classify", {"getsockopt", SOL_TCP, TCP_ULP}, false, true},
+  };
+  return all;
+}
+
 struct Row {
   std::string name;
-  Action action;
+  const ActionInfo* what;
   int err = 0;           // the injected errno, or 0 for a short count
   long short_count = 0;  // bytes the real sendfile is allowed to move
 };
-
-inline bool is_shim_internal(Action a) {
-  return a == Action::shim_flag_on || a == Action::shim_flag_off || a == Action::shim_tcp_info ||
-         a == Action::shim_classify;
-}
-
-inline const char* action_name(Action a) {
-  switch (a) {
-    case Action::sendfile_offset:
-      return "sendfile";
-    case Action::sendfile_position:
-      return "sendfile-pos";
-    case Action::sendfile64_offset:
-      return "sendfile64";
-    case Action::ssl_sendfile:
-      return "SSL_sendfile";
-    case Action::setsockopt_sndbuf:
-      return "setsockopt-sndbuf";
-    case Action::setsockopt_tls_key:
-      return "setsockopt-tls-key";
-    case Action::setsockopt_flag:
-      return "setsockopt-flag";
-    case Action::close_socket:
-      return "close";
-    case Action::dup2_over:
-      return "dup2";
-    case Action::dup3_over:
-      return "dup3";
-    case Action::close_range_socket:
-      return "close_range";
-    case Action::shim_flag_on:
-      return "shim-flag-on";
-    case Action::shim_flag_off:
-      return "shim-flag-off";
-    case Action::shim_tcp_info:
-      return "shim-tcp-info";
-    case Action::shim_classify:
-      return "shim-classify";
-  }
-  return "?";
-}
 
 inline const std::vector<int>& plausible_errnos() {
   static const std::vector<int> errs = {EINTR, EAGAIN,   EBADF,  EINVAL, ENOPROTOOPT,
@@ -94,22 +116,16 @@ inline const std::vector<int>& plausible_errnos() {
 inline constexpr long kSendCount = 20000;
 
 inline std::vector<Row> rows() {
-  const Action all[] = {
-      Action::sendfile_offset, Action::sendfile_position,  Action::sendfile64_offset,
-      Action::ssl_sendfile,    Action::setsockopt_sndbuf,  Action::setsockopt_tls_key,
-      Action::setsockopt_flag, Action::close_socket,       Action::dup2_over,
-      Action::dup3_over,       Action::close_range_socket, Action::shim_flag_on,
-      Action::shim_flag_off,   Action::shim_tcp_info,      Action::shim_classify,
-  };
   std::vector<Row> out;
-  for (const Action a : all)
+  for (const ActionInfo& a : actions())
     for (const int e : plausible_errnos())
-      out.push_back({std::string(action_name(a)) + "/" + strerrorname_np(e), a, e, 0});
-  const Action sends[] = {Action::sendfile_offset, Action::sendfile_position,
-                          Action::sendfile64_offset};
-  for (const Action a : sends)
+      out.push_back({std::string(a.name) + "/" + strerrorname_np(e), &a, e, 0});
+  for (const ActionInfo& a : actions()) {
+    if (a.target.call != std::string("sendfile") && a.target.call != std::string("sendfile64"))
+      continue;
     for (const long n : {0L, 1L, 4095L, 16385L, kSendCount - 1})
-      out.push_back({std::string(action_name(a)) + "/short-" + std::to_string(n), a, 0, n});
+      out.push_back({std::string(a.name) + "/short-" + std::to_string(n), &a, 0, n});
+  }
   return out;
 }
 

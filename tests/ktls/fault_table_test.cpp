@@ -66,14 +66,14 @@ class FaultTable : public ShimE2E {
   // the shim makes only with the shim, and only on kTLS, except the
   // classification, which the shim does for every socket it meets.
   static int expected_fired(const Row& row, bool ktls, bool shim) {
-    if (!zctls_fault_table::is_shim_internal(row.action)) return 1;
+    if (!row.what->shim_internal) return 1;
     if (!shim) return 0;
-    return ktls || row.action == Action::shim_classify ? 1 : 0;
+    return ktls || row.what->action == Action::shim_classify ? 1 : 0;
   }
 
   // The flag right after the faulted step, with the shim, on kTLS.
   static int expected_flag(const Row& row) {
-    switch (row.action) {
+    switch (row.what->action) {
       case Action::sendfile_offset:
       case Action::sendfile_position:
       case Action::sendfile64_offset:
@@ -114,7 +114,7 @@ class FaultTable : public ShimE2E {
       static const std::regex call_re(R"(call rc=(-?\d+) errno=(\S+) )");
       ASSERT_TRUE(std::regex_search(b.app, call, call_re)) << b.app;
       const std::string rc = call[1], err = call[2];
-      if (zctls_fault_table::is_shim_internal(row.action)) {
+      if (row.what->shim_internal) {
         // The shim's own failure is not the application's: the send moved
         // everything it asked for, and errno was left alone.
         EXPECT_EQ(rc, std::to_string(zctls_fault_table::kSendCount));
@@ -135,8 +135,8 @@ class FaultTable : public ShimE2E {
       // After the fault the shim is back in charge: the follow-up send of a
       // copy-rule file has the flag off; after the application's own flag
       // call failed, the shim still manages the socket (static file: on).
-      EXPECT_EQ(b.flag_then, row.action == Action::setsockopt_flag ? 1 : 0) << b.app;
-      if (row.action == Action::shim_flag_off) ++stuck_rows;
+      EXPECT_EQ(b.flag_then, row.what->action == Action::setsockopt_flag ? 1 : 0) << b.app;
+      if (row.what->action == Action::shim_flag_off) ++stuck_rows;
     }
     if (ktls) {
       // Each send that went zerocopy against the rules was reported.
