@@ -47,36 +47,6 @@ constexpr int kSentinel = EDOM;
 
 std::string errno_name(int e) { return e == 0 ? "0" : strerrorname_np(e); }
 
-// Reads everything the peer receives until EOF or an error.
-class Drain {
- public:
-  explicit Drain(int fd)
-      : thread_([this, fd] {
-          std::vector<char> buf(1 << 16);
-          for (;;) {
-            const ssize_t n = recv(fd, buf.data(), buf.size(), 0);
-            if (n > 0) {
-              total_ += static_cast<std::size_t>(n);
-              continue;
-            }
-            end_ = n == 0 ? "EOF" : errno_name(errno);
-            break;
-          }
-        }) {
-    timeval tv{30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  std::string finish() {
-    thread_.join();
-    return "recv=" + std::to_string(total_) + " rx=" + end_;
-  }
-
- private:
-  std::size_t total_ = 0;
-  std::string end_ = "?";
-  std::thread thread_;
-};
-
 // sendfile of kSendCount bytes from `from`; "rc=N errno=E off=O".
 std::string send_at(int sock, int file, off_t from) {
   off_t off = from;

@@ -111,6 +111,38 @@ class Receiver {
   std::thread thread_;
 };
 
+// Reads and discards everything fd receives until EOF or an error, on a
+// thread, for a peer whose bytes no test compares; finish() waits for that
+// and says how much arrived and how it ended.
+class Drain {
+ public:
+  explicit Drain(int fd) {
+    timeval tv{30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this, fd] {
+      std::vector<char> buf(1 << 16);
+      ssize_t n = 0;
+      while ((n = recv(fd, buf.data(), buf.size(), 0)) > 0) total_ += static_cast<std::size_t>(n);
+      end_ = n == 0 ? "EOF" : strerrorname_np(errno);
+    });
+  }
+  ~Drain() {
+    if (thread_.joinable()) thread_.join();
+  }
+  Drain(const Drain&) = delete;
+  Drain& operator=(const Drain&) = delete;
+
+  std::string finish() {
+    if (thread_.joinable()) thread_.join();
+    return "recv=" + std::to_string(total_) + " rx=" + end_;
+  }
+
+ private:
+  std::size_t total_ = 0;
+  std::string end_ = "?";
+  std::thread thread_;
+};
+
 // A loopback pair with TLS_TX on the client and TLS_RX on the server, set
 // up with the application's own setsockopt calls (which the shim sees).
 inline bool make_ktls(const k::LoopbackPair& pair) {

@@ -92,23 +92,6 @@ int run_spawn(const std::string& how, const std::string& sender, const std::stri
   return same && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
-// Reads and discards until EOF: for sockets whose bytes are not checked.
-class Drain {
- public:
-  explicit Drain(int fd)
-      : thread_([fd] {
-          char buf[65536];
-          while (recv(fd, buf, sizeof buf, 0) > 0) {
-          }
-        }) {}
-  ~Drain() { thread_.join(); }
-  Drain(const Drain&) = delete;
-  Drain& operator=(const Drain&) = delete;
-
- private:
-  std::thread thread_;
-};
-
 int run_dup2(const std::string& fixed, const std::string& other) {
   const k::LoopbackPair a, b, plain;
   if (!make_ktls(a) || !make_ktls(b) || plain.error() != 0) return 1;
