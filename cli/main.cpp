@@ -42,8 +42,9 @@ void usage(std::FILE* to) {
       "  status [--config F] [--dir D] [--json]\n"
       "               every kTLS socket on the host (sock_diag) and the processes\n"
       "               running zctls\n"
-      "  stats [--config F] [--dir D] [--json | --prometheus] [--prune]\n"
-      "               counters of the processes using zctls, alive and exited\n"
+      "  stats [--config F] [--dir D] [--json | --prometheus | --textfile T] [--prune]\n"
+      "               counters of the processes using zctls, alive and exited;\n"
+      "               --textfile writes T/zctls.prom for node_exporter (atomic rename)\n"
       "  --version    print the version\n"
       "  --help       this text\n",
       to);
@@ -183,7 +184,7 @@ std::string stats_dir(const std::string& dir, std::string config_path) {
 }
 
 int stats_command(int argc, char** argv) {
-  std::string dir, config_path;
+  std::string dir, config_path, textfile_dir;
   bool json = false, prometheus = false, prune = false;
   for (int i = 2; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -195,11 +196,15 @@ int stats_command(int argc, char** argv) {
       prune = true;
     } else if ((a == "--dir" || a == "--config") && i + 1 < argc) {
       (a == "--dir" ? dir : config_path) = argv[++i];
+    } else if (a == "--textfile" && i + 1 < argc) {
+      textfile_dir = argv[++i];
+      if (textfile_dir.empty()) return bad_usage("stats: --textfile needs a directory");
     } else {
       return bad_usage("stats: unexpected '" + std::string(a) + "'");
     }
   }
-  if (json && prometheus) return bad_usage("stats: --json or --prometheus, not both");
+  if (int(json) + int(prometheus) + int(!textfile_dir.empty()) > 1)
+    return bad_usage("stats: one of --json, --prometheus and --textfile");
   dir = stats_dir(dir, config_path);
   if (prune) {
     std::string error;
@@ -212,6 +217,17 @@ int stats_command(int argc, char** argv) {
                  folded == 1 ? "" : "es");
   }
   const auto all = zctls::read_stats_dir(dir);
+  if (!textfile_dir.empty()) {
+    // The shim refreshes the textfile only from its send path; run from a
+    // timer, this keeps it current while the servers are idle.
+    const int err = zctls::write_textfile(textfile_dir, zctls::prometheus_text(all));
+    if (err != 0) {
+      std::fprintf(stderr, "zctls: stats --textfile: cannot write %s/zctls.prom: %s\n",
+                   textfile_dir.c_str(), std::strerror(err));
+      return 1;
+    }
+    return 0;
+  }
   const std::string out = json         ? zctls::stats_json(all)
                           : prometheus ? zctls::prometheus_text(all)
                                        : zctls::stats_table(all);
@@ -226,6 +242,7 @@ int probe_command(int argc, char** argv) {
   host.caps = zctls::kernel::probe_ktls();
   host.nics = zctls::kernel::tls_offload_nics();
   host.openssl = zctls::cli::openssl_info();
+  if (host.caps.ktls_usable()) host.openssl.handshakes = zctls::cli::openssl_ktls_handshakes();
   const std::string out =
       json ? zctls::cli::format_probe_json(host) : zctls::cli::format_probe(host);
   std::fputs(out.c_str(), stdout);

@@ -52,6 +52,16 @@ std::string cipher_line(const kernel::KtlsCapabilities& caps, kernel::TlsVersion
   return std::string(kernel::to_string(version)) + ": " + line;
 }
 
+// "TLSv1.3 TLS_AES_256_GCM_SHA384: kTLS TX on" -- what nginx would get with
+// `ssl_conf_command Options KTLS` for a client that negotiates the same.
+std::string handshake_line(const OpenSslHandshake& h) {
+  if (h.cipher.empty()) return h.protocol + ": no handshake (" + h.error + ")";
+  const std::string head = h.protocol + " " + h.cipher + ": ";
+  if (h.ktls_tx && h.data_ok) return head + "kTLS TX on";
+  if (h.ktls_tx) return head + "kTLS TX on, but " + h.error;
+  return head + "user space (" + h.error + ")";
+}
+
 }  // namespace
 
 ProbeVerdict verdict(const kernel::KtlsCapabilities& caps) noexcept {
@@ -100,6 +110,12 @@ std::string format_probe(const HostReport& host) {
                    : nics);
   row(out, "OpenSSL",
       host.openssl.version + (host.openssl.ktls ? ", built with kTLS" : ", built without kTLS"));
+  if (host.openssl.handshakes.empty()) {
+    row(out, "OpenSSL kTLS", "not tried: the kernel has no kTLS to offer");
+  }
+  for (std::size_t i = 0; i < host.openssl.handshakes.size(); ++i) {
+    row(out, i == 0 ? "OpenSSL kTLS" : "", handshake_line(host.openssl.handshakes[i]));
+  }
   if (caps.socket_error != 0) {
     row(out, "loopback TCP", "cannot connect: " + errno_text(caps.socket_error));
     return out;
@@ -189,7 +205,16 @@ std::string format_probe_json(const HostReport& host) {
            ", \"error\": " + errno_json(n.error) + "}";
   }
   out += "], \"openssl\": {\"version\": " + json_quote(host.openssl.version) +
-         ", \"ktls\": " + (host.openssl.ktls ? "true" : "false") + "}";
+         ", \"ktls\": " + (host.openssl.ktls ? "true" : "false") + ", \"handshakes\": [";
+  for (std::size_t i = 0; i < host.openssl.handshakes.size(); ++i) {
+    const OpenSslHandshake& h = host.openssl.handshakes[i];
+    out += std::string(i > 0 ? ", " : "") + "{\"protocol\": " + json_quote(h.protocol) +
+           ", \"cipher\": " + (h.cipher.empty() ? "null" : json_quote(h.cipher)) +
+           ", \"ktls_tx\": " + (h.ktls_tx ? "true" : "false") +
+           ", \"data_ok\": " + (h.data_ok ? "true" : "false") +
+           ", \"error\": " + (h.error.empty() ? "null" : json_quote(h.error)) + "}";
+  }
+  out += "]}";
   return out + "}\n";
 }
 

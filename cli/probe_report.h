@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "openssl_ktls.h"
 #include "zctls/ktls_probe.h"
 #include "zctls/nic_offload.h"
 
@@ -20,6 +21,9 @@ enum ProbeVerdict : int {
 struct OpenSslInfo {
   std::string version;  // OpenSSL_version(OPENSSL_VERSION) of the libcrypto in use
   bool ktls = false;    // built with kTLS support (OPENSSL_NO_KTLS undefined)
+  // Loopback handshakes (openssl_ktls.h); empty when not tried because the
+  // kernel has no kTLS to offer.
+  std::vector<OpenSslHandshake> handshakes;
 };
 OpenSslInfo openssl_info();
 

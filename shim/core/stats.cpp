@@ -246,7 +246,16 @@ int write_textfile(const std::string& dir, const std::string& text) noexcept {
     const std::string tmp = dir + "/.zctls.prom." + std::to_string(getpid()) + ".tmp";
     const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) return errno;
-    const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = write(fd, text.data() + done, text.size() - done);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+      } else if (n == 0 || errno != EINTR) {
+        break;
+      }
+    }
+    const bool ok = done == text.size();
     const int err = ok ? 0 : errno;
     close(fd);
     if (!ok || rename(tmp.c_str(), (dir + "/zctls.prom").c_str()) != 0) {

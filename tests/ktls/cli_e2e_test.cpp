@@ -106,6 +106,18 @@ TEST_F(CliE2E, StatsCountWhatTheRunDid) {
   // the shim makes as the process exits.
   const std::string textfile = parsed(dir_ + "/zctls.prom");
   EXPECT_NE(textfile.find("zctls_sends_total{} 3\n"), std::string::npos) << textfile;
+  // `stats --textfile`, for a timer: the same totals, parsed from the file.
+  ASSERT_EQ(mkdir((dir_ + "/node-exporter").c_str(), 0755), 0);
+  ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ + " --textfile " + dir_ + "/node-exporter", &out),
+            0)
+      << err();
+  EXPECT_EQ(out, "");
+  const std::string timer_textfile = parsed(dir_ + "/node-exporter/zctls.prom");
+  for (const char* expected : {"zctls_sends_total{} 3\n", "zctls_zerocopy_sends_total{} 2\n",
+                               "zctls_processes{state=\"exited\"} 1\n"})
+    EXPECT_NE(timer_textfile.find(expected), std::string::npos) << expected << timer_textfile;
+  EXPECT_EQ(sh(zctls() + " stats --dir " + stats_ + " --textfile " + dir_ + "/missing"), 1);
+  EXPECT_NE(err().find("cannot write " + dir_ + "/missing/zctls.prom"), std::string::npos) << err();
   // Exited processes stay in the totals after --prune folds them.
   ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ + " --prune --prometheus", &out), 0);
   EXPECT_NE(out.find("zctls_zerocopy_sends_total 2\n"), std::string::npos) << out;

@@ -3,8 +3,13 @@
 #include "probe_report.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cerrno>
+
+#include "zctls/loopback.h"
 
 namespace k = zctls::kernel;
 using zctls::cli::verdict;
@@ -14,7 +19,7 @@ namespace {
 std::string format_probe(const k::KtlsCapabilities& caps) {
   zctls::cli::HostReport host;
   host.caps = caps;
-  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true};
+  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true, {}};
   return zctls::cli::format_probe(host);
 }
 
@@ -103,7 +108,7 @@ TEST(ProbeReport, OffloadNicsAndOpenSsl) {
   zctls::cli::HostReport host;
   host.caps = kernel_6_1();
   host.nics = {{"eth0", true, true, 0}, {"lo", false, false, 0}, {"eth1", true, false, 0}};
-  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true};
+  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true, {}};
   const std::string out = zctls::cli::format_probe(host);
   EXPECT_NE(out.find("TLS offload NICs eth0 (on), eth1 (off)\n"), std::string::npos) << out;
   EXPECT_NE(out.find("OpenSSL         OpenSSL 3.0.17 1 Jul 2025, built with kTLS"),
@@ -117,7 +122,7 @@ TEST(ProbeReport, Json) {
   zctls::cli::HostReport host;
   host.caps = kernel_6_1();
   host.nics = {{"lo", false, false, 0}, {"eth9", false, false, EOPNOTSUPP}};
-  host.openssl = {"OpenSSL \"3\"", false};
+  host.openssl = {"OpenSSL \"3\"", false, {}};
   const std::string json = zctls::cli::format_probe_json(host);
   EXPECT_EQ(json.rfind("{\"verdict\": \"zerocopy_usable\", \"kernel\": \"6.1.0-56-amd64\"", 0), 0U)
       << json;
@@ -128,7 +133,60 @@ TEST(ProbeReport, Json) {
                       "\"error\": \"EOPNOTSUPP\"}"),
             std::string::npos)
       << json;
-  EXPECT_NE(json.find("\"openssl\": {\"version\": \"OpenSSL \\\"3\\\"\", \"ktls\": false}"),
+  EXPECT_NE(json.find("\"openssl\": {\"version\": \"OpenSSL \\\"3\\\"\", \"ktls\": false, "
+                      "\"handshakes\": []}"),
             std::string::npos)
       << json;
+}
+
+// The loopback handshakes' rows: on, kept in user space, and failed; and
+// the row that says why none ran.
+TEST(ProbeReport, OpenSslHandshakes) {
+  zctls::cli::HostReport host;
+  host.caps = kernel_6_1();
+  host.openssl = {"OpenSSL 3.0.17 1 Jul 2025", true, {}};
+  EXPECT_NE(zctls::cli::format_probe(host).find(
+                "  OpenSSL kTLS    not tried: the kernel has no kTLS to offer\n"),
+            std::string::npos);
+  host.openssl.handshakes = {{"TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", true, true, ""},
+                             {"TLSv1.3", "TLS_AES_128_CCM_SHA256", false, true,
+                              "libssl did not enable kTLS for this cipher"},
+                             {"TLSv1.3", "", false, false, "server handshake failed"}};
+  const std::string out = zctls::cli::format_probe(host);
+  EXPECT_NE(out.find("  OpenSSL kTLS    TLSv1.2 ECDHE-ECDSA-AES256-GCM-SHA384: kTLS TX on\n"
+                     "                  TLSv1.3 TLS_AES_128_CCM_SHA256: user space (libssl did "
+                     "not enable kTLS for this cipher)\n"
+                     "                  TLSv1.3: no handshake (server handshake failed)\n"),
+            std::string::npos)
+      << out;
+  const std::string json = zctls::cli::format_probe_json(host);
+  EXPECT_NE(json.find("\"handshakes\": [{\"protocol\": \"TLSv1.2\", \"cipher\": "
+                      "\"ECDHE-ECDSA-AES256-GCM-SHA384\", \"ktls_tx\": true, \"data_ok\": true, "
+                      "\"error\": null}, "),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("{\"protocol\": \"TLSv1.3\", \"cipher\": null, \"ktls_tx\": false, "
+                      "\"data_ok\": false, \"error\": \"server handshake failed\"}]}"),
+            std::string::npos)
+      << json;
+}
+
+// The real handshakes with this host's libssl: both protocol versions
+// complete and carry a record intact, and libssl turns kTLS TX on exactly
+// when the kernel lets a socket take the tls ULP (asked here directly).
+TEST(OpenSslKtls, HandshakesCompleteAndKtlsFollowsTheKernel) {
+  const k::LoopbackPair pair;
+  ASSERT_EQ(pair.error(), 0);
+  const bool kernel_has_tls =
+      setsockopt(pair.client(), IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0;
+  const auto handshakes = zctls::cli::openssl_ktls_handshakes();
+  ASSERT_EQ(handshakes.size(), 2U);
+  EXPECT_EQ(handshakes[0].protocol, "TLSv1.2");
+  EXPECT_EQ(handshakes[1].protocol, "TLSv1.3");
+  for (const auto& h : handshakes) {
+    EXPECT_FALSE(h.cipher.empty()) << h.protocol << ": " << h.error;
+    EXPECT_TRUE(h.data_ok) << h.protocol << ": " << h.error;
+    EXPECT_EQ(h.ktls_tx, kernel_has_tls) << h.protocol << " " << h.cipher << ": " << h.error;
+    EXPECT_EQ(h.error.empty(), kernel_has_tls) << h.error;
+  }
 }
