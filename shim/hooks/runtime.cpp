@@ -36,6 +36,49 @@ namespace {
 
 constexpr const char* kDefaultConfigPath = "/etc/zctls.toml";
 
+// libunwind is opened on the first backtrace (an integrity event at debug
+// level), not linked: linking would map it and liblzma into every process
+// the library is preloaded into, for a feature most never use.  The symbol
+// names are libunwind.h's macros spelled out (_ULx86_64_step, ...).
+#define ZCTLS_SYMBOL_NAME(macro) ZCTLS_STRINGIFY(macro)
+#define ZCTLS_STRINGIFY(name) #name
+struct Unwinder {
+  int (*getcontext)(unw_context_t*);
+  int (*init_local)(unw_cursor_t*, unw_context_t*);
+  int (*step)(unw_cursor_t*);
+  int (*get_reg)(unw_cursor_t*, unw_regnum_t, unw_word_t*);
+  int (*get_proc_name)(unw_cursor_t*, char*, std::size_t, unw_word_t*);
+};
+const char* g_unwinder_error = "";  // why unwinder() is null; set once, inside it
+
+template <typename Fn>
+bool bind_symbol(void* lib, const char* name, Fn*& fn) noexcept {
+  fn = reinterpret_cast<Fn*>(dlsym(lib, name));
+  return fn != nullptr;
+}
+
+const Unwinder* unwinder() noexcept {
+  // A function-local static: one thread loads, concurrent callers wait.
+  static const Unwinder* const loaded = []() noexcept -> const Unwinder* {
+    static Unwinder u;
+    void* lib = dlopen(ZCTLS_LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      g_unwinder_error = "cannot load " ZCTLS_LIBUNWIND_SONAME;
+      return nullptr;
+    }
+    if (!bind_symbol(lib, ZCTLS_SYMBOL_NAME(unw_tdep_getcontext), u.getcontext) ||
+        !bind_symbol(lib, ZCTLS_SYMBOL_NAME(unw_init_local), u.init_local) ||
+        !bind_symbol(lib, ZCTLS_SYMBOL_NAME(unw_step), u.step) ||
+        !bind_symbol(lib, ZCTLS_SYMBOL_NAME(unw_get_reg), u.get_reg) ||
+        !bind_symbol(lib, ZCTLS_SYMBOL_NAME(unw_get_proc_name), u.get_proc_name)) {
+      g_unwinder_error = ZCTLS_LIBUNWIND_SONAME " lacks a libunwind function";
+      return nullptr;
+    }
+    return &u;
+  }();
+  return loaded;
+}
+
 // ZCTLS_* variables, read once when the library is loaded: nginx clears
 // the environment of its workers, which inherit this copy across fork.
 struct Environment {
@@ -152,13 +195,18 @@ class LibcKernel final : public KernelPort {
     unw_cursor_t cursor;
     std::size_t used = 0;
     buf[0] = '\0';
-    if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return;
-    for (int frame = 0; frame < 40 && unw_step(&cursor) > 0 && used + 8 < size; ++frame) {
+    const Unwinder* unw = unwinder();
+    if (unw == nullptr) {
+      std::snprintf(buf, size, "(no backtrace: %s)", g_unwinder_error);
+      return;
+    }
+    if (unw->getcontext(&context) != 0 || unw->init_local(&cursor, &context) != 0) return;
+    for (int frame = 0; frame < 40 && unw->step(&cursor) > 0 && used + 8 < size; ++frame) {
       char name[160];
       unw_word_t offset = 0;
       unw_word_t ip = 0;
-      unw_get_reg(&cursor, UNW_REG_IP, &ip);
-      const bool named = unw_get_proc_name(&cursor, name, sizeof name, &offset) == 0;
+      unw->get_reg(&cursor, UNW_REG_IP, &ip);
+      const bool named = unw->get_proc_name(&cursor, name, sizeof name, &offset) == 0;
       if (named && std::strncmp(name, "_ZN5zctls", 9) == 0) continue;  // the shim itself
       if (!named || offset > 0x1000) {
         Dl_info info{};
