@@ -152,18 +152,31 @@ TEST_F(CliE2E, StatusShowsEveryKtlsSocketAndItsFlag) {
 
 TEST_F(CliE2E, ReloadWhileSendingSwitchesCleanlyAndLosesNothing) {
   std::string out;
-  // 8 s of back-to-back sends; 1 s after the first, a broken config (kept
-  // out), 1.5 s later the rule turns zerocopy off.
-  ASSERT_EQ(
-      sh(zctls() + " run --config " + config() + " -- " ZCTLS_SENDER_PATH " repeat 8 " +
-             static_file() + " > " + dir_ + "/repeat.out & pid=$!; " +
-             "for i in $(seq 300); do grep -q first " + dir_ +
-             "/repeat.out && break; sleep 0.1; done; sleep 1; printf 'default = 7\\n' > " +
-             config() + "; sleep 1.5; " + "printf '[[rule]]\\npath = \"" + dir_ +
-             "/static/**\"\\nzerocopy = false\\n[integrity]\\nsettle = 0\\n[stats]\\ndir = \"" +
-             stats_ + "\"\\n' > " + config() + "; wait $pid; cat " + dir_ + "/repeat.out",
-         &out),
-      0)
+  // Back-to-back sends on one connection while the config changes twice:
+  // first to a broken file (kept out), then to a rule that turns zerocopy
+  // off.  Each step waits for the shim's own counters to show the previous
+  // one took (for 120 s at most), so the order holds however slow the
+  // guest is; the sender stops when told (at most after 300 s).
+  const std::string stop = dir_ + "/stop";
+  const std::string wait_for = "wait_for() { end=$(($(date +%s) + 120)); "
+                               "while [ $(date +%s) -lt $end ]; do " + zctls() +
+                               " stats --dir " + stats_ +
+                               " --json | /usr/bin/python3 -c 'import json,sys; "
+                               "sys.exit(json.load(sys.stdin)[\"totals\"][sys.argv[1]] < 1)' "
+                               "$1 && return 0; sleep 0.1; done; echo \"no $1\" >&2; return 1; }; ";
+  ASSERT_EQ(sh(wait_for + zctls() + " run --config " + config() + " -- " ZCTLS_SENDER_PATH
+                   " repeat 300 " + static_file() + " " + stop + " > " + dir_ +
+                   "/repeat.out & pid=$!; " + "for i in $(seq 1200); do grep -q first " + dir_ +
+                   "/repeat.out && break; sleep 0.1; done; printf 'default = 7\\n' > " +
+                   config() + "; wait_for config_errors && " +
+                   "printf '[[rule]]\\npath = \"" + dir_ +
+                   "/static/**\"\\nzerocopy = false\\n[integrity]\\nsettle = 0\\n[stats]"
+                   "\\ndir = \"" + stats_ + "\"\\n' > " + config() +
+                   " && wait_for config_reloads && sleep 1; waited=$?; touch " + stop +
+                   "; wait $pid; rc=$?; cat " + dir_ + "/repeat.out; [ $waited = 0 ] && exit $rc; "
+                   "exit 99",
+               &out),
+            0)
       << out << err();
   // Every send went one way or the other, switching once: 1...10...0.
   const std::string flags =

@@ -30,9 +30,11 @@
 //   errors FILE           failing sendfiles: prints return values and errno
 //   hold SEC FILE...      like raw, then keeps the connection open SEC
 //                         seconds after printing "holding" (for zctls status)
-//   repeat SEC FILE       one connection, FILE sent again and again for SEC
-//                         seconds; prints "first send done", then at the
-//                         end "flags=" and each send's flag
+//   repeat SEC FILE [STOP]
+//                         one connection, FILE sent again and again for SEC
+//                         seconds, or until the file STOP exists (SEC then
+//                         only bounds it); prints "first send done", then
+//                         at the end "flags=" and each send's flag
 //   offsets FILE AT...    one connection, 50000 bytes of FILE sent from each
 //                         AT: "N" passes offset N, "@N" seeks to N and
 //                         passes a null offset; prints "AT flag=N"
@@ -129,7 +131,7 @@ int run_offsets(const std::string& path, const std::vector<std::string>& starts)
   return ok && same ? 0 : 1;
 }
 
-int run_repeat(double seconds, const std::string& path) {
+int run_repeat(double seconds, const std::string& path, const std::string& stop_file) {
   const k::LoopbackPair pair;
   if (!make_ktls(pair)) return 1;
   const std::string bytes = slurp(path);
@@ -151,7 +153,8 @@ int run_repeat(double seconds, const std::string& path) {
     }
   });
   bool ok = true;
-  while (ok && std::chrono::steady_clock::now() < end) {
+  const auto stopped = [&] { return !stop_file.empty() && access(stop_file.c_str(), F_OK) == 0; };
+  while (ok && std::chrono::steady_clock::now() < end && !stopped()) {
     ok = send_file(pair.client(), path);
     total += bytes.size();
     flags.push_back(raw_flag(pair.client()));
@@ -691,7 +694,8 @@ int main(int argc, char** argv) {
   if (mode == "reuse") return run_reuse(files[0]);
   if (mode == "appflag") return run_appflag(files);
   if (mode == "errors") return run_errors(files[0]);
-  if (mode == "repeat" && files.size() == 2) return run_repeat(std::stod(files[0]), files[1]);
+  if (mode == "repeat" && (files.size() == 2 || files.size() == 3))
+    return run_repeat(std::stod(files[0]), files[1], files.size() == 3 ? files[2] : "");
   if (mode == "hold" && files.size() >= 2) {
     const double seconds = std::stod(files[0]);
     files.erase(files.begin());
