@@ -1,6 +1,8 @@
 // The zctls command against real kTLS sockets and the real shim: run,
 // check, explain, status, stats (table, JSON, Prometheus parsed by the
 // reference parser), the node_exporter textfile, and config hot reload.
+#include <utility>
+
 #include "e2e_support.h"
 
 namespace {
@@ -106,11 +108,23 @@ TEST_F(CliE2E, StatsCountWhatTheRunDid) {
   // the shim makes as the process exits.
   const std::string textfile = parsed(dir_ + "/zctls.prom");
   EXPECT_NE(textfile.find("zctls_sends_total{} 3\n"), std::string::npos) << textfile;
-  // `stats --textfile`, for a timer: the same totals, parsed from the file.
+  // `stats --textfile`, for a timer: the shipped unit's ExecStart line,
+  // packaged paths mapped to this test's, writes the same totals.
   ASSERT_EQ(mkdir((dir_ + "/node-exporter").c_str(), 0755), 0);
-  ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ + " --textfile " + dir_ + "/node-exporter", &out),
-            0)
-      << err();
+  const std::string unit = slurp(ZCTLS_EXAMPLES_DIR "/systemd/zctls-textfile.service");
+  const std::size_t exec = unit.find("\nExecStart=");
+  ASSERT_NE(exec, std::string::npos) << unit;
+  std::string command = unit.substr(exec + 11, unit.find('\n', exec + 1) - exec - 11);
+  const std::pair<std::string, std::string> packaged_paths[] = {
+      {"/usr/bin/zctls", zctls()},
+      {"/etc/zctls.toml", config()},
+      {"/var/lib/prometheus/node-exporter", dir_ + "/node-exporter"}};
+  for (const auto& [from, to] : packaged_paths) {
+    const std::size_t at = command.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " in " << command;
+    command.replace(at, from.size(), to);
+  }
+  ASSERT_EQ(sh(command, &out), 0) << command << err();
   EXPECT_EQ(out, "");
   const std::string timer_textfile = parsed(dir_ + "/node-exporter/zctls.prom");
   for (const char* expected : {"zctls_sends_total{} 3\n", "zctls_zerocopy_sends_total{} 2\n",
