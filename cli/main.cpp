@@ -213,10 +213,18 @@ int stats_command(int argc, char** argv) {
       std::fprintf(stderr, "zctls: stats --prune: %s\n", error.c_str());
       return 1;
     }
-    std::fprintf(stderr, "zctls: folded %d exited process%s into the retired totals\n", folded,
-                 folded == 1 ? "" : "es");
+    // Silent when there was nothing to fold: a timer runs this every 15 s.
+    if (folded > 0)
+      std::fprintf(stderr, "zctls: folded %d exited process%s into the retired totals\n", folded,
+                   folded == 1 ? "" : "es");
   }
-  const auto all = zctls::read_stats_dir(dir);
+  bool consistent = false;
+  const auto all = zctls::read_stats_dir(dir, &consistent);
+  if (!consistent) {
+    std::fprintf(stderr, "zctls: stats: %s kept changing under concurrent prunes; try again\n",
+                 dir.c_str());
+    return 1;
+  }
   if (!textfile_dir.empty()) {
     // The shim refreshes the textfile only from its send path; run from a
     // timer, this keeps it current while the servers are idle.

@@ -100,12 +100,18 @@ struct ProcessStats {
   bool alive = false;    // the same process (pid and start time) still runs
   bool retired = false;  // the folded totals of pruned exited processes
   std::string file;
+  std::uint64_t inode = 0;  // of `file` when read: prune's folded list names files by it
   std::array<std::uint64_t, kCounterCount> values{};
 };
 
 std::string stats_file_name(pid_t pid, std::uint64_t start_time);  // "zctls-PID-START.stats"
 std::uint64_t process_start_time(pid_t pid) noexcept;              // 0 if unknown
-std::vector<ProcessStats> read_stats_dir(const std::string& dir);
+// Every process file and the retired file, each exited process counted
+// exactly once even while prunes run (no lock: the shim reads it too).
+// *consistent = false only if prunes kept rewriting the retired file
+// through 100 attempts; the result may then count a process twice or not
+// at all.
+std::vector<ProcessStats> read_stats_dir(const std::string& dir, bool* consistent = nullptr);
 
 // Totals over all processes (alive, exited and retired).
 std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>& all);
@@ -121,7 +127,9 @@ std::string stats_table(const std::vector<ProcessStats>& all);
 int write_textfile(const std::string& dir, const std::string& text) noexcept;
 
 // Folds exited processes' files into dir/zctls-retired.stats and deletes
-// them.  Returns how many were folded.
+// them, so that the totals never move backwards or count a process twice
+// for a concurrent reader; one prune at a time (flock on the directory).
+// Returns how many were folded, or -1 with *error set.
 int prune_stats_dir(const std::string& dir, std::string* error);
 
 }  // namespace zctls

@@ -92,7 +92,10 @@ void maybe_write_textfile(const StatsConfig& stats, std::int64_t now_ns) noexcep
 void write_textfile_now(const StatsConfig& stats) noexcept {
   if (stats.textfile_dir.empty() || stats.dir.empty()) return;
   try {
-    const int err = write_textfile(stats.textfile_dir, prometheus_text(read_stats_dir(stats.dir)));
+    bool consistent = false;
+    const auto all = read_stats_dir(stats.dir, &consistent);
+    if (!consistent) return;  // prunes kept racing: keep the last good file
+    const int err = write_textfile(stats.textfile_dir, prometheus_text(all));
     if (err != 0)
       log(LogLevel::warn, "cannot write %s/zctls.prom: %s", stats.textfile_dir.c_str(),
           std::strerror(err));

@@ -108,8 +108,9 @@ TEST_F(CliE2E, StatsCountWhatTheRunDid) {
   // the shim makes as the process exits.
   const std::string textfile = parsed(dir_ + "/zctls.prom");
   EXPECT_NE(textfile.find("zctls_sends_total{} 3\n"), std::string::npos) << textfile;
-  // `stats --textfile`, for a timer: the shipped unit's ExecStart line,
-  // packaged paths mapped to this test's, writes the same totals.
+  // `stats --prune --textfile`, for a timer: the shipped unit's ExecStart
+  // line, packaged paths mapped to this test's, writes the same totals and
+  // folds the exited process into the retired file.
   ASSERT_EQ(mkdir((dir_ + "/node-exporter").c_str(), 0755), 0);
   const std::string unit = slurp(ZCTLS_EXAMPLES_DIR "/systemd/zctls-textfile.service");
   const std::size_t exec = unit.find("\nExecStart=");
@@ -126,14 +127,18 @@ TEST_F(CliE2E, StatsCountWhatTheRunDid) {
   }
   ASSERT_EQ(sh(command, &out), 0) << command << err();
   EXPECT_EQ(out, "");
+  EXPECT_NE(err().find("folded 1 exited process into the retired totals"), std::string::npos)
+      << err();
   const std::string timer_textfile = parsed(dir_ + "/node-exporter/zctls.prom");
   for (const char* expected : {"zctls_sends_total{} 3\n", "zctls_zerocopy_sends_total{} 2\n",
-                               "zctls_processes{state=\"exited\"} 1\n"})
+                               "zctls_processes{state=\"exited\"} 0\n"})
     EXPECT_NE(timer_textfile.find(expected), std::string::npos) << expected << timer_textfile;
   EXPECT_EQ(sh(zctls() + " stats --dir " + stats_ + " --textfile " + dir_ + "/missing"), 1);
   EXPECT_NE(err().find("cannot write " + dir_ + "/missing/zctls.prom"), std::string::npos) << err();
-  // Exited processes stay in the totals after --prune folds them.
+  // Exited processes stay in the totals after --prune folds them; a prune
+  // with nothing to fold says nothing.
   ASSERT_EQ(sh(zctls() + " stats --dir " + stats_ + " --prune --prometheus", &out), 0);
+  EXPECT_EQ(err(), "");
   EXPECT_NE(out.find("zctls_zerocopy_sends_total 2\n"), std::string::npos) << out;
   EXPECT_NE(out.find("zctls_processes{state=\"exited\"} 0\n"), std::string::npos) << out;
   EXPECT_EQ(sh("ls " + stats_, &out), 0);

@@ -1,12 +1,21 @@
 // `zctls stats` output from process counters: totals keep exited and
 // pruned processes; the Prometheus text has one HELP/TYPE per family, a
 // `reason` label only on copies and no paths; JSON and the table add up.
+// The stats directory itself: --prune folds exited processes so that a
+// reader running at the same time never sees the totals move backwards or
+// count a process twice.
 #include "zctls/stats.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace zctls {
@@ -120,6 +129,188 @@ TEST(Stats, TableRowsAddUpCopiesOverAllReasons) {
   EXPECT_EQ(row(table, "99"), (Row{"99", "nginx", "exited", "5", "5", "0", "0"}));
   EXPECT_EQ(row(table, "-"), (Row{"-", "(pruned)", "retired", "100", "0", "100", "0"}));
   EXPECT_EQ(row(table, "total"), (Row{"total", "115", "12", "103", "1"}));
+}
+
+
+// A stats directory with process files written as the shim writes them.
+class StatsDir : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zctls-stats-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // pid 0 never runs: an exited process.  Returns the file's path.
+  std::string write_process(const std::string& name, int pid, std::uint64_t start_time,
+                            std::uint64_t sends) {
+    StatsFile file;
+    file.pid = pid;
+    file.start_time = start_time;
+    file.block.add(Counter::sends, sends);
+    const std::string path = dir_ + "/" + name;
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    EXPECT_GE(fd, 0) << path;
+    EXPECT_EQ(write(fd, &file, sizeof file), static_cast<ssize_t>(sizeof file));
+    close(fd);
+    return path;
+  }
+  std::string write_alive(const std::string& name, std::uint64_t sends) {
+    return write_process(name, getpid(), process_start_time(getpid()), sends);
+  }
+  std::uint64_t total_sends() {
+    return totals(read_stats_dir(dir_))[static_cast<std::size_t>(Counter::sends)];
+  }
+  std::vector<std::string> files() {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_))
+      names.push_back(entry.path().filename());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  int prune() {
+    std::string error;
+    const int folded = prune_stats_dir(dir_, &error);
+    EXPECT_GE(folded, 0) << error;
+    return folded;
+  }
+  std::string dir_;
+};
+
+TEST_F(StatsDir, PruneFoldsExitedProcessesAndKeepsTheTotals) {
+  write_alive("zctls-1-1.stats", 5);
+  write_process("zctls-2-2.stats", 0, 0, 3);
+  write_process("zctls-3-3.stats", 0, 0, 4);
+  EXPECT_EQ(total_sends(), 12U);
+  EXPECT_EQ(prune(), 2);
+  EXPECT_EQ(files(), (std::vector<std::string>{"zctls-1-1.stats", "zctls-retired.stats"}));
+  EXPECT_EQ(total_sends(), 12U);
+  const std::string text = prometheus_text(read_stats_dir(dir_));
+  EXPECT_NE(text.find("zctls_processes{state=\"exited\"} 0\n"), std::string::npos) << text;
+  // Again: nothing to fold, nothing rewritten.
+  write_process("zctls-4-4.stats", 0, 0, 10);
+  EXPECT_EQ(prune(), 1);
+  EXPECT_EQ(prune(), 0);
+  EXPECT_EQ(total_sends(), 22U);
+}
+
+// A prune killed after it wrote the retired file and before it unlinked
+// what it folded: readers count those files once, and the next prune
+// unlinks them without folding them again.
+TEST_F(StatsDir, FilesFoldedButNotYetUnlinkedCountOnce) {
+  write_alive("zctls-1-1.stats", 5);
+  const std::string exited = write_process("zctls-2-2.stats", 0, 0, 3);
+  const std::string kept = dir_ + "/kept";  // same inode, a name readers skip
+  ASSERT_EQ(link(exited.c_str(), kept.c_str()), 0);
+  EXPECT_EQ(prune(), 1);
+  ASSERT_EQ(link(kept.c_str(), exited.c_str()), 0);  // as if never unlinked
+  EXPECT_EQ(total_sends(), 8U) << "counted by the retired file only";
+  EXPECT_EQ(prune(), 0);
+  EXPECT_EQ(files(), (std::vector<std::string>{"kept", "zctls-1-1.stats", "zctls-retired.stats"}));
+  EXPECT_EQ(total_sends(), 8U);
+}
+
+// The folded list names files by inode too: a new file under a folded
+// name (a persistent stats dir after a reboot) is a new process.
+TEST_F(StatsDir, ANewFileUnderAFoldedNameCounts) {
+  const std::string exited = write_process("zctls-2-2.stats", 0, 0, 3);
+  const std::string kept = dir_ + "/kept";
+  ASSERT_EQ(link(exited.c_str(), kept.c_str()), 0);  // keeps the old inode in use
+  EXPECT_EQ(prune(), 1);
+  write_process("zctls-2-2.stats", 0, 0, 7);
+  EXPECT_EQ(total_sends(), 10U);
+  EXPECT_EQ(prune(), 1);
+  EXPECT_EQ(total_sends(), 10U);
+}
+
+// /dev/shm is writable by everyone: a FIFO or a huge file under a stats
+// name is skipped, neither blocking the reader (the shim reads the
+// directory from its send path) nor read into memory.
+TEST_F(StatsDir, FifosAndHugeFilesAreSkipped) {
+  write_alive("zctls-1-1.stats", 5);
+  ASSERT_EQ(mkfifo((dir_ + "/zctls-2-2.stats").c_str(), 0644), 0);
+  ASSERT_EQ(mkfifo((dir_ + "/zctls-retired.stats").c_str(), 0644), 0);
+  const std::string huge = write_process("zctls-3-3.stats", 0, 0, 7);
+  ASSERT_EQ(truncate(huge.c_str(), 64 << 20), 0);  // sparse
+  EXPECT_EQ(total_sends(), 5U);
+}
+
+// A retired file planted in a shared directory cannot make prune (often
+// root) unlink anything but a process file of that directory.
+TEST_F(StatsDir, PruneUnlinksOnlyProcessFilesWhateverTheRetiredFileSays) {
+  ASSERT_EQ(mkdir((dir_ + "/private").c_str(), 0755), 0);
+  const std::string victim = dir_ + "/private/victim";
+  const std::string bystander = dir_ + "/bystander";
+  for (const std::string& path : {victim, bystander}) {
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  struct stat victim_st {}, bystander_st {};
+  ASSERT_EQ(stat(victim.c_str(), &victim_st), 0);
+  ASSERT_EQ(stat(bystander.c_str(), &bystander_st), 0);
+  StatsFile planted;
+  const std::string trailer = "generation 7\nprivate/victim " +
+                              std::to_string(victim_st.st_ino) + "\n../" +
+                              std::filesystem::path(dir_).filename().string() +
+                              "/bystander " + std::to_string(bystander_st.st_ino) +
+                              "\nbystander " + std::to_string(bystander_st.st_ino) + "\n";
+  const int fd = open((dir_ + "/zctls-retired.stats").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, &planted, sizeof planted), static_cast<ssize_t>(sizeof planted));
+  ASSERT_EQ(write(fd, trailer.data(), trailer.size()), static_cast<ssize_t>(trailer.size()));
+  close(fd);
+  write_process("zctls-2-2.stats", 0, 0, 3);
+  EXPECT_EQ(prune(), 1);
+  EXPECT_EQ(access(victim.c_str(), F_OK), 0);
+  EXPECT_EQ(access(bystander.c_str(), F_OK), 0);
+  EXPECT_EQ(total_sends(), 3U);
+}
+
+// Processes exit while two pruners and a reader run: every total the
+// reader sees is at least the one before and at most what exists.
+TEST_F(StatsDir, ConcurrentPrunesNeverMoveTheTotalsBackOrCountTwice) {
+  constexpr int kProcesses = 400;
+  std::atomic<int> created{0};
+  std::atomic<bool> done{false};
+  std::thread creator([&] {
+    for (int i = 0; i < kProcesses; ++i) {
+      // Written under a name readers skip, then renamed: the shim's file
+      // appears whole too (its header is written before it counts).
+      const std::string tmp = write_process("tmp", 0, 0, 1);
+      created.fetch_add(1);  // before it can be seen: the reader's upper bound
+      std::rename(tmp.c_str(), (dir_ + "/zctls-" + std::to_string(i) + "-1.stats").c_str());
+    }
+    done = true;
+  });
+  std::vector<std::thread> pruners;
+  for (int i = 0; i < 2; ++i)
+    pruners.emplace_back([&] {
+      while (!done) prune();
+    });
+  std::uint64_t previous = 0;
+  int reads = 0, backwards = 0, too_many = 0;
+  while (!done) {
+    bool consistent = false;
+    const auto all = read_stats_dir(dir_, &consistent);
+    const int existing = created.load();
+    if (!consistent) continue;  // 100 prunes in one read: said so, not summed
+    const std::uint64_t seen = totals(all)[static_cast<std::size_t>(Counter::sends)];
+    if (seen < previous) ++backwards;
+    if (seen > static_cast<std::uint64_t>(existing)) ++too_many;
+    previous = seen;
+    ++reads;
+  }
+  creator.join();
+  for (std::thread& t : pruners) t.join();
+  EXPECT_GT(reads, 10);
+  EXPECT_EQ(backwards, 0) << "of " << reads << " reads";
+  EXPECT_EQ(too_many, 0) << "of " << reads << " reads";
+  EXPECT_EQ(total_sends(), static_cast<std::uint64_t>(kProcesses));
+  prune();
+  EXPECT_EQ(files(), (std::vector<std::string>{"zctls-retired.stats"}));
+  EXPECT_EQ(total_sends(), static_cast<std::uint64_t>(kProcesses));
 }
 
 }  // namespace
