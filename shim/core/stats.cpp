@@ -152,7 +152,6 @@ Trailer parse_trailer(const std::string& text) {
   return trailer;
 }
 
-
 std::string state_of(const ProcessStats& p) {
   return p.retired ? "retired" : p.alive ? "alive" : "exited";
 }
