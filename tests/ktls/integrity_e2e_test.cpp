@@ -43,7 +43,7 @@ TEST_F(IntegrityE2E, InPlaceWriteDuringSendIsDetectedInEveryTrial) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(count(r.out, " sent=4000000 received=4000000\n"), kTrials) << r.out;
   EXPECT_EQ(count(r.err, "integrity: " + file + " changed during a zerocopy send"), kTrials)
-      << r.err;
+      << r.out << r.err;
   EXPECT_EQ(count(r.err, "offset 0, length 4000000, changed: mtime,ctime); action: log"), kTrials)
       << r.err;
   EXPECT_EQ(count(r.err, "peer 127.0.0.1:"), kTrials);
@@ -72,8 +72,8 @@ TEST_F(IntegrityE2E, RenameDeployIsNoEventAndTheNewFileGetsItsOwnDecision) {
 }
 
 TEST_F(IntegrityE2E, SettleWindowCopiesRecentFilesUntilTheyAreQuiet) {
-  use_integrity("settle = 1\n");
-  const Outcome r = run_sender("settle 1.5 " + static_file());
+  use_integrity("settle = 2\n");
+  const Outcome r = run_sender("settle 2.5 " + static_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "fresh flag=0\nsettled flag=1\nbytes ok\n") << r.err;
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << r.strace;

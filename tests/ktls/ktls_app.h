@@ -165,14 +165,20 @@ inline bool make_ktls(const k::LoopbackPair& pair) {
 }
 
 // Waits until a blocked sender has stopped filling the socket: the send
-// queue (SIOCOUTQ) is non-empty and has not moved for 50 ms.
+// queue (SIOCOUTQ) holds more than any TLS handshake flight and has not
+// moved for 50 ms.  "Non-empty" was not enough: on a loaded guest the
+// handshake's last bytes can sit unacknowledged for that long before the
+// sending thread has even called sendfile, and a change made then comes
+// before the send, not during it.  A blocked send of a few MB queues
+// 2.5 MB (measured on the bench: a loopback send buffer is 2.6 MB).
 inline void wait_until_blocked(int sock) {
+  constexpr int kMoreThanAHandshake = 256 * 1024;
   int last = -1, stable = 0;
   for (int i = 0; i < 1000 && stable < 5; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     int queued = 0;
     ioctl(sock, SIOCOUTQ, &queued);
-    stable = queued > 0 && queued == last ? stable + 1 : 0;
+    stable = queued > kMoreThanAHandshake && queued == last ? stable + 1 : 0;
     last = queued;
   }
 }

@@ -64,6 +64,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <string>
@@ -405,12 +406,14 @@ int run_deploy(const std::string& path) {
 
 // One kTLS connection sends FILE, waits SECONDS, sends it again, and says
 // the flag after each send under the two labels.
+// `just_before` runs right before the first send.
 int send_twice(const std::string& path, const std::string& first, double seconds,
-               const std::string& second) {
+               const std::string& second, const std::function<void()>& just_before = {}) {
   const k::LoopbackPair pair;
   if (!make_ktls(pair)) return 1;
   const std::string bytes = slurp(path);
   Receiver receiver(pair.server(), bytes + bytes);
+  if (just_before) just_before();
   send_file(pair.client(), path);
   say(first + " flag=" + std::to_string(raw_flag(pair.client())));
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -421,13 +424,13 @@ int send_twice(const std::string& path, const std::string& first, double seconds
   return same ? 0 : 1;
 }
 
-// A file written just now, sent, then sent again after SECONDS.
+// A file written just now, sent, then sent again after SECONDS.  Written
+// after the connection is set up, which can take seconds on a loaded
+// guest: "just now" must not depend on how long that took.
 int run_settle(double seconds, const std::string& path) {
-  {
-    const std::string bytes = slurp(path);
-    std::ofstream(path, std::ios::binary) << bytes;  // "just written"
-  }
-  return send_twice(path, "fresh", seconds, "settled");
+  const std::string bytes = slurp(path);
+  return send_twice(path, "fresh", seconds, "settled",
+                    [&] { std::ofstream(path, std::ios::binary) << bytes; });
 }
 
 // Changed during a send, then sent again at once and after SECONDS.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -271,14 +272,17 @@ TEST_F(StatsDir, PruneUnlinksOnlyProcessFilesWhateverTheRetiredFileSays) {
 // Processes exit while two pruners and a reader run: every total the
 // reader sees is at least the one before and at most what exists.  The
 // processes keep exiting until the reader has summed the directory 200
-// times (however slow a sanitizer makes its reads), so that reads and
-// prunes overlap on any machine.
+// times, so that reads and prunes overlap on any machine; at most 10 exit
+// per read, so the directory (and a read) stays small however much slower
+// than the creator a sanitizer makes the reader.
 TEST_F(StatsDir, ConcurrentPrunesNeverMoveTheTotalsBackOrCountTwice) {
-  constexpr int kMinProcesses = 100, kMaxProcesses = 100'000, kReads = 200;
+  constexpr int kMinProcesses = 100, kMaxProcesses = 100'000, kReads = 200, kPerRead = 10;
   std::atomic<int> created{0}, reads{0};
   std::atomic<bool> done{false};
   std::thread creator([&] {
     for (int i = 0; i < kMaxProcesses && (i < kMinProcesses || reads.load() < kReads); ++i) {
+      while (i >= kMinProcesses + reads.load() * kPerRead && reads.load() < kReads)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
       // Written under a name readers skip, then renamed: the shim's file
       // appears whole too (its header is written before it counts).
       const std::string tmp = write_process("tmp", 0, 0, 1);
