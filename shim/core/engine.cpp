@@ -300,9 +300,12 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
         start >= 0 ? start : static_cast<long long>(kernel_.file_position(ticket.in_fd)) - sent;
     integrity_event(ticket.out_fd, ticket.in_fd, ticket.before, after, where, sent,
                     "during a zerocopy send");
-  } else {
-    remember_in_flight(ticket, after, start, sent);
   }
+  // Recorded after an event too, with the changed file's snapshot: the
+  // socket's next send or its close then finds no change to report again
+  // (one write, one event, even when an earlier send's bytes of this file
+  // are unacknowledged), and still catches a further one.
+  remember_in_flight(ticket, after, start, sent);
 }
 
 void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& after,

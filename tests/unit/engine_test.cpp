@@ -467,6 +467,25 @@ TEST_F(IntegrityTest, ChangeAfterTheSendButBeforeTheAckIsCaughtAtTheNextSend) {
   EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
 }
 
+// One write, caught during a send while the previous send's bytes of the
+// same file are unacknowledged, is one event: the next send must not find
+// the same change again and report it as in flight (seen on the bench:
+// nginx, a 16 MiB response in 2 MiB sendfile calls).  A second write is a
+// second event.
+TEST_F(IntegrityTest, ChangeCaughtDuringASendIsNotReportedAgainAsInFlight) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  send_while([](FakeFile& f) { f.ctime_nsec += 1; });
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 0U);
+  kernel_.files[10].ctime_nsec += 1;
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 2U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
+}
+
 // nginx on a stalled connection: the zerocopy send fills the queue, the
 // next sendfile returns EAGAIN, and only then is the file written to.  The
 // EAGAIN send must not forget the bytes still in flight.
