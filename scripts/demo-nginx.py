@@ -84,7 +84,6 @@ class Demo(NginxE2E):
         # file, as an editor or `cp` over a live file would do; then the
         # client reads on.
         def write_in_place():
-            time.sleep(1.0)
             with open(path, "r+b") as f:
                 f.seek(20 * MiB)
                 f.write(os.urandom(4096))

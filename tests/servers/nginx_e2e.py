@@ -319,7 +319,6 @@ class NginxE2E(sl.ServerE2E):
         before = self.stats_totals()
 
         def write():
-            time.sleep(1.0)
             with open(path, "r+b") as f:
                 f.seek(12 * MiB)
                 f.write(b"\0" * 4096)
@@ -384,7 +383,9 @@ class NginxE2E(sl.ServerE2E):
                 steps = [s for s in steps if s.__name__ in names]
             for step in steps:
                 print("-- " + step.__name__, flush=True)
+                step_started = time.time()
                 step()
+                print("   (%s: %.0f s)" % (step.__name__, time.time() - step_started), flush=True)
         finally:
             self.finish()
             self.cleanup([self.error_log, os.path.join(self.work, "nginx.out")])

@@ -460,14 +460,44 @@ class ServerE2E:
         return trace, result
 
 
+def server_send_queue(port, client_port):
+    """Bytes queued and unacknowledged in the server's socket of the
+    connection from `client_port` (ss: Send-Q), or None if not found."""
+    out = subprocess.run(["ss", "-Htn", "state", "established",
+                          "( sport = :%d and dport = :%d )" % (port, client_port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+    fields = out.split()
+    return int(fields[1]) if len(fields) >= 2 else None
+
+
+def wait_until_stalled(port, client_port, timeout=120):
+    """Waits until the server has filled its socket's queue and stopped:
+    Send-Q over 256 KiB and unchanged for half a second.  Only then is the
+    server sure to be waiting for the peer and not inside a sendfile call
+    (on a loaded TCG guest one can last longer than a fixed sleep)."""
+    deadline = time.time() + timeout
+    last, since = None, time.time()
+    while time.time() < deadline:
+        queued = server_send_queue(port, client_port)
+        if queued != last:
+            last, since = queued, time.time()
+        elif queued is not None and queued > 256 * 1024 and time.time() - since >= 0.5:
+            return queued
+        time.sleep(0.05)
+    raise Failure("the server's send queue to client port %d never stalled (last %s)"
+                  % (client_port, last))
+
+
 def paused_download(port, rel, pause_after, during_pause):
-    """GET over TLS that stops reading after `pause_after` body bytes, runs
+    """GET over TLS that stops reading after `pause_after` body bytes, waits
+    until the server's sends stall (wait_until_stalled), runs
     during_pause(), then reads the rest.  Returns (bytes, sha256)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     with socket.create_connection(("127.0.0.1", port)) as raw, \
             ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        client_port = tls.getsockname()[1]
         tls.sendall(("GET /%s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
                      % rel).encode())
         data = b""
@@ -479,6 +509,7 @@ def paused_download(port, rel, pause_after, during_pause):
         paused = False
         while True:
             if not paused and size >= pause_after:
+                wait_until_stalled(port, client_port)
                 during_pause()
                 paused = True
             block = tls.recv(1 << 20)
