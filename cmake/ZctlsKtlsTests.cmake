@@ -1,7 +1,9 @@
 # CTest wiring for tests that need a kernel with kTLS.
 #
 # Every kTLS test case is registered once per kernel of the matrix as
-# ktls/<kernel>/<Suite.Case>, labelled "ktls", and run through
+# ktls/<kernel>/<Suite.Case> (or, if it matches zctls_add_ktls_tests'
+# KERNEL_INDEPENDENT regex, on the matrix's last kernel only), labelled
+# "ktls", and run through
 # `tests/vm/session exec`.  A fixture per kernel (vm/<kernel>/start and
 # vm/<kernel>/stop) boots one guest that all of that kernel's tests share,
 # or decides to run them natively (ZCTLS_TEST_VM, see tests/vm/session).
@@ -33,7 +35,7 @@ function(zctls_ktls_sessions)
 endfunction()
 
 function(zctls_add_ktls_tests target)
-  cmake_parse_arguments(ARG "" "" "KERNELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "KERNEL_INDEPENDENT" "KERNELS" ${ARGN})
   get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
   set(ctest_file "${CMAKE_CURRENT_BINARY_DIR}/${target}_ktls_tests.cmake")
   string(REPLACE ";" "," kernels "${ARG_KERNELS}")
@@ -43,6 +45,7 @@ function(zctls_add_ktls_tests target)
       -D CTEST_FILE=${ctest_file}
       -D SESSION=${_zctls_session}
       -D KERNELS=${kernels}
+      "-DKERNEL_INDEPENDENT=${ARG_KERNEL_INDEPENDENT}"
       -D FIRST_KERNEL=${first}
       -D RESULTS_DIR=${ZCTLS_TEST_RESULTS_DIR}
       -D VM_CACHE=${ZCTLS_VM_CACHE_DIR}
@@ -55,9 +58,10 @@ endfunction()
 
 # A script (not a gtest binary) that needs kTLS: registered as
 # ktls/<kernel>/<name> on each kernel, in that kernel's shared guest.
-# TIMEOUT (seconds, default 900) bounds it in the guest and in CTest.
+# TIMEOUT (seconds, default 900) bounds it in the guest and in CTest; ARGS
+# are passed to it.
 function(zctls_add_ktls_script name script)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "KERNELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "KERNELS;ARGS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 900)
   endif()
@@ -66,7 +70,7 @@ function(zctls_add_ktls_script name script)
   foreach(kernel IN LISTS ARG_KERNELS)
     add_test(NAME ktls/${kernel}/${name}
       COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first}
-              --timeout ${ARG_TIMEOUT} -- ${script})
+              --timeout ${ARG_TIMEOUT} -- ${script} ${ARG_ARGS})
     set_tests_properties(ktls/${kernel}/${name} PROPERTIES
       LABELS ktls FIXTURES_REQUIRED vm-${kernel} SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
       ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
