@@ -290,8 +290,8 @@ FileIdentity identity_of(const std::string& path) noexcept {
 struct ConfigSource {
   std::string path;
   FileIdentity seen;
-  bool changing = false;    // a check found the file unlike `seen`...
-  FileIdentity changed_to;  // ...looking like this
+  // What the last check found when it found the file unlike `seen`.
+  std::optional<FileIdentity> changing;
   std::uint32_t generation = 0;
   LogTargetConfig log_target;
   bool log_target_applied = false;
@@ -392,7 +392,7 @@ const Config* reload_config() {
     ConfigSource& src = source();
     const FileIdentity now = identity_of(src.path);
     if (now == src.seen) {
-      src.changing = false;
+      src.changing.reset();
       return nullptr;
     }
     // A file that changed since the last check may be half written:
@@ -400,12 +400,11 @@ const Config* reload_config() {
     // reading in between would put an empty config in force.  It is read
     // once two checks (a second or more apart) find it the same.  No clock
     // is involved: timestamps from NFS or 9p come from another host's.
-    if (!src.changing || !(now == src.changed_to)) {
-      src.changing = true;
-      src.changed_to = now;
+    if (!src.changing || !(now == *src.changing)) {
+      src.changing = now;
       return nullptr;
     }
-    src.changing = false;
+    src.changing.reset();
     src.seen = now;
     std::vector<ConfigError> errors;
     std::optional<Config> config = read_config(src.path, now.exists, errors);
