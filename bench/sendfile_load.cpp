@@ -328,8 +328,22 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : active) close(c.sender);
   for (const auto& c : idle) close(c.sender);
+  // The drain process exits when every peer has read EOF.  In a CI run of
+  // the 10 000-socket case some 2 700 peers (of the run without the shim)
+  // never saw the FIN of their closed kTLS sender and stayed ESTABLISHED,
+  // and this wait never returned.  The measurement is over by now: wait
+  // 10 s, then kill it.
   int status = 0;
-  waitpid(drainer, &status, 0);
+  pid_t reaped = 0;
+  for (int i = 0; i < 100 && (reaped = waitpid(drainer, &status, WNOHANG)) == 0; ++i)
+    usleep(100000);
+  if (reaped == 0) {
+    std::fprintf(stderr,
+                 "the drain process still had peers open 10 s after the last close; "
+                 "killed it\n");
+    kill(drainer, SIGKILL);
+    waitpid(drainer, &status, 0);
+  }
   if (!made_dir.empty()) {
     for (const auto& p : paths) unlink(p.c_str());
     rmdir(made_dir.c_str());
