@@ -283,6 +283,10 @@ int main(int argc, char** argv) {
   for (long i = 0; i < o.idle_sockets; ++i) idle.push_back(connect_pair(o.ktls));
   for (const auto& c : active) peers.push_back(c.peer);
   for (const auto& c : idle) peers.push_back(c.peer);
+  sigset_t child_exit;
+  sigemptyset(&child_exit);
+  sigaddset(&child_exit, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &child_exit, nullptr);  // for sigtimedwait below
   const pid_t drainer = fork();
   if (drainer < 0) die("fork");
   if (drainer == 0) {
@@ -332,18 +336,21 @@ int main(int argc, char** argv) {
   // the 10 000-socket case some 2 700 peers (of the run without the shim)
   // never saw the FIN of their closed kTLS sender and stayed ESTABLISHED,
   // and this wait never returned.  The measurement is over by now: wait
-  // 10 s, then kill it.
-  int status = 0;
-  pid_t reaped = 0;
-  for (int i = 0; i < 100 && (reaped = waitpid(drainer, &status, WNOHANG)) == 0; ++i)
-    usleep(100000);
-  if (reaped == 0) {
+  // 10 s for its SIGCHLD (blocked since the fork, so pending if it came
+  // already: the same two syscalls every run, for strace's counts), then
+  // kill it.
+  const timespec bound{10, 0};
+  int waited = 0;
+  while ((waited = sigtimedwait(&child_exit, nullptr, &bound)) < 0 && errno == EINTR) {
+  }
+  if (waited < 0) {
     std::fprintf(stderr,
                  "the drain process still had peers open 10 s after the last close; "
                  "killed it\n");
     kill(drainer, SIGKILL);
-    waitpid(drainer, &status, 0);
   }
+  int status = 0;
+  waitpid(drainer, &status, 0);
   if (!made_dir.empty()) {
     for (const auto& p : paths) unlink(p.c_str());
     rmdir(made_dir.c_str());
