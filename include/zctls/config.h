@@ -13,7 +13,9 @@
 
 namespace zctls {
 
-enum class LogLevel { error = 0, warn = 1, info = 2, debug = 3 };
+// notice: something an operator should know that needs no action now (a
+// file under a zerocopy rule changed between two sends, no bytes at risk).
+enum class LogLevel { error = 0, warn = 1, notice = 2, info = 3, debug = 4 };
 std::optional<LogLevel> parse_log_level(std::string_view text) noexcept;
 std::string_view to_string(LogLevel level) noexcept;
 
@@ -66,7 +68,7 @@ struct Decision {
 struct Config {
   std::vector<Rule> rules;        // first match wins
   bool default_zerocopy = false;  // files no rule matches
-  LogLevel log_level = LogLevel::warn;
+  LogLevel log_level = LogLevel::notice;
   LogTargetConfig log_target;
   IntegrityConfig integrity;
   StatsConfig stats;

@@ -287,7 +287,7 @@ class Parser {
             config.log_level = *level;
           } else {
             error(field.source(),
-                  "'log.level' must be error, warn, info or debug, not '" + *text + "'");
+                  "'log.level' must be error, warn, notice, info or debug, not '" + *text + "'");
           }
         }
       } else if (key == "target") {
@@ -417,6 +417,7 @@ class Parser {
 std::optional<LogLevel> parse_log_level(std::string_view text) noexcept {
   if (text == "error") return LogLevel::error;
   if (text == "warn" || text == "warning") return LogLevel::warn;
+  if (text == "notice") return LogLevel::notice;
   if (text == "info") return LogLevel::info;
   if (text == "debug") return LogLevel::debug;
   return std::nullopt;
@@ -428,6 +429,8 @@ std::string_view to_string(LogLevel level) noexcept {
       return "error";
     case LogLevel::warn:
       return "warn";
+    case LogLevel::notice:
+      return "notice";
     case LogLevel::info:
       return "info";
     case LogLevel::debug:

@@ -123,6 +123,10 @@ void DecisionCache::store(const FileKey& key, std::uint32_t generation,
     for (std::size_t way = 0; way < kWays && victim == nullptr; ++way) {
       Entry& e = t->entries[set * kWays + way];
       const std::uint32_t seq = at(e.seq).load(kRelaxed);
+      // Not one being written (odd): in a fork child an entry another
+      // thread was writing at the fork stays odd for good, and choosing it
+      // would keep its files out of the cache.
+      if ((seq & 1U) != 0) continue;
       if (seq == 0 || at(e.generation).load(kRelaxed) != generation) {
         victim = &e;
         fills = seq == 0;

@@ -1,7 +1,5 @@
 #include "engine.h"
 
-#include <sched.h>
-
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -34,8 +32,7 @@ bool Engine::reload_due() noexcept {
 }
 
 const Config* Engine::config() noexcept {
-  int state = config_state_.load(std::memory_order_acquire);
-  if (state == 2) {
+  if (config_loaded_.load(std::memory_order_acquire)) {
     if (reloader_ != nullptr && reload_due()) {
       if (const Config* fresh = reloader_()) {
         adopt_kernel_quirks(fresh);
@@ -44,20 +41,18 @@ const Config* Engine::config() noexcept {
     }
     return config_.load(std::memory_order_acquire);
   }
-  if (state == 0 && config_state_.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) {
+  // The first load (a few milliseconds, once per process): the other
+  // threads wait, so that no send goes out undecided.  A child forked
+  // while another thread was loading loads again (fork_safe.h).
+  const SpinGuard guard(config_lock_);
+  if (!config_loaded_.load(std::memory_order_acquire)) {
     const Config* loaded = loader_();
     next_reload_check_.store(kernel_.monotonic_ns() + kReloadCheckInterval,
                              std::memory_order_relaxed);
     adopt_kernel_quirks(loaded);
     config_.store(loaded, std::memory_order_release);
-    config_state_.store(2, std::memory_order_release);
-    return config_.load(std::memory_order_acquire);
+    config_loaded_.store(true, std::memory_order_release);
   }
-  // Another thread is loading it (a few milliseconds, once per process):
-  // wait, so that no send goes out undecided.  No lock is held, so the
-  // loader always finishes; after fork the child resets a load that was
-  // under way (after_fork_in_child).
-  while (config_state_.load(std::memory_order_acquire) != 2) sched_yield();
   return config_.load(std::memory_order_acquire);
 }
 
@@ -80,11 +75,6 @@ void Engine::adopt_kernel_quirks(const Config* config) noexcept {
   } catch (...) {
     quirk_alignment_.store(identity.page_size);  // out of memory: stay on the safe side
   }
-}
-
-void Engine::after_fork_in_child() noexcept {
-  int loading = 1;
-  config_state_.compare_exchange_strong(loading, 0, std::memory_order_acq_rel);
 }
 
 void Engine::after_app_setsockopt(int fd, int level, int optname, const void* value,
@@ -299,7 +289,7 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
     const long long where =
         start >= 0 ? start : static_cast<long long>(kernel_.file_position(ticket.in_fd)) - sent;
     integrity_event(ticket.out_fd, ticket.in_fd, ticket.before, after, where, sent,
-                    "during a zerocopy send");
+                    "during a zerocopy send", false);
   }
   // Recorded after an event too, with the changed file's snapshot: the
   // socket's next send or its close then finds no change to report again
@@ -413,12 +403,13 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   if (!changed) return;
   counters().add(Counter::integrity_events_in_flight);
   integrity_event(sock, rec_fd, before, now, offset, length,
-                  "after a zerocopy send returned, before its bytes were acknowledged");
+                  "after a zerocopy send returned, before its bytes were acknowledged",
+                  when == InFlightCheck::closing);
 }
 
 void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
                              const FileSnapshot& after, long long offset, long long length,
-                             const char* when) noexcept {
+                             const char* when, bool closing) noexcept {
   counters().add(Counter::integrity_events);
   const Config* cfg = config_.load(std::memory_order_acquire);
   const OnChange action = cfg != nullptr ? cfg->integrity.on_change : OnChange::log;
@@ -435,12 +426,15 @@ void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
   if (len > 0) path[len] = '\0';
   char peer[64];
   kernel_.peer_name(sock, peer, sizeof peer);
-  const std::string fields = describe_changes(changed_fields(before, after));
+  char fields[48];
+  describe_changes(changed_fields(before, after), fields, sizeof fields);
   log(LogLevel::warn,
       "integrity: %s changed %s (fd %d, peer %s, offset %lld, length %lld, changed: %s); "
       "action: %s",
-      path, when, sock, peer, offset, length, fields.c_str(), to_string(action).data());
-  if (log_enabled(LogLevel::debug)) {
+      path, when, sock, peer, offset, length, fields, to_string(action).data());
+  // Not from close(), which must stay async-signal-safe: the first
+  // backtrace dlopens libunwind.
+  if (!closing && log_enabled(LogLevel::debug)) {
     char stack[900];
     kernel_.backtrace(stack, sizeof stack);
     log(LogLevel::debug, "integrity: sent from %s", stack);

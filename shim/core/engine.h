@@ -15,6 +15,7 @@
 
 #include "decision_cache.h"
 #include "fd_table.h"
+#include "fork_safe.h"
 #include "integrity.h"
 #include "zctls/config.h"
 #include "zctls/kernel_quirks.h"
@@ -96,10 +97,6 @@ class Engine {
   // argument (only read if the call succeeded: then it is valid).
   void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 
-  // In a child after fork: a config load another thread had under way in
-  // the parent will never finish here; let the child load it again.
-  void after_fork_in_child() noexcept;
-
   // A socket classified as not kTLS (plain TCP, a pipe, a file): sends on
   // it need nothing from the engine.  (Sockets get in-flight records only
   // while they are kTLS TX, and lose them when closed.)
@@ -121,7 +118,6 @@ class Engine {
   // through), and the engine's clock, for the runtime's periodic work.
   const Config* current_config() const noexcept { return config_.load(std::memory_order_acquire); }
   std::int64_t monotonic_now() noexcept { return kernel_.monotonic_ns(); }
-  void after_fork_reset_locks() noexcept { quarantine_.reset_lock_after_fork(); }
 
  private:
   // fstat(in_fd) at most once per send, shared by the in-flight check of
@@ -149,9 +145,12 @@ class Engine {
   Decision rules_decide(int in_fd, const struct stat& st, const Config& config) noexcept;
   bool reload_due() noexcept;
   void handle_set_failure(int out_fd, int err) noexcept;
-  // An integrity event on socket `sock` for the file open as `in_fd`.
+  // An integrity event on socket `sock` for the file open as `in_fd`;
+  // `closing`: reported from inside close() (async-signal-safe: no
+  // backtrace, no allocation).
   void integrity_event(int sock, int in_fd, const FileSnapshot& before, const FileSnapshot& after,
-                       long long offset, long long length, const char* when) noexcept;
+                       long long offset, long long length, const char* when,
+                       bool closing) noexcept;
   void remember_in_flight(const SendTicket& ticket, const FileSnapshot& after, long long offset,
                           long long length) noexcept;
   // Looks at the socket's in-flight record before a send of `file` (or, with
@@ -171,7 +170,9 @@ class Engine {
   FdTable fds_;
   DecisionCache decisions_;
   std::atomic<const Config*> config_{nullptr};
-  std::atomic<int> config_state_{0};  // 0 not loaded, 1 loading, 2 done
+  // The first load: one thread loads, the others wait (fork_safe.h).
+  SpinLock config_lock_;
+  std::atomic<bool> config_loaded_{false};
   std::atomic<bool> kernel_unsupported_{false};
   // Consecutive confirmed refusals of the flag (handle_set_failure).
   static constexpr int kUnsupportedStrikes = 3;
@@ -193,7 +194,7 @@ class Engine {
   // number (a collision forgets the older record); each slot has its own
   // spinlock, taken only when records exist.
   struct InFlight {
-    std::atomic_flag lock = ATOMIC_FLAG_INIT;
+    SpinLock lock;
     int sock = -1;
     int in_fd = -1;
     std::uint32_t in_epoch = 0;  // in_fd's FdTable epoch when recorded
@@ -210,10 +211,9 @@ class Engine {
   class LockedSlot {
    public:
     LockedSlot(InFlight* slots, int sock) noexcept : slot_(slots[sock & (kInFlightSlots - 1)]) {
-      while (slot_.lock.test_and_set(std::memory_order_acquire)) {
-      }
+      slot_.lock.lock();
     }
-    ~LockedSlot() { slot_.lock.clear(std::memory_order_release); }
+    ~LockedSlot() { slot_.lock.unlock(); }
     LockedSlot(const LockedSlot&) = delete;
     LockedSlot& operator=(const LockedSlot&) = delete;
     InFlight* operator->() const noexcept { return &slot_; }

@@ -1,5 +1,7 @@
 #include "integrity.h"
 
+#include <cstdio>
+
 namespace zctls {
 namespace {
 constexpr std::int64_t kNsPerSec = 1000000000;
@@ -31,8 +33,10 @@ bool content_may_have_changed(unsigned fields) noexcept {
   return fields != 0;
 }
 
-std::string describe_changes(unsigned fields) {
-  std::string out;
+void describe_changes(unsigned fields, char* buf, std::size_t size) noexcept {
+  if (size == 0) return;
+  std::size_t used = 0;
+  buf[0] = '\0';
   const struct {
     unsigned bit;
     const char* name;
@@ -43,10 +47,14 @@ std::string describe_changes(unsigned fields) {
                {kChangedLinks, "links"}};
   for (const auto& n : names) {
     if ((fields & n.bit) == 0) continue;
-    if (!out.empty()) out += ',';
-    out += n.name;
+    const int w = std::snprintf(buf + used, size - used, "%s%s", used == 0 ? "" : ",", n.name);
+    if (w < 0 || static_cast<std::size_t>(w) >= size - used) {  // whole names only
+      buf[used] = '\0';
+      return;
+    }
+    used += static_cast<std::size_t>(w);
   }
-  return out.empty() ? "nothing" : out;
+  if (used == 0) std::snprintf(buf, size, "nothing");
 }
 
 bool within_settle(const FileSnapshot& s, std::int64_t now_ns, std::int64_t settle_ns) noexcept {
@@ -54,13 +62,8 @@ bool within_settle(const FileSnapshot& s, std::int64_t now_ns, std::int64_t sett
   return now_ns - s.changed_ns() < settle_ns;
 }
 
-void Quarantine::lock() noexcept {
-  while (lock_.test_and_set(std::memory_order_acquire)) {
-  }
-}
-
 void Quarantine::add(const FileSnapshot& s, std::int64_t now_ns) noexcept {
-  lock();
+  const SpinGuard guard(lock_);
   Entry* slot = nullptr;
   Entry* oldest = &entries_[0];
   for (Entry& e : entries_) {
@@ -74,14 +77,13 @@ void Quarantine::add(const FileSnapshot& s, std::int64_t now_ns) noexcept {
   if (slot == nullptr) slot = oldest;  // full: the one stable longest goes
   if (!slot->used) active_.fetch_add(1, std::memory_order_relaxed);
   *slot = {s.dev, s.ino, s.ctime_ns, now_ns, true};
-  unlock();
 }
 
 bool Quarantine::holds(const FileSnapshot& s, std::int64_t now_ns,
                        std::int64_t stable_ns) noexcept {
   if (active_.load(std::memory_order_relaxed) == 0) return false;  // the usual case: no lock
   bool held = false;
-  lock();
+  const SpinGuard guard(lock_);
   for (Entry& e : entries_) {
     if (!e.used || e.dev != s.dev || e.ino != s.ino) continue;
     if (e.ctime_ns != s.ctime_ns) {  // changed again: the clock restarts
@@ -96,7 +98,6 @@ bool Quarantine::holds(const FileSnapshot& s, std::int64_t now_ns,
     }
     break;
   }
-  unlock();
   return held;
 }
 

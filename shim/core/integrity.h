@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
-#include <string>
+
+#include "fork_safe.h"
 
 namespace zctls {
 
@@ -36,8 +38,10 @@ unsigned changed_fields(const FileSnapshot& before, const FileSnapshot& after) n
 // mtime) except a ctime change that came with a link-count change: that is
 // an unlink or a rename over the path — a deploy — not a write.
 bool content_may_have_changed(unsigned fields) noexcept;
-// "size,mtime,ctime": for log lines.
-std::string describe_changes(unsigned fields);
+// "size,mtime,ctime" into `buf` (NUL-terminated, truncated to `size`), for
+// log lines; "nothing" for no field.  No allocation: integrity events are
+// reported from inside close(), which must be async-signal-safe.
+void describe_changes(unsigned fields, char* buf, std::size_t size) noexcept;
 
 // True if the file changed less than `settle_ns` before `now_ns`: it may
 // still be being written, so it is sent by copy for now.  A change dated in
@@ -47,7 +51,7 @@ bool within_settle(const FileSnapshot& s, std::int64_t now_ns, std::int64_t sett
 // Inodes that changed under a zerocopy send, kept out of zerocopy until they
 // have been stable (no new ctime) for `stable_ns`.  Fixed capacity
 // (kSlots); when full, the oldest entry is replaced.  Thread-safe with a
-// spinlock that is only taken when at least one inode is quarantined.
+// SpinLock that is only taken when at least one inode is quarantined.
 class Quarantine {
  public:
   static constexpr int kSlots = 256;
@@ -57,7 +61,6 @@ class Quarantine {
   // restarts its clock; an entry stable for `stable_ns` is released.
   bool holds(const FileSnapshot& s, std::int64_t now_ns, std::int64_t stable_ns) noexcept;
   int size() const noexcept { return active_.load(std::memory_order_relaxed); }
-  void reset_lock_after_fork() noexcept { lock_.clear(); }
 
  private:
   struct Entry {
@@ -66,12 +69,9 @@ class Quarantine {
     std::int64_t stable_since_ns = 0;
     bool used = false;
   };
-  void lock() noexcept;
-  void unlock() noexcept { lock_.clear(std::memory_order_release); }
-
   Entry entries_[kSlots];
   std::atomic<int> active_{0};
-  std::atomic_flag lock_ = ATOMIC_FLAG_INIT;
+  SpinLock lock_;
 };
 
 }  // namespace zctls

@@ -1,9 +1,24 @@
-// The shim's own messages: one line each, "zctls[PID]: LEVEL: text", to
-// stderr (nginx points stderr at its error.log), a file (one write(2) per
-// line, O_APPEND), or syslog (LOG_DAEMON; never openlog: that would change
-// the host program's ident).  Rate-limited to kLogBurst lines per second;
-// the number of lines dropped is reported with the next line that gets
-// through.  Never allocates, never changes errno.
+// The shim's own messages: one line each, "zctls[PID]: LEVEL: text",
+// rate-limited to kLogBurst lines per second (the number dropped is
+// reported with the next line that gets through).  Never allocates, never
+// changes errno, safe inside close() (async-signal-safe syscalls only), and
+// never writes into an fd that is not the log ([log] target):
+//
+//   stderr    fd 2, checked before every line (one fstat): a regular file,
+//             a pipe or FIFO, a terminal or /dev/null is a log; a socket is
+//             one only if it is the journal's (systemd's JOURNAL_STREAM,
+//             captured at load).  A daemon that closed fds 0-2 may have a
+//             client's TCP socket there: its messages then go to syslog
+//             (issue 18: 129 bytes of a config error landed at the start of
+//             a client's TLS stream), and the first such line says so.
+//   file:P    P opened, written and closed for every line (O_APPEND): no fd
+//             is kept that the application could close and reuse, and a
+//             rotated file is followed.  If P cannot be opened: syslog.
+//   syslog    one datagram to /dev/log per line, on a socket opened for that
+//             line (glibc's syslog() keeps a socket open across calls, whose
+//             number a daemon's closefrom() can hand to a client), as
+//             "<PRI>PROGRAM[PID]: zctls[PID]: LEVEL: text" with the daemon
+//             facility; no /dev/log (a container): the line is dropped.
 #pragma once
 
 #include "zctls/config.h"
@@ -15,12 +30,14 @@ inline constexpr int kLogBurst = 20;
 void set_log_level(LogLevel level) noexcept;
 LogLevel log_level() noexcept;
 bool log_enabled(LogLevel level) noexcept;
-void set_log_fd(int fd) noexcept;  // write lines to fd (default 2, stderr)
-void set_log_syslog() noexcept;    // send lines to syslog instead
-// The application closed (or dup2'd over) fd: if it was the log file, go
-// back to stderr rather than write into whatever gets that number next.
-void forget_log_fd(int fd) noexcept;
-void forget_log_fd_range(unsigned first, unsigned last) noexcept;  // close_range
+
+// Targets.  log_to_file keeps the pointer: `path` must live for the rest of
+// the process (the runtime passes a published Config's, never freed).
+void log_to_stderr() noexcept;  // the default
+void log_to_syslog() noexcept;
+void log_to_file(const char* path) noexcept;
+// Reads JOURNAL_STREAM (secure_getenv): called once, at load time.
+void capture_log_environment() noexcept;
 
 __attribute__((format(printf, 2, 3))) void log(LogLevel level, const char* format, ...) noexcept;
 

@@ -63,6 +63,14 @@ ZCTLS_REAL(int, close_range, (unsigned first, unsigned last, int flags), (first,
 
 #undef ZCTLS_REAL
 
+ClockGettimeFn libc_clock_gettime() noexcept {
+  void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  if (libc == nullptr) return nullptr;
+  void* sym = dlsym(libc, "clock_gettime");
+  dlclose(libc);  // only drops the reference RTLD_NOLOAD took: libc stays
+  return reinterpret_cast<ClockGettimeFn>(sym);
+}
+
 SslSendfileFn ssl_sendfile() noexcept {
   static std::atomic<SslSendfileFn> slot{nullptr};
   static std::atomic<bool> looked{false};

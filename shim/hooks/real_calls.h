@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 namespace zctls::real {
 
@@ -18,6 +19,12 @@ int close(int fd) noexcept;
 int dup2(int oldfd, int newfd) noexcept;
 int dup3(int oldfd, int newfd, int flags) noexcept;
 int close_range(unsigned first, unsigned last, int flags) noexcept;
+
+// The C library's own clock_gettime, looked up in libc.so.6 itself rather
+// than in the global scope (where a time-faking preload would answer), or
+// nullptr.  Called once, at load time (clock.h).
+using ClockGettimeFn = int (*)(clockid_t, timespec*);
+ClockGettimeFn libc_clock_gettime() noexcept;
 
 // SSL_sendfile of libssl (OPENSSL_3.0.0), or nullptr when the process has
 // no libssl: the shim never links it.

@@ -1,7 +1,7 @@
-// The process-wide side of the shim: environment captured at load time,
-// the engine instance, and the glue every hook calls.  Each function here
-// is noexcept, keeps errno, and does nothing when zctls is disabled or when
-// called from inside the shim itself (a thread-local guard).
+// The process-wide side of the shim: the engine instance, and the glue
+// every hook calls.  Each function here is noexcept, keeps errno, and does
+// nothing when zctls is disabled or when called from inside the shim itself
+// (a thread-local guard).
 #pragma once
 
 #include <sys/socket.h>
@@ -10,6 +10,10 @@
 #include "engine.h"
 
 namespace zctls::shim {
+
+// The process's engine, built by the first hook that needs one; nullptr if
+// memory ran out then (the hooks pass through).
+Engine* engine() noexcept;
 
 // True if `fd` is known to be a plain (not kTLS) socket or file: the hook
 // can make the real call and nothing else.  One atomic load and an fd-table

@@ -61,7 +61,7 @@ TEST(Config, DefaultsWhenEmpty) {
   ASSERT_TRUE(r.config) << first_error(r);
   EXPECT_TRUE(r.config->rules.empty());
   EXPECT_FALSE(r.config->default_zerocopy);
-  EXPECT_EQ(r.config->log_level, zctls::LogLevel::warn);
+  EXPECT_EQ(r.config->log_level, zctls::LogLevel::notice);
   EXPECT_FALSE(r.config->decide("/x").zerocopy);
 }
 

@@ -1,0 +1,216 @@
+#include "config_source.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "environment.h"
+#include "fork_safe.h"
+#include "log.h"
+#include "runtime.h"
+#include "shared_stats.h"
+#include "zctls/version.h"
+
+// The loader and reloader run inside the engine (Engine::config), so
+// engine() is built whenever they use it.
+
+namespace zctls::shim {
+namespace {
+
+constexpr const char* kDefaultConfigPath = "/etc/zctls.toml";
+
+// `target` belongs to a published config (never freed): log_to_file keeps
+// its path.
+void apply_log_target(const LogTargetConfig& target) {
+  switch (target.kind) {
+    case LogTargetConfig::Kind::stderr_stream:
+      log_to_stderr();
+      break;
+    case LogTargetConfig::Kind::syslog:
+      log_to_syslog();
+      break;
+    case LogTargetConfig::Kind::file:
+      log_to_file(target.path.c_str());
+      break;
+  }
+}
+
+// What the config file looked like when it was last read: a reload
+// happens when any of this changes (including the file appearing or
+// disappearing).
+struct FileIdentity {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{}, ctime{};
+  bool operator==(const FileIdentity& o) const noexcept {
+    return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
+           mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec &&
+           ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+  }
+};
+
+FileIdentity identity_of(const std::string& path) noexcept {
+  FileIdentity id;
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return id;
+  id.exists = true;
+  id.dev = st.st_dev;
+  id.ino = st.st_ino;
+  id.size = st.st_size;
+  id.mtime = st.st_mtim;
+  id.ctime = st.st_ctim;
+  return id;
+}
+
+// State of the config source; touched only by the thread that loads or
+// reloads (the engine lets one at a time do it).
+struct ConfigSource {
+  std::string path;
+  FileIdentity seen;
+  // What the last check found when it found the file unlike `seen`.
+  std::optional<FileIdentity> changing;
+  std::uint32_t generation = 0;
+  LogTargetConfig log_target;
+  bool log_target_applied = false;
+};
+
+BuiltOnce<ConfigSource> g_source;
+
+ConfigSource* source() noexcept {
+  return g_source.get_or_build([]() noexcept { return new (std::nothrow) ConfigSource; });
+}
+
+std::string config_path() {
+  const Environment& env = environment();
+  return env.have_config_path ? env.config_path : kDefaultConfigPath;
+}
+
+// Reads the file (if any) and ZCTLS_RULES into a config.  nullopt if there
+// is nothing to load (`errors` empty) or it is broken (`errors` say why).
+std::optional<Config> read_config(const std::string& path, bool file_exists,
+                                  std::vector<ConfigError>& errors) {
+  const Environment& env = environment();
+  Config config;
+  const bool have_file = env.have_config_path || file_exists;
+  if (have_file) {
+    ConfigResult result = load_config_file(path);
+    if (!result.config) {
+      errors = std::move(result.errors);
+      return std::nullopt;
+    }
+    config = std::move(*result.config);
+  }
+  if (env.have_rules) {
+    if (!apply_rules_env(env.rules, config, errors)) return std::nullopt;
+    if (!have_file) config.source = "ZCTLS_RULES";
+  } else if (!have_file) {
+    return std::nullopt;
+  }
+  return config;
+}
+
+// Makes `config` the one in force: a new generation, kept for the life of
+// the process (hooks on other threads may hold it), and its log settings.
+const Config* publish(ConfigSource& src, Config config, const char* how) {
+  config.generation = ++src.generation;
+  const Config* published = new (std::nothrow) Config(std::move(config));
+  if (published == nullptr) return nullptr;
+  if (!environment().have_log_level) set_log_level(published->log_level);
+  if (!src.log_target_applied || published->log_target.kind != src.log_target.kind ||
+      published->log_target.path != src.log_target.path) {
+    apply_log_target(published->log_target);
+    src.log_target = published->log_target;
+    src.log_target_applied = true;
+  }
+  log(LogLevel::info, "zctls %s: %s config %s: %zu rules, default %s", kVersion, how,
+      published->source.c_str(), published->rules.size(),
+      published->default_zerocopy ? "zerocopy" : "copy");
+  return published;
+}
+
+const Config* load_or_null(ConfigSource& src) {
+  src.path = config_path();
+  src.seen = identity_of(src.path);
+  std::vector<ConfigError> errors;
+  std::optional<Config> config = read_config(src.path, src.seen.exists, errors);
+  // Share the counters before counting anything: the file's [stats] dir,
+  // or the default one when there is no usable config.
+  if (Counters* shared = share_counters(config ? config->stats : StatsConfig{}))
+    engine()->use_counters(shared);
+  if (!config) {
+    if (errors.empty()) {
+      log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through",
+          kVersion, src.path.c_str());
+    } else {
+      for (const ConfigError& e : errors)
+        log(LogLevel::error, "zctls %s: %s; zctls passes everything through", kVersion,
+            e.to_string().c_str());
+      engine()->counters().add(Counter::config_errors);
+    }
+    return nullptr;
+  }
+  engine()->counters().add(Counter::config_loads);
+  return publish(src, std::move(*config), "loaded");
+}
+
+const Config* reload_or_null(ConfigSource& src) {
+  const FileIdentity now = identity_of(src.path);
+  if (now == src.seen) {
+    src.changing.reset();
+    return nullptr;
+  }
+  // A file that changed since the last check may be half written: editors
+  // and `printf ... > file` truncate before they write, and reading in
+  // between would put an empty config in force.  It is read once two
+  // checks (a second or more apart) find it the same.  No clock is
+  // involved: timestamps from NFS or 9p come from another host's.
+  if (!src.changing || !(now == *src.changing)) {
+    src.changing = now;
+    return nullptr;
+  }
+  src.changing.reset();
+  src.seen = now;
+  std::vector<ConfigError> errors;
+  std::optional<Config> config = read_config(src.path, now.exists, errors);
+  if (!config) {
+    for (const ConfigError& e : errors)
+      log(LogLevel::error, "%s; keeping the current config", e.to_string().c_str());
+    if (errors.empty()) log(LogLevel::warn, "%s is gone; keeping the current config", src.path.c_str());
+    engine()->counters().add(Counter::config_errors);
+    return nullptr;
+  }
+  engine()->counters().add(Counter::config_loads);
+  engine()->counters().add(Counter::config_reloads);
+  return publish(src, std::move(*config), "reloaded");
+}
+
+}  // namespace
+
+const Config* load_config() noexcept {
+  try {
+    if (ConfigSource* src = source()) return load_or_null(*src);
+  } catch (...) {
+  }
+  log(LogLevel::error, "cannot load the config (out of memory?); passing everything through");
+  return nullptr;
+}
+
+const Config* reload_config() noexcept {
+  try {
+    ConfigSource* src = source();
+    return src != nullptr ? reload_or_null(*src) : nullptr;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+}  // namespace zctls::shim

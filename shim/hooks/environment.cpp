@@ -1,0 +1,58 @@
+#include "environment.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "log.h"
+
+namespace zctls::shim {
+namespace {
+
+std::atomic<bool> g_disabled{false};
+// Built by the constructor, never destroyed: other threads may still be in
+// a hook while exit() runs static destructors.
+std::atomic<const Environment*> g_environment{nullptr};
+const Environment kNothing{};
+
+}  // namespace
+
+bool disabled() noexcept { return g_disabled.load(std::memory_order_relaxed); }
+
+const Environment& environment() noexcept {
+  const Environment* e = g_environment.load(std::memory_order_acquire);
+  return e != nullptr ? *e : kNothing;
+}
+
+void capture_environment() noexcept {
+  try {
+    if (const char* v = secure_getenv("ZCTLS_DISABLE"); v != nullptr && *v != '\0' &&
+                                                         std::strcmp(v, "0") != 0) {
+      g_disabled.store(true, std::memory_order_relaxed);
+      return;
+    }
+    auto* e = new Environment;
+    if (const char* v = secure_getenv("ZCTLS_CONFIG")) {
+      e->have_config_path = true;
+      e->config_path = v;
+    }
+    if (const char* v = secure_getenv("ZCTLS_RULES")) {
+      e->have_rules = true;
+      e->rules = v;
+    }
+    if (const char* v = secure_getenv("ZCTLS_LOG_LEVEL")) {
+      if (auto level = parse_log_level(v)) {
+        e->have_log_level = true;
+        e->log_level = *level;
+        set_log_level(*level);
+      } else {
+        log(LogLevel::warn, "ZCTLS_LOG_LEVEL=%s is not error, warn, notice, info or debug; ignored", v);
+      }
+    }
+    g_environment.store(e, std::memory_order_release);
+  } catch (...) {
+    g_disabled.store(true, std::memory_order_relaxed);  // out of memory: stay out of the way
+  }
+}
+
+}  // namespace zctls::shim

@@ -1,0 +1,96 @@
+#include "libc_kernel.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "backtrace.h"
+#include "clock.h"
+#include "real_calls.h"
+#include "zctls/ktls.h"
+
+namespace zctls::shim {
+namespace {
+
+constexpr kernel::SockoptCalls kRealSockopt{real::setsockopt, real::getsockopt};
+
+class LibcKernel final : public KernelPort {
+ public:
+  // The fstat syscall itself: glibc 2.33+ implements fstat() as
+  // newfstatat(fd, "", AT_EMPTY_PATH), which kernels before 6.11 treat as
+  // a path lookup (copying and allocating the empty name).  This runs
+  // twice per zerocopy send.
+  int stat_fd(int fd, struct stat* st) noexcept override {
+    return syscall(SYS_fstat, fd, st) == 0 ? 0 : errno;
+  }
+  ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
+    char link[32];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    const ssize_t n = readlink(link, buf, size);
+    return n > 0 && static_cast<std::size_t>(n) < size ? n : -1;
+  }
+  kernel::TxKind query_tx(int fd) noexcept override { return kernel::query_tx(fd, kRealSockopt); }
+  kernel::FlagState get_zerocopy(int fd) noexcept override {
+    return kernel::get_tx_zerocopy(fd, kRealSockopt);
+  }
+  int set_zerocopy(int fd, bool on) noexcept override {
+    return kernel::set_tx_zerocopy(fd, on, kRealSockopt);
+  }
+  // The kernel's clocks (clock.h), coarse: read from the vDSO, no syscall;
+  // a few ms of resolution is plenty for a settle window of seconds.
+  std::int64_t realtime_ns() noexcept override { return clock_ns(CLOCK_REALTIME_COARSE); }
+  std::int64_t monotonic_ns() noexcept override { return clock_ns(CLOCK_MONOTONIC_COARSE); }
+  void peer_name(int fd, char* buf, std::size_t size) noexcept override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      if (addr.ss_family == AF_INET) {
+        const auto* in4 = reinterpret_cast<const sockaddr_in*>(&addr);
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+        port = ntohs(in4->sin_port);
+      } else if (addr.ss_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+      }
+    }
+    std::snprintf(buf, size, addr.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+  }
+  off_t file_position(int fd) noexcept override { return lseek(fd, 0, SEEK_CUR); }
+  kernel::KernelIdentity kernel_identity() noexcept override {
+    return kernel::read_kernel_identity();
+  }
+  bool read_offset(const off_t* where, off_t* value) noexcept override {
+    // The pointer comes from the application and is only checked by the
+    // real sendfile (EFAULT): copy it through the kernel, which fails
+    // instead of faulting.
+    if (where == nullptr) return false;
+    iovec local{value, sizeof *value};
+    iovec remote{const_cast<off_t*>(where), sizeof *where};
+    return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) ==
+           static_cast<ssize_t>(sizeof *value);
+  }
+  void shutdown_socket(int fd) noexcept override { shutdown(fd, SHUT_RDWR); }
+  bool tcp_progress(int fd, kernel::TcpProgress* out) noexcept override {
+    return kernel::tcp_progress(fd, kRealSockopt, out);
+  }
+  void backtrace(char* buf, std::size_t size) noexcept override { shim::backtrace(buf, size); }
+};
+
+// Constant-initialised (no constructor runs, no guard): a vtable pointer.
+LibcKernel g_kernel;
+
+}  // namespace
+
+KernelPort& libc_kernel() noexcept { return g_kernel; }
+
+}  // namespace zctls::shim
