@@ -160,10 +160,11 @@ TEST_F(IntegrityE2E, LogToSyslogAsDaemonFacility) {
   close(sock);
   unlink("/dev/log");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  // <28> = LOG_DAEMON (3 << 3) | LOG_WARNING (4); the ident is the program's
-  // own (no openlog), the text the shim's.
-  EXPECT_NE(messages.find("<28>"), std::string::npos) << messages;
-  EXPECT_NE(messages.find("zctls_test_sender: zctls["), std::string::npos) << messages;
+  // <28> = LOG_DAEMON (3 << 3) | LOG_WARNING (4); the tag is the program's
+  // name as the kernel has it (/proc/self/comm: 15 characters) and pid, the
+  // text the shim's.
+  EXPECT_NE(messages.find("<28>zctls_test_send["), std::string::npos) << messages;
+  EXPECT_NE(messages.find("]: zctls["), std::string::npos) << messages;
   EXPECT_NE(messages.find("changed during a zerocopy send"), std::string::npos) << messages;
 }
 

@@ -21,9 +21,6 @@
 //   signal BIG        SIGALRM (no SA_RESTART) interrupts sendfile blocked
 //                     on a full socket: once after some bytes (partial
 //                     count), once before any (EINTR)
-//   fork-storm N FILE one thread loops sendfile(sock, FILE, 4096) while the
-//                     main thread forks N children that each close(sock)
-//                     and _exit(0); a child alive after 10 s is stuck
 //
 // Prints one line per observation and "bytes ok" where the bytes are
 // checked; exit status 0 only if all went as the kernel says it should.
@@ -282,51 +279,6 @@ int run_signal(const std::string& big) {
   return same ? 0 : 1;
 }
 
-int run_fork_storm(int children, const std::string& file) {
-  const k::LoopbackPair pair;
-  if (!make_ktls(pair)) return 1;
-  Drain drain(pair.server());
-  const int fd = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  std::atomic<bool> stop{false};
-  std::atomic<long> sends{0};
-  std::thread sender([&] {
-    while (!stop.load()) {
-      off_t off = 0;
-      if (sendfile(pair.client(), fd, &off, 4096) > 0) sends.fetch_add(1);
-    }
-  });
-  while (sends.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  int stuck = 0, failed = 0;
-  for (int i = 0; i < children; ++i) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      close(pair.client());
-      _exit(0);
-    }
-    int status = 0;
-    bool done = false;
-    for (int ms = 0; ms < 10'000 && !done; ++ms) {
-      done = waitpid(pid, &status, WNOHANG) == pid;
-      if (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (!done) {
-      ++stuck;
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      ++failed;
-    }
-  }
-  stop.store(true);
-  sender.join();
-  shutdown(pair.client(), SHUT_WR);
-  std::fprintf(stderr, "fork-storm: %ld sends, %s\n", sends.load(), drain.finish().c_str());
-  say("children " + std::to_string(children) + " stuck " + std::to_string(stuck) + " failed " +
-      std::to_string(failed));
-  close(fd);
-  return stuck == 0 && failed == 0 ? 0 : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -336,7 +288,6 @@ int main(int argc, char** argv) {
   if (a.size() == 3 && a[0] == "close-range") return run_close_range(a[1], a[2]);
   if (a.size() == 3 && a[0] == "race") return run_race(std::stod(a[1]), a[2]);
   if (a.size() == 2 && a[0] == "signal") return run_signal(a[1]);
-  if (a.size() == 3 && a[0] == "fork-storm") return run_fork_storm(std::stoi(a[1]), a[2]);
-  std::fprintf(stderr, "usage: %s spawn|dup2|close-range|race|signal|fork-storm ...\n", argv[0]);
+  std::fprintf(stderr, "usage: %s spawn|dup2|close-range|race|signal ...\n", argv[0]);
   return 2;
 }

@@ -110,14 +110,4 @@ TEST_F(Lifecycle, SignalInterruptingABlockedSendfile) {
   EXPECT_EQ(m[2], "1");
 }
 
-// Forks beside a thread that keeps sending zerocopy: each child closes the
-// socket (the shim looks at its in-flight record under a lock that the
-// sending thread may hold at the fork) and exits.  Before fork_safe.h,
-// about 1 % of children spun for ever.
-TEST_F(Lifecycle, ForkStormBesideASendingThreadLeavesNoChildStuck) {
-  const Outcome r = lifecycle("fork-storm 400 " + static_file());
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_EQ(r.out, "children 400 stuck 0 failed 0\n") << r.err;
-}
-
 }  // namespace
