@@ -46,15 +46,14 @@ ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t c
   return rc;
 }
 
-// libssl's SSL_sendfile ends in sendfile(2) on the socket (ktls_sendfile),
-// which reaches the sendfile hook above: the decision is made there.  The
-// hook exists so that the shim sees SSL_sendfile callers without linking
-// libssl; a process without libssl never calls it.
-ZCTLS_EXPORT long SSL_sendfile(void* ssl, int fd, off_t offset, size_t size, int flags) noexcept {
-  if (auto real = zctls::real::ssl_sendfile()) return real(ssl, fd, offset, size, flags);
-  errno = ENOSYS;
-  return -1;
-}
+// SSL_sendfile is deliberately not interposed: libssl's kTLS path ends in
+// sendfile(2) through libc (ktls_sendfile in OpenSSL's
+// include/internal/ktls.h), which reaches the hook above whichever copy of
+// libssl made the call and however it was loaded.  An export of our own
+// could only forward to "the next" SSL_sendfile, which a libssl dlopened
+// RTLD_LOCAL by a server module is not (issue 18 #3: -1/ENOSYS and nothing
+// sent), and would make dlsym(RTLD_DEFAULT, "SSL_sendfile") succeed in a
+// process that has no libssl.
 
 ZCTLS_EXPORT int setsockopt(int fd, int level, int optname, const void* value,
                             socklen_t length) noexcept {

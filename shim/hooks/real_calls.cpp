@@ -71,19 +71,4 @@ ClockGettimeFn libc_clock_gettime() noexcept {
   return reinterpret_cast<ClockGettimeFn>(sym);
 }
 
-SslSendfileFn ssl_sendfile() noexcept {
-  static std::atomic<SslSendfileFn> slot{nullptr};
-  static std::atomic<bool> looked{false};
-  if (SslSendfileFn fn = slot.load(std::memory_order_acquire)) return fn;
-  if (looked.load(std::memory_order_acquire)) return nullptr;
-  // libssl 3 exports SSL_sendfile@@OPENSSL_3.0.0; an unversioned lookup
-  // would also do, but ask for the version the shim was written against.
-  void* sym = dlvsym(RTLD_NEXT, "SSL_sendfile", "OPENSSL_3.0.0");
-  if (sym == nullptr) sym = dlsym(RTLD_NEXT, "SSL_sendfile");
-  if (sym != nullptr && !in_this_library(sym))
-    slot.store(reinterpret_cast<SslSendfileFn>(sym), std::memory_order_release);
-  looked.store(true, std::memory_order_release);
-  return slot.load(std::memory_order_acquire);
-}
-
 }  // namespace zctls::real

@@ -26,9 +26,4 @@ int close_range(unsigned first, unsigned last, int flags) noexcept;
 using ClockGettimeFn = int (*)(clockid_t, timespec*);
 ClockGettimeFn libc_clock_gettime() noexcept;
 
-// SSL_sendfile of libssl (OPENSSL_3.0.0), or nullptr when the process has
-// no libssl: the shim never links it.
-using SslSendfileFn = long (*)(void* ssl, int fd, off_t offset, size_t size, int flags);
-SslSendfileFn ssl_sendfile() noexcept;
-
 }  // namespace zctls::real

@@ -4,8 +4,8 @@
 // kernel, the peer or an independent listener saw.
 #include "e2e_support.h"
 
-#ifndef ZCTLS_FIELD_PATH
-#error "ZCTLS_FIELD_PATH must name zctls_test_field"
+#if !defined(ZCTLS_FIELD_PATH) || !defined(ZCTLS_SSL_LOADER_PATH) || !defined(ZCTLS_SSL_PLUGIN_PATH)
+#error "ZCTLS_FIELD_PATH, ZCTLS_SSL_LOADER_PATH and ZCTLS_SSL_PLUGIN_PATH must name the test programs"
 #endif
 
 namespace {
@@ -53,6 +53,43 @@ TEST_F(FieldFailures, IntegrityWarningNeverLandsInAClientsStreamOnFd2) {
   const Outcome r = field("log-into-socket integrity " + big_file());
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out, "peer got exactly what was sent: yes\nsyslog: stderr note yes, integrity yes\n");
+}
+
+// #3: a program not linked to libssl gets it from a module it dlopens, as
+// servers load theirs.  With RTLD_LOCAL the module's SSL_sendfile bound to
+// the shim's export, which could not see that libssl: -1/ENOSYS, nothing
+// sent.  The shim no longer exports SSL_sendfile; libssl's own sendfile(2)
+// call is what it governs, from any copy loaded any way.
+TEST_F(FieldFailures, SslSendfileFromAModuleWorksHoweverItWasLoaded) {
+  const std::string files = " " ZCTLS_SSL_PLUGIN_PATH " " + static_file() + " " + private_file();
+  for (const std::string mode : {"global", "local"}) {
+    SCOPED_TRACE(mode);
+    const Outcome with = run("ZCTLS_CONFIG=" + config(), mode + files, true, ZCTLS_SSL_LOADER_PATH,
+                             false);
+    const Outcome without = run("", mode + files, false, ZCTLS_SSL_LOADER_PATH, false);
+    EXPECT_EQ(with.status, 0) << with.out << with.err;
+    EXPECT_EQ(with.out, mode + ":\nktls send=yes\na.bin flag=1\nb.bin flag=0\nbytes ok\n");
+    EXPECT_EQ(without.out, mode + ":\nktls send=yes\na.bin flag=0\nb.bin flag=0\nbytes ok\n");
+  }
+}
+
+// A process without libssl sees none in its global scope, shim or not
+// (a program probing for kTLS support with dlsym must get the same answer).
+TEST_F(FieldFailures, NoSslSendfileAppearsInAProcessWithoutLibssl) {
+  const Outcome with = run("ZCTLS_CONFIG=" + config(), "probe", true, ZCTLS_SSL_LOADER_PATH, false);
+  EXPECT_EQ(with.out, "SSL_sendfile in the global scope: no\n");
+}
+
+// The limit ARCHITECTURE.md states: a module dlopened RTLD_DEEPBIND and its
+// libssl bind libc's sendfile in their own scope first, so the shim never
+// sees those sends.  They work exactly as without it (and go by copy).
+TEST_F(FieldFailures, DeepbindModulesAreNotSeenAndWorkAsWithout) {
+  const std::string args = "deepbind " ZCTLS_SSL_PLUGIN_PATH " " + static_file();
+  const Outcome with = run("ZCTLS_CONFIG=" + config(), args, true, ZCTLS_SSL_LOADER_PATH, false);
+  const Outcome without = run("", args, false, ZCTLS_SSL_LOADER_PATH, false);
+  EXPECT_EQ(with.status, 0) << with.out << with.err;
+  EXPECT_EQ(with.out, "deepbind:\nktls send=yes\na.bin flag=0\nbytes ok\n");
+  EXPECT_EQ(with.out, without.out);
 }
 
 // #9: libfaketime preloaded after the shim (FAKETIME=+5s) answers every
