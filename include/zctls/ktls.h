@@ -62,8 +62,10 @@ const SockoptCalls& libc_sockopt_calls() noexcept;
 enum class TxKind { ktls_tx, ulp_without_tx, not_ktls };
 TxKind query_tx(int fd, const SockoptCalls& calls) noexcept;
 
-// The application's setsockopt calls the shim cares about.
-enum class AppSockopt { other, tls_tx_key, tx_zerocopy };
+// The application's setsockopt calls the shim cares about: TCP_ULP (a
+// socket can take a ULP once, so a successful one means a socket zctls has
+// not seen as kTLS before), TLS_TX, TLS_TX_ZEROCOPY_RO.
+enum class AppSockopt { other, ulp, tls_tx_key, tx_zerocopy };
 AppSockopt classify_sockopt(int level, int optname) noexcept;
 
 // setsockopt(fd, SOL_TCP, TCP_ULP, "tls").  Needs a connected TCP socket

@@ -42,6 +42,7 @@ enum class Counter : int {
   config_loads,                // configs loaded (the first one and each reload)
   config_reloads,              // of them, reloads after the file changed
   config_errors,               // configs rejected (the old one, or pass-through, stays)
+  flag_off_other_sends,        // flag turned off before a splice into a kTLS socket
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);

@@ -82,6 +82,18 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
   const kernel::AppSockopt what = kernel::classify_sockopt(level, optname);
   if (what == kernel::AppSockopt::other) return;
   FdState state = fds_.get(fd);
+  if (what == kernel::AppSockopt::ulp) {
+    // The kernel takes one ULP per socket: this is a fresh socket on this
+    // number, whatever an entry left by an fd closed behind the hooks'
+    // backs says (issue 18 #6: a stale "flag on" made a zerocopy send go
+    // out with the flag off, counted as zerocopy).  Its flag starts off.
+    fds_.forget(fd);
+    const bool tls = value != nullptr && length >= 3 &&
+                     std::memcmp(value, kernel::kTlsUlpName, 3) == 0 &&
+                     (length == 3 || static_cast<const char*>(value)[3] == '\0');
+    if (tls) fds_.set(fd, FdState{SocketKind::ulp_only});
+    return;
+  }
   if (what == kernel::AppSockopt::tls_tx_key) {
     // A fresh TX key: the kernel's flag is off unless the application set
     // it earlier (which made the fd app-managed and recorded the value).
@@ -123,6 +135,25 @@ FdState Engine::classify(int fd) noexcept {
   }
   fds_.set(fd, state);
   return state;
+}
+
+void Engine::before_other_send(int fd) noexcept {
+  FdState state = fds_.get(fd);
+  if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
+    state = classify(fd);
+  if (state.kind != SocketKind::ktls_tx || state.app_managed || !state.flag_on ||
+      kernel_unsupported_.load(std::memory_order_relaxed))
+    return;
+  // Whatever reaches the socket this way, zctls cannot tell which file its
+  // pages came from: the safe answer is copy.
+  const int err = kernel_.set_zerocopy(fd, false);
+  if (err == 0) {
+    state.flag_on = false;
+    fds_.set(fd, state);
+    counters().add(Counter::flag_off_other_sends);
+  } else {
+    handle_set_failure(fd, err);
+  }
 }
 
 Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,

@@ -85,7 +85,15 @@ class Engine {
   void after_close(int fd) noexcept { fds_.forget(fd); }
   void after_close_range(unsigned first, unsigned last) noexcept { fds_.forget_range(first, last); }
   // dup2/dup3: `newfd` now names another file; learn it again when used.
+  // The same for any fd number that now names something new (accept,
+  // socket, SCM_RIGHTS, dup, fcntl F_DUPFD, fclose...).
   void after_dup(int newfd) noexcept { fds_.forget(newfd); }
+  void forget(int fd) noexcept { fds_.forget(fd); }
+
+  // Just before data reaches fd by a path other than sendfile (splice from
+  // a pipe): zctls cannot know which file the data came from, so a kTLS TX
+  // socket whose flag zctls left on gets it turned off (issue 18 #5).
+  void before_other_send(int fd) noexcept;
 
   // Called just before the real sendfile(out_fd, in_fd, offset, ...).  Sets
   // or clears the flag on out_fd if, and only if, it must change.  Never

@@ -60,6 +60,8 @@ const CounterName kNames[kCounterCount] = {
     {"config_reloads", "zctls_config_reloads_total", "",
      "Configurations reloaded after the file changed"},
     {"config_errors", "zctls_config_errors_total", "", "Configurations rejected"},
+    {"flag_off_other_sends", "zctls_flag_off_other_sends_total", "",
+     "Times the flag was turned off before a splice into a kTLS socket"},
 };
 #undef ZCTLS_COPY
 

@@ -155,4 +155,35 @@ void after_dup(int oldfd, int newfd) noexcept {
   if (Engine* e = g_engine.get()) e->after_dup(newfd);
 }
 
+void after_new_fd(int fd) noexcept {
+  if (Engine* e = g_engine.get()) e->forget(fd);
+}
+
+void after_new_fds(const int* fds, int n) noexcept {
+  if (Engine* e = g_engine.get())
+    for (int i = 0; i < n; ++i) e->forget(fds[i]);
+}
+
+void after_received_fds(const msghdr* msg) noexcept {
+  if (msg == nullptr || msg->msg_control == nullptr || msg->msg_controllen == 0) return;
+  Engine* e = g_engine.get();
+  if (e == nullptr) return;
+  for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t bytes = c->cmsg_len - CMSG_LEN(0);
+    const auto* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
+    for (std::size_t i = 0; i < bytes / sizeof(int); ++i) e->forget(fds[i]);
+  }
+}
+
+void before_other_send(int fd) noexcept {
+  if (disabled()) return;
+  const Reentry guard;
+  if (!guard.outermost()) return;
+  // No engine yet: nothing in this process turned a flag on.  (A socket
+  // inherited with the flag on is left as it is until the first sendfile
+  // builds the engine.)
+  if (Engine* e = g_engine.get()) e->before_other_send(fd);
+}
+
 }  // namespace zctls::shim

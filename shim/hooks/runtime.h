@@ -26,5 +26,13 @@ void before_close(int fd) noexcept;
 void after_close(int fd) noexcept;
 void after_close_range(unsigned first, unsigned last, int flags) noexcept;
 void after_dup(int oldfd, int newfd) noexcept;
+// A call created fd(s) (socket, accept, dup, fcntl F_DUPFD, SCM_RIGHTS...):
+// whatever was known about those numbers is stale.
+void after_new_fd(int fd) noexcept;
+void after_new_fds(const int* fds, int n) noexcept;
+// recvmsg's result: the fds an SCM_RIGHTS message brought, if any.
+void after_received_fds(const struct msghdr* msg) noexcept;
+// Before data reaches `fd` by another way than sendfile (splice).
+void before_other_send(int fd) noexcept;
 
 }  // namespace zctls::shim

@@ -98,6 +98,7 @@ const SockoptCalls& libc_sockopt_calls() noexcept {
 }
 
 AppSockopt classify_sockopt(int level, int optname) noexcept {
+  if (level == SOL_TCP && optname == TCP_ULP) return AppSockopt::ulp;
   if (level != kSolTls) return AppSockopt::other;
   if (optname == kTlsTx) return AppSockopt::tls_tx_key;
   if (optname == kTlsTxZerocopyRo) return AppSockopt::tx_zerocopy;

@@ -15,18 +15,52 @@
 //                       missing file) or integrity warning (integrity: BIG
 //                       changes during a blocked send) must reach syslog,
 //                       and not one byte of it the peer
+//   stale-fd CLOSE PLACE STATIC PRIVATE
+//                       a kTLS socket sends a file (STATIC for PLACE moved
+//                       and setup, PRIVATE for received: the flag zctls
+//                       remembers is then the wrong one for what comes
+//                       next); CLOSE closes it: closefrom, fclose (of a
+//                       stream fdopened on it) or raw (the close syscall,
+//                       which no hook sees); then PLACE puts another socket
+//                       on its number:
+//                         moved     a kTLS socket (flag off) moved there by
+//                                   the dup3 syscall, then sends STATIC
+//                         received  a kTLS socket whose flag another
+//                                   process under zctls left on, received
+//                                   over SCM_RIGHTS, then sends PRIVATE
+//                         setup     a plain TCP socket moved there by the
+//                                   dup3 syscall, made kTLS with setsockopt
+//                                   on that number, then sends STATIC
+//                       prints "same number yes", "flag=N" (raw getsockopt
+//                       after the send) and "bytes ok"
+//   splice STATIC PRIVATE
+//                       sendfile STATIC (zerocopy), then PRIVATE through a
+//                       pipe with splice(2) into the same kTLS socket:
+//                       prints the flag after each
+//   cancel              a thread blocked in each hooked cancellation point
+//                       (accept, accept4, recvmsg, recvmmsg, splice, fcntl
+//                       F_SETLKW) is
+//                       cancelled with pthread_cancel: prints
+//                       "NAME cancelled" for each: the hook keeps the call
+//                       a cancellation point and lets the unwinding through
+//                       (libeatmydata's rule).  Needs no kTLS.
 //
 // Exit status 0 only if all went as the kernel says it should.
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <netinet/in.h>
+
 #include <atomic>
+#include <functional>
 
 #include "ktls_app.h"
 
@@ -177,12 +211,233 @@ int run_log_into_socket(const std::string& what, const std::string& file) {
   return same ? 0 : 1;
 }
 
+// Sends all of `path` on `sock` with sendfile; the bytes go to `peer`,
+// which a Receiver checks.
+bool send_and_check(int sock, int peer, const std::string& path) {
+  Receiver receiver(peer, slurp(path));
+  send_file(sock, path);
+  return receiver.compare();
+}
+
+// Occupies every free fd number below `number` (which is open), so that
+// once it is closed the kernel hands out exactly `number` next.
+void fill_gaps_below(int number) {
+  for (;;) {
+    const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd > number) {
+      close(fd);
+      return;
+    }
+  }
+}
+
+// Another process under zctls makes a kTLS pair, sends STATIC on it (its
+// shim turns the flag on and leaves it on), and passes both ends over
+// `channel` (a socketpair: the child sends on [0], this process receives
+// on [1]).  Returns the client end as received here (the lowest free
+// number), or -1; `*peer` gets the server end.
+int receive_flagged_socket(const int channel[2], const std::string& fixed, int* peer) {
+  std::fflush(stdout);
+  const pid_t child = fork();
+  if (child == 0) {
+    const k::LoopbackPair pair;
+    if (!make_ktls(pair) || !send_and_check(pair.client(), pair.server(), fixed)) _exit(1);
+    int fds[2] = {pair.client(), pair.server()};
+    char data = 'x';
+    iovec iov{&data, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof fds);
+    std::memcpy(CMSG_DATA(c), fds, sizeof fds);
+    _exit(sendmsg(channel[0], &msg, 0) == 1 ? 0 : 1);
+  }
+  char data = 0;
+  iovec iov{&data, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t got = recvmsg(channel[1], &msg, 0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (got != 1 || c == nullptr || c->cmsg_type != SCM_RIGHTS || status != 0) return -1;
+  int fds[2];
+  std::memcpy(fds, CMSG_DATA(c), sizeof fds);
+  *peer = fds[1];
+  return fds[0];
+}
+
+int run_stale_fd(const std::string& how, const std::string& place, const std::string& fixed,
+                 const std::string& other) {
+  int channel[2] = {-1, -1};
+  if (place == "received" && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, channel) != 0)
+    return 1;
+  // The new socket, made first so that its fds sit below the old one's
+  // number (closefrom closes everything from that number up).
+  static auto* fresh = new k::LoopbackPair;  // never destroyed: see onto_fd_2
+  if (place == "moved" && !make_ktls(*fresh)) return 1;
+  // The old socket, and what zctls learns of it.
+  static auto* old = new k::LoopbackPair;
+  if (!make_ktls(*old)) return 1;
+  const bool sent = send_and_check(old->client(), old->server(),
+                                   place == "received" ? other : fixed);
+  const int number = old->client();
+  fill_gaps_below(number);
+  if (how == "closefrom") {
+    closefrom(number);  // the old server end too, if above
+  } else if (how == "fclose") {
+    std::fclose(fdopen(number, "r+"));
+  } else {
+    syscall(SYS_close, number);
+  }
+  // The new socket on the same number.
+  int sock = -1, peer = fresh->server();
+  if (place == "received") {
+    sock = receive_flagged_socket(channel, fixed, &peer);
+  } else {
+    sock = static_cast<int>(syscall(SYS_dup3, fresh->client(), number, 0));
+  }
+  if (place == "setup") {
+    const int errs[] = {k::attach_tls_ulp(sock),
+                        k::install_key(sock, k::Direction::tx, k::TlsVersion::tls13,
+                                       k::Cipher::aes_gcm_128, key()),
+                        k::attach_tls_ulp(peer),
+                        k::install_key(peer, k::Direction::rx, k::TlsVersion::tls13,
+                                       k::Cipher::aes_gcm_128, key())};
+    for (const int e : errs)
+      if (e != 0) return 1;
+  }
+  say(std::string("same number ") + (sock == number ? "yes" : "no"));
+  const bool same = send_and_check(sock, peer, place == "received" ? other : fixed);
+  say("flag=" + std::to_string(raw_flag(sock)));
+  say(sent && same ? "bytes ok" : "BYTES DIFFER");
+  return sent && same && sock == number ? 0 : 1;
+}
+
+int run_splice(const std::string& fixed, const std::string& other) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  Receiver receiver(pair.server(), slurp(fixed) + slurp(other));
+  send_file(pair.client(), fixed);
+  say("sendfile " + base(fixed) + " flag=" + std::to_string(raw_flag(pair.client())));
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return 1;
+  const int file = open(other.c_str(), O_RDONLY | O_CLOEXEC);
+  const std::size_t size = slurp(other).size();
+  std::size_t moved = 0;
+  while (moved < size) {
+    const ssize_t in = splice(file, nullptr, pipefd[1], nullptr, size - moved, 0);
+    if (in <= 0) break;
+    for (ssize_t out = 0; out < in;) {
+      const ssize_t n = splice(pipefd[0], nullptr, pair.client(), nullptr,
+                               static_cast<std::size_t>(in - out), 0);
+      if (n <= 0) return 1;
+      out += n;
+    }
+    moved += static_cast<std::size_t>(in);
+  }
+  say("splice " + base(other) + " flag=" + std::to_string(raw_flag(pair.client())));
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  close(file);
+  return same ? 0 : 1;
+}
+
+void* run_blocking(void* arg) {
+  (*static_cast<std::function<void()>*>(arg))();
+  return nullptr;
+}
+
+int run_cancel() {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 1) != 0)
+    return 1;
+  int pair[2], pipefd[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pair) != 0 || pipe(pipefd) != 0) return 1;
+  const int out = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  // fcntl(F_SETLKW) blocks on a lock another process holds.
+  char lock_path[] = "/tmp/zctls-cancel-XXXXXX";
+  const int locked = mkstemp(lock_path);
+  unlink(lock_path);
+  const pid_t holder = fork();
+  if (holder == 0) {
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    fcntl(locked, F_SETLK, &lock);
+    pause();
+    _exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::vector<std::pair<std::string, std::function<void()>>> cases = {
+      {"accept", [&] { accept(listener, nullptr, nullptr); }},
+      {"accept4", [&] { accept4(listener, nullptr, nullptr, 0); }},
+      {"recvmsg",
+       [&] {
+         char b;
+         iovec iov{&b, 1};
+         msghdr m{};
+         m.msg_iov = &iov;
+         m.msg_iovlen = 1;
+         recvmsg(pair[0], &m, 0);
+       }},
+      {"recvmmsg",
+       [&] {
+         char b;
+         iovec iov{&b, 1};
+         mmsghdr m{};
+         m.msg_hdr.msg_iov = &iov;
+         m.msg_hdr.msg_iovlen = 1;
+         recvmmsg(pair[0], &m, 1, 0, nullptr);
+       }},
+      {"splice", [&] { splice(pipefd[0], nullptr, out, nullptr, 4096, 0); }},
+      {"fcntl F_SETLKW",
+       [&] {
+         struct flock lock {};
+         lock.l_type = F_WRLCK;
+         fcntl(locked, F_SETLKW, &lock);
+       }},
+  };
+  int failures = 0;
+  for (const auto& [name, block] : cases) {
+    pthread_t t;
+    auto fn = block;
+    pthread_create(&t, nullptr, run_blocking, &fn);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    pthread_cancel(t);
+    void* result = nullptr;
+    pthread_join(t, &result);
+    const bool cancelled = result == PTHREAD_CANCELED;
+    failures += cancelled ? 0 : 1;
+    say(name + (cancelled ? " cancelled" : " NOT CANCELLED"));
+  }
+  kill(holder, SIGKILL);
+  waitpid(holder, nullptr, 0);
+  return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   if (a.size() == 3 && a[0] == "fork-storm") return run_fork_storm(std::stoi(a[1]), a[2]);
   if (a.size() == 3 && a[0] == "log-into-socket") return run_log_into_socket(a[1], a[2]);
-  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket ...\n", argv[0]);
+  if (a.size() == 5 && a[0] == "stale-fd") return run_stale_fd(a[1], a[2], a[3], a[4]);
+  if (a.size() == 3 && a[0] == "splice") return run_splice(a[1], a[2]);
+  if (a.size() == 1 && a[0] == "cancel") return run_cancel();
+  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel ...\n", argv[0]);
   return 2;
 }

@@ -92,6 +92,45 @@ TEST_F(FieldFailures, DeepbindModulesAreNotSeenAndWorkAsWithout) {
   EXPECT_EQ(with.out, without.out);
 }
 
+// #5: after a zerocopy sendfile the flag stays on (zctls sets it only when
+// it must change); a splice of a copy-rule file through a pipe into the
+// same socket went out with it on.  The splice hook turns it off first.
+TEST_F(FieldFailures, SpliceIntoAKtlsSocketGoesWithTheFlagOff) {
+  const Outcome r = field("splice " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "sendfile a.bin flag=1\nsplice b.bin flag=0\nbytes ok\n") << r.err;
+}
+
+// #6: an fd closed where no hook saw it (glibc's closefrom closes through
+// close_range inside libc; fclose inside stdio) left its entry: a kTLS
+// socket later on that number was sent on with the old socket's flag.
+// Each closing path forgets; each way a socket can arrive on a number
+// (here: the dup3 syscall, SCM_RIGHTS, a kTLS setup on the number) is
+// either seen by a hook or preceded by one that forgot.
+struct StaleCase {
+  const char* close;
+  const char* place;
+  int flag;  // what the rules want for what the new socket sends
+};
+
+TEST_F(FieldFailures, NoStaleStateAfterAnFdClosedBehindTheHooks) {
+  const StaleCase cases[] = {
+      {"closefrom", "moved", 1}, {"closefrom", "received", 0}, {"closefrom", "setup", 1},
+      {"fclose", "moved", 1},    {"fclose", "received", 0},    {"fclose", "setup", 1},
+      // The close syscall itself: the next socket call on the number
+      // (recvmsg with SCM_RIGHTS, setsockopt TCP_ULP) forgets.  A socket
+      // moved there by a syscall too is the limit ARCHITECTURE.md states.
+      {"raw", "received", 0},    {"raw", "setup", 1},
+  };
+  for (const StaleCase& c : cases) {
+    SCOPED_TRACE(std::string(c.close) + " " + c.place);
+    const Outcome r = field(std::string("stale-fd ") + c.close + " " + c.place + " " +
+                            static_file() + " " + private_file());
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "same number yes\nflag=" + std::to_string(c.flag) + "\nbytes ok\n") << r.err;
+  }
+}
+
 // #9: libfaketime preloaded after the shim (FAKETIME=+5s) answers every
 // clock_gettime call that goes through the global scope.  The settle
 // window compared the kernel's file times with that clock, so a file

@@ -4,6 +4,8 @@
 #include "engine.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -293,6 +295,64 @@ TEST_F(EngineTest, DupAndCloseRangeForget) {
   EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
   engine_.after_close_range(8, ~0U);
   EXPECT_EQ(engine_.fd_state(8).kind, SocketKind::unknown);
+}
+
+// issue 18 #6: an fd closed behind the hooks (closefrom inside libc, a raw
+// close) keeps its entry; a new socket made kTLS on that number passes
+// setsockopt(TCP_ULP, "tls"), which a socket takes once: a fresh start.
+TEST_F(EngineTest, TlsUlpOnANumberForgetsWhatItsOldSocketLeft) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);  // flag on
+  ASSERT_TRUE(engine_.fd_state(7).flag_on);
+  // Closed unseen; a new socket on 7 gets the ULP, then its key.
+  kernel_.flags[7] = false;
+  engine_.after_app_setsockopt(7, SOL_TCP, TCP_ULP, "tls", 3);
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::ulp_only);
+  EXPECT_FALSE(engine_.fd_state(7).flag_on);
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 2U) << "the new socket's flag starts off: it is turned on";
+  EXPECT_TRUE(kernel_.sets[1].second);
+  // Another ULP name ("tls" with its NUL counts too): just forgotten.
+  engine_.after_app_setsockopt(7, SOL_TCP, TCP_ULP, "tls\0", 4);
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::ulp_only);
+  engine_.after_app_setsockopt(7, SOL_TCP, TCP_ULP, "espintcp", 8);
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
+}
+
+TEST_F(EngineTest, AnAppManagedFlagDoesNotOutliveItsSocket) {
+  app_tls_tx(7);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  engine_.after_app_setsockopt(7, SOL_TCP, TCP_ULP, "tls", 3);  // another socket now
+  app_tls_tx(7);
+  EXPECT_FALSE(engine_.fd_state(7).app_managed);
+}
+
+// issue 18 #5: data spliced into a kTLS socket comes from a file zctls
+// cannot name: a flag zctls left on goes off first; nothing else changes.
+TEST_F(EngineTest, OtherSendsTurnALeftOnFlagOff) {
+  app_tls_tx(7);
+  engine_.before_other_send(7);
+  EXPECT_TRUE(kernel_.sets.empty()) << "the flag is off already";
+  engine_.before_send(7, 10, nullptr);  // on
+  engine_.before_other_send(7);
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second);
+  EXPECT_FALSE(engine_.fd_state(7).flag_on);
+  EXPECT_EQ(engine_.count(Counter::flag_off_other_sends), 1U);
+  engine_.before_other_send(7);
+  EXPECT_EQ(kernel_.sets.size(), 2U) << "once off, it costs nothing";
+  // A plain socket is classified once, then nothing; an app-managed one is
+  // the application's.
+  engine_.before_other_send(5);
+  engine_.before_other_send(5);
+  EXPECT_EQ(kernel_.queries, 1);
+  app_tls_tx(8);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  engine_.before_other_send(8);
+  EXPECT_EQ(kernel_.sets.size(), 2U);
 }
 
 TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {

@@ -1,32 +1,23 @@
-// The exported symbols of libzctls.so, and nothing else: each hook calls
-// the real function and tells the runtime what happened.  The application
-// always gets exactly the real function's return value and errno.
+// The exported hooks on the ways data and key material reach a socket:
+// sendfile, sendfile64, splice, setsockopt.  Each calls the real function
+// and tells the runtime what happened; the application always gets exactly
+// the real function's return value and errno.  (fd_hooks.cpp: the calls
+// that close, replace or create fds.)
 //
 // Not built with _FILE_OFFSET_BITS=64: <sys/sendfile.h> would then rename
 // sendfile to sendfile64 and the shim could not define both.
+//
+// noexcept exactly where glibc declares the function __THROW; splice is a
+// cancellation point, through which pthread_cancel unwinds.
+#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <cerrno>
 
 #include "real_calls.h"
 #include "runtime.h"
 
 #define ZCTLS_EXPORT extern "C" __attribute__((visibility("default")))
-
-namespace {
-
-// Runs the real call, then tells the runtime if it succeeded.  The runtime
-// keeps errno (runtime.h), so the application sees the real call's.
-template <typename Real, typename After>
-int call_then(Real real, After after) noexcept {
-  const int rc = real();
-  if (rc >= 0) after();
-  return rc;
-}
-
-}  // namespace
 
 ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
   if (zctls::shim::known_plain(out_fd)) return zctls::real::sendfile(out_fd, in_fd, offset, count);
@@ -55,31 +46,18 @@ ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t c
 // sent), and would make dlsym(RTLD_DEFAULT, "SSL_sendfile") succeed in a
 // process that has no libssl.
 
+// Pages spliced from a pipe into a kTLS socket go zerocopy if the flag is
+// on (tls_device_sendpage / MSG_SPLICE_PAGES), from a file zctls never
+// saw: the flag goes off first (issue 18 #5).
+ZCTLS_EXPORT ssize_t splice(int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
+                            unsigned int flags) {
+  if (!zctls::shim::known_plain(fd_out)) zctls::shim::before_other_send(fd_out);
+  return zctls::real::splice(fd_in, off_in, fd_out, off_out, len, flags);
+}
+
 ZCTLS_EXPORT int setsockopt(int fd, int level, int optname, const void* value,
                             socklen_t length) noexcept {
-  return call_then([&] { return zctls::real::setsockopt(fd, level, optname, value, length); },
-                   [&] { zctls::shim::after_setsockopt(fd, level, optname, value, length); });
-}
-
-ZCTLS_EXPORT int close(int fd) {
-  zctls::shim::before_close(fd);
-  const int rc = zctls::real::close(fd);
-  // Linux releases the fd number even when close fails (EINTR, EIO).
-  zctls::shim::after_close(fd);
+  const int rc = zctls::real::setsockopt(fd, level, optname, value, length);
+  if (rc == 0) zctls::shim::after_setsockopt(fd, level, optname, value, length);
   return rc;
-}
-
-ZCTLS_EXPORT int dup2(int oldfd, int newfd) noexcept {
-  return call_then([&] { return zctls::real::dup2(oldfd, newfd); },
-                   [&] { zctls::shim::after_dup(oldfd, newfd); });
-}
-
-ZCTLS_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
-  return call_then([&] { return zctls::real::dup3(oldfd, newfd, flags); },
-                   [&] { zctls::shim::after_dup(oldfd, newfd); });
-}
-
-ZCTLS_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
-  return call_then([&] { return zctls::real::close_range(first, last, flags); },
-                   [&] { zctls::shim::after_close_range(first, last, flags); });
 }
