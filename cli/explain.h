@@ -19,4 +19,19 @@ std::string format_check(const std::string& source, const ConfigResult& result);
 //   /etc/passwd: copy by default (no rule matches)
 std::string explain_path(const Config& config, const std::string& path);
 
+// What the shim sees besides the path, for a file that exists: its link
+// count and its other names under other mounts of its filesystem (here:
+// the mount namespace `zctls explain` runs in).
+struct FileNames {
+  bool exists = false;
+  unsigned long links = 1;
+  std::vector<std::string> other_names;  // under other mounts
+};
+FileNames file_names(const std::string& path);
+
+// explain_path with what file_names found: a file the rules send
+// zerocopy goes by copy if it has other hard links (hard_links = "copy")
+// or another name under a rule that says copy, as in the shim.
+std::string explain_file(const Config& config, const std::string& path, const FileNames& names);
+
 }  // namespace zctls::cli

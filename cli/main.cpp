@@ -168,9 +168,13 @@ int explain_command(int argc, char** argv) {
     }
   }
   // The shim matches the path the kernel reports for the open file: the
-  // canonical one, symlinks resolved.
-  for (const std::string& p : paths)
-    std::fputs(zctls::cli::explain_path(*result.config, absolute(p)).c_str(), stdout);
+  // canonical one, symlinks resolved; and it looks at the file's other
+  // names (hard links, other mounts), as far as it can see them.
+  for (const std::string& p : paths) {
+    const std::string path = absolute(p);
+    std::fputs(zctls::cli::explain_file(*result.config, path, zctls::cli::file_names(path)).c_str(),
+               stdout);
+  }
   return 0;
 }
 

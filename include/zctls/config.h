@@ -42,6 +42,14 @@ std::string_view to_string(OnChange action) noexcept;
 enum class KernelQuirks { automatic, on, off };
 std::string_view to_string(KernelQuirks mode) noexcept;
 
+// Files with more than one name in their filesystem (hard links,
+// st_nlink > 1) ([integrity] hard_links).  zctls sees only the name the
+// server opened, not the others, which may be under a copy rule: copy =
+// send them by copy; by_path = the opened name's rule decides (each send
+// then resolves its path again: no per-inode cache for them).
+enum class HardLinks { copy, by_path };
+std::string_view to_string(HardLinks mode) noexcept;
+
 struct IntegrityConfig {
   // A file changed less than this long ago is sent by copy (it may still be
   // being written).
@@ -50,6 +58,7 @@ struct IntegrityConfig {
   // How long a quarantined inode must stay unchanged to be eligible again.
   std::int64_t quarantine_ns = 60'000'000'000;
   KernelQuirks kernel_quirks = KernelQuirks::automatic;
+  HardLinks hard_links = HardLinks::copy;
 };
 
 // Counters shared with `zctls stats` and node_exporter ([stats]).
@@ -61,8 +70,13 @@ struct StatsConfig {
 
 // The outcome of the rules for one path.
 struct Decision {
+  // Not rules: what the engine found about the file itself.
+  static constexpr int kDefault = -1;    // no rule matched
+  static constexpr int kUnlinked = -2;   // no name left (a rename deploy's old inode)
+  static constexpr int kHardLinks = -3;  // other names zctls cannot know
+
   bool zerocopy = false;
-  int rule = -1;  // index into Config::rules, -1 = the default
+  int rule = kDefault;  // index into Config::rules, or one of the above
 };
 
 struct Config {

@@ -27,7 +27,7 @@ enum class Counter : int {
   zerocopy_sends,           // of them, sent with TLS_TX_ZEROCOPY_RO on by zctls
   zerocopy_bytes,           //
   copy_no_rule,             // sent by copy because: no rule matched (and default is copy)
-  copy_rule_off,            //   a rule said zerocopy = false (or the file is unlinked/not regular)
+  copy_rule_off,            //   a rule said zerocopy = false (or the file is not regular)
   copy_settle,              //   changed within the settle window
   copy_quarantine,          //   the inode is quarantined
   copy_kernel_unsupported,  // the kernel refuses TLS_TX_ZEROCOPY_RO
@@ -43,6 +43,8 @@ enum class Counter : int {
   config_reloads,              // of them, reloads after the file changed
   config_errors,               // configs rejected (the old one, or pass-through, stays)
   flag_off_other_sends,        // flag turned off before a splice into a kTLS socket
+  copy_unlinked,               // sent by copy because: the file has no name left
+  copy_hard_links,             //   the file has other names (st_nlink > 1)
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);

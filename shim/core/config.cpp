@@ -31,6 +31,8 @@ constexpr NamedValue<OnChange> kOnChangeNames[] = {
     {"log", OnChange::log}, {"quarantine", OnChange::quarantine}, {"abort", OnChange::abort}};
 constexpr NamedValue<KernelQuirks> kKernelQuirksNames[] = {
     {"auto", KernelQuirks::automatic}, {"on", KernelQuirks::on}, {"off", KernelQuirks::off}};
+constexpr NamedValue<HardLinks> kHardLinksNames[] = {{"copy", HardLinks::copy},
+                                                     {"by_path", HardLinks::by_path}};
 
 template <typename Enum, std::size_t N>
 std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {
@@ -401,6 +403,8 @@ class Parser {
         choose(field, "integrity.on_change", kOnChangeNames, integrity.on_change);
       } else if (key == "kernel_quirks") {
         choose(field, "integrity.kernel_quirks", kKernelQuirksNames, integrity.kernel_quirks);
+      } else if (key == "hard_links") {
+        choose(field, "integrity.hard_links", kHardLinksNames, integrity.hard_links);
       } else {
         unknown_key(key, "[integrity]");
       }
@@ -448,6 +452,8 @@ Decision Config::decide(std::string_view path) const noexcept {
 std::string_view to_string(OnChange action) noexcept { return name_of(kOnChangeNames, action); }
 
 std::string_view to_string(KernelQuirks mode) noexcept { return name_of(kKernelQuirksNames, mode); }
+
+std::string_view to_string(HardLinks mode) noexcept { return name_of(kHardLinksNames, mode); }
 
 std::string ConfigError::to_string() const {
   if (line == 0) return source + ": " + message;

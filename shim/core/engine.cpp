@@ -1,7 +1,10 @@
 #include "engine.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <string>
+#include <vector>
 #include <string_view>
 
 #include "log.h"
@@ -31,29 +34,33 @@ bool Engine::reload_due() noexcept {
                                                     std::memory_order_relaxed);
 }
 
-const Config* Engine::config() noexcept {
-  if (config_loaded_.load(std::memory_order_acquire)) {
-    if (reloader_ != nullptr && reload_due()) {
-      if (const Config* fresh = reloader_()) {
-        adopt_kernel_quirks(fresh);
-        config_.store(fresh, std::memory_order_release);
-      }
-    }
-    return config_.load(std::memory_order_acquire);
-  }
-  // The first load (a few milliseconds, once per process): the other
-  // threads wait, so that no send goes out undecided.  A child forked
-  // while another thread was loading loads again (fork_safe.h).
-  const SpinGuard guard(config_lock_);
+const Config* Engine::config(std::uint32_t* generation) noexcept {
   if (!config_loaded_.load(std::memory_order_acquire)) {
-    const Config* loaded = loader_();
-    next_reload_check_.store(kernel_.monotonic_ns() + kReloadCheckInterval,
-                             std::memory_order_relaxed);
-    adopt_kernel_quirks(loaded);
-    config_.store(loaded, std::memory_order_release);
-    config_loaded_.store(true, std::memory_order_release);
+    // The first load (a few milliseconds, once per process): the other
+    // threads wait, so that no send goes out undecided.  A child forked
+    // while another thread was loading loads again (fork_safe.h).
+    const SpinGuard guard(config_lock_);
+    if (!config_loaded_.load(std::memory_order_acquire)) {
+      const Config* loaded = loader_();
+      next_reload_check_.store(kernel_.monotonic_ns() + kReloadCheckInterval,
+                               std::memory_order_relaxed);
+      adopt(loaded);
+      config_loaded_.store(true, std::memory_order_release);
+    }
+  } else if (reloader_ != nullptr && reload_due()) {
+    if (const Config* fresh = reloader_()) adopt(fresh);
   }
+  // The generation first, then the config: a config published after it
+  // was read is newer, and a decision it makes is stored under an older
+  // generation, where it is never served (adopt() stores, then bumps).
+  if (generation != nullptr) *generation = decision_generation_.load(std::memory_order_acquire);
   return config_.load(std::memory_order_acquire);
+}
+
+void Engine::adopt(const Config* config) noexcept {
+  adopt_kernel_quirks(config);
+  config_.store(config, std::memory_order_release);
+  decision_generation_.fetch_add(1, std::memory_order_acq_rel);
 }
 
 void Engine::adopt_kernel_quirks(const Config* config) noexcept {
@@ -157,11 +164,23 @@ void Engine::before_other_send(int fd) noexcept {
 }
 
 Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,
-                                 const Config& config, SendTicket& ticket) noexcept {
+                                 const Config& config, std::uint32_t generation,
+                                 SendTicket& ticket) noexcept {
   const struct stat* st = file.get(kernel_);
   if (st == nullptr || !S_ISREG(st->st_mode)) return Counter::copy_rule_off;
-  const Decision decision = rules_decide(in_fd, *st, config);
-  if (!decision.zerocopy) return decision.rule < 0 ? Counter::copy_no_rule : Counter::copy_rule_off;
+  const Decision decision = rules_decide(in_fd, *st, config, generation);
+  if (!decision.zerocopy) {
+    switch (decision.rule) {
+      case Decision::kUnlinked:
+        return Counter::copy_unlinked;
+      case Decision::kHardLinks:
+        return Counter::copy_hard_links;
+      case Decision::kDefault:
+        return Counter::copy_no_rule;
+      default:
+        return Counter::copy_rule_off;
+    }
+  }
   // The rules allow it; the file's recent history may not.
   ticket.before = FileSnapshot::of(*st);
   const IntegrityConfig& policy = config.integrity;
@@ -191,32 +210,88 @@ bool Engine::offset_is_safe(int in_fd, const off_t* offset) noexcept {
   return start >= 0 && static_cast<std::size_t>(start) % alignment == 0;
 }
 
-Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& config) noexcept {
+Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& config,
+                             std::uint32_t generation) noexcept {
   const FileKey key = key_of(st);
-  if (const auto cached = decisions_.find(key, config.generation)) {
-    counters().add(Counter::decision_cache_hits);
-    return *cached;
+  const bool linked = st.st_nlink > 1;
+  // by_path: the name the server opened decides, so the decision is per
+  // name, not per inode: never cached.
+  const bool cacheable = !linked || config.integrity.hard_links == HardLinks::copy;
+  if (cacheable) {
+    if (const auto cached = decisions_.find(key, generation)) {
+      counters().add(Counter::decision_cache_hits);
+      return *cached;
+    }
   }
   counters().add(Counter::decision_cache_misses);
+  Decision decision;  // unknown path: copy
+  char why[160] = "";
+  try {
+    decision = decide_by_names(in_fd, st, config, why, sizeof why);
+  } catch (...) {
+    decision = Decision{};  // out of memory listing names: copy
+  }
+  if (cacheable) decisions_.store(key, generation, decision);
+  return decision;
+}
 
+Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config& config,
+                                 char* why, std::size_t why_size) {
   char path[4096];
   const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
-  Decision decision;  // unknown path: copy
-  if (len > 0) {
-    const std::string_view p(path, static_cast<std::size_t>(len));
-    // An unlinked file can still change through other open fds and has no
-    // path a rule could name: copy.
-    const bool unlinked = p.ends_with(kDeletedSuffix);
-    if (!unlinked) decision = config.decide(p);
-    if (log_enabled(LogLevel::debug))
-      log(LogLevel::debug, "%.*s: %s (%s)", static_cast<int>(p.size()), p.data(),
-          decision.zerocopy ? "zerocopy" : "copy",
-          unlinked ? "unlinked"
-          : decision.rule >= 0
-              ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
-              : "default");
+  if (len <= 0) return Decision{};
+  const std::string_view p(path, static_cast<std::size_t>(len));
+  Decision decision;
+  // An unlinked file can still change through other open fds and has no
+  // path a rule could name; a file with other hard links has names zctls
+  // cannot list (a copy rule's among them, maybe).
+  if (st.st_nlink == 0 || p.ends_with(kDeletedSuffix)) {
+    decision.rule = Decision::kUnlinked;
+    std::snprintf(why, why_size, "unlinked");
+  } else if (st.st_nlink > 1 && config.integrity.hard_links == HardLinks::copy) {
+    decision.rule = Decision::kHardLinks;
+    std::snprintf(why, why_size, "%ju hard links", static_cast<std::uintmax_t>(st.st_nlink));
+  } else {
+    decision = config.decide(p);
+    std::snprintf(why, why_size, "%s",
+                  decision.rule >= 0
+                      ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
+                      : "default");
+    // Every other name the file has here (bind mounts, the filesystem
+    // mounted twice) must allow it too: the first that says copy decides.
+    if (decision.zerocopy) decision = decide_other_names(in_fd, p, config, decision, why, why_size);
   }
-  decisions_.store(key, config.generation, decision);
+  if (log_enabled(LogLevel::debug))
+    log(LogLevel::debug, "%.*s: %s (%s)", static_cast<int>(p.size()), p.data(),
+        decision.zerocopy ? "zerocopy" : "copy", why);
+  return decision;
+}
+
+Decision Engine::decide_other_names(int in_fd, std::string_view path, const Config& config,
+                                    Decision decision, char* why, std::size_t why_size) {
+  // Mounts come and go: the table is read again at a file being decided,
+  // at most once a second, and at once for a mount it does not have yet.
+  // A changed table retires every decision made with the old one.
+  if (kernel_.refresh_mounts(false)) decision_generation_.fetch_add(1, std::memory_order_acq_rel);
+  std::vector<std::string> names;
+  NameLookup found = kernel_.other_names(in_fd, path, &names);
+  if (found == NameLookup::unknown_mount) {
+    if (kernel_.refresh_mounts(true)) decision_generation_.fetch_add(1, std::memory_order_acq_rel);
+    names.clear();
+    found = kernel_.other_names(in_fd, path, &names);
+  }
+  if (found != NameLookup::known) {
+    std::snprintf(why, why_size, "its other names cannot be known");
+    return Decision{};
+  }
+  for (const std::string& name : names) {
+    const Decision other = config.decide(name);
+    if (other.zerocopy) continue;
+    std::snprintf(why, why_size, "also %s: %s", name.c_str(),
+                  other.rule >= 0 ? config.rules[static_cast<std::size_t>(other.rule)].origin.c_str()
+                                  : "default");
+    return other;
+  }
   return decision;
 }
 
@@ -236,14 +311,15 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     count.add(Counter::copy_kernel_unsupported);
     return ticket;
   }
-  const Config* cfg = config();
+  std::uint32_t generation = 0;
+  const Config* cfg = config(&generation);
   FileStat file(in_fd);
   // First the bytes of an earlier zerocopy send, so that a change found
   // there quarantines the file before this send is decided.
   check_in_flight(out_fd, &file, in_fd, InFlightCheck::sending);
   // No usable config: zerocopy is never turned on (and was never turned on
   // by us, since nothing could decide it).
-  const Counter verdict = cfg != nullptr ? zerocopy_verdict(file, in_fd, offset, *cfg, ticket)
+  const Counter verdict = cfg != nullptr ? zerocopy_verdict(file, in_fd, offset, *cfg, generation, ticket)
                                          : Counter::copy_no_config;
   const bool want = verdict == Counter::zerocopy_sends;
   if (want != state.flag_on) {

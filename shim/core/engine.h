@@ -12,6 +12,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "decision_cache.h"
 #include "fd_table.h"
@@ -23,6 +26,13 @@
 #include "zctls/stats.h"
 
 namespace zctls {
+
+// What KernelPort::other_names found.
+enum class NameLookup {
+  known,          // every other name is listed (possibly none)
+  unknown_mount,  // the file's mount is not in the table read last
+  unknowable,     // no mount id (statx) or no mount table: assume the worst
+};
 
 class KernelPort {
  public:
@@ -47,6 +57,14 @@ class KernelPort {
   // Reads the application's sendfile offset without trusting the pointer:
   // false if it cannot be read (the real call will then fail with EFAULT).
   virtual bool read_offset(const off_t* where, off_t* value) noexcept = 0;
+  // The other names (zctls/mounts.h) of the open file `fd`, reached as
+  // `path`, under the other mounts of its filesystem in this process's
+  // mount namespace, from the mount table as last read.
+  virtual NameLookup other_names(int fd, std::string_view path,
+                                 std::vector<std::string>* out) noexcept = 0;
+  // Reads the mount table again, at most once a second unless `now`
+  // (else does nothing): whether it changed.
+  virtual bool refresh_mounts(bool now) noexcept = 0;
 
  protected:
   ~KernelPort() = default;
@@ -125,6 +143,11 @@ class Engine {
   // The config in force (nullptr before the first load or when passing
   // through), and the engine's clock, for the runtime's periodic work.
   const Config* current_config() const noexcept { return config_.load(std::memory_order_acquire); }
+  // Bumped by every config and mount-table change: decisions are cached
+  // under it.
+  std::uint32_t decision_generation() const noexcept {
+    return decision_generation_.load(std::memory_order_acquire);
+  }
   std::int64_t monotonic_now() noexcept { return kernel_.monotonic_ns(); }
 
  private:
@@ -147,10 +170,20 @@ class Engine {
   FdState classify(int fd) noexcept;
   // Counter::zerocopy_sends for "zerocopy", else the copy reason.
   Counter zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset, const Config& config,
-                           SendTicket& ticket) noexcept;
+                           std::uint32_t generation, SendTicket& ticket) noexcept;
   bool offset_is_safe(int in_fd, const off_t* offset) noexcept;
   void adopt_kernel_quirks(const Config* config) noexcept;
-  Decision rules_decide(int in_fd, const struct stat& st, const Config& config) noexcept;
+  // The rules' decision for the file open as in_fd: cached per inode and
+  // decision generation, else decide_by_names.
+  Decision rules_decide(int in_fd, const struct stat& st, const Config& config,
+                        std::uint32_t generation) noexcept;
+  // By every name the file has: the opened one (readlink), its link count,
+  // and its other mounts.  `why` gets the reason for the debug log.  May
+  // throw std::bad_alloc.
+  Decision decide_by_names(int in_fd, const struct stat& st, const Config& config, char* why,
+                           std::size_t why_size);
+  Decision decide_other_names(int in_fd, std::string_view path, const Config& config,
+                              Decision decision, char* why, std::size_t why_size);
   bool reload_due() noexcept;
   void handle_set_failure(int out_fd, int err) noexcept;
   // An integrity event on socket `sock` for the file open as `in_fd`;
@@ -169,7 +202,10 @@ class Engine {
   void check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck when) noexcept;
   void drop_in_flight(int sock, std::uint64_t serial) noexcept;
   void set_in_flight_end(int sock, std::uint64_t serial, std::uint64_t end) noexcept;
-  const Config* config() noexcept;
+  // The config in force (loading or reloading it when due), and with it
+  // the decision generation to cache under.
+  const Config* config(std::uint32_t* generation = nullptr) noexcept;
+  void adopt(const Config* config) noexcept;
 
   KernelPort& kernel_;
   ConfigLoader loader_;
@@ -178,6 +214,7 @@ class Engine {
   FdTable fds_;
   DecisionCache decisions_;
   std::atomic<const Config*> config_{nullptr};
+  std::atomic<std::uint32_t> decision_generation_{0};
   // The first load: one thread loads, the others wait (fork_safe.h).
   SpinLock config_lock_;
   std::atomic<bool> config_loaded_{false};

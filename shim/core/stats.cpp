@@ -62,6 +62,8 @@ const CounterName kNames[kCounterCount] = {
     {"config_errors", "zctls_config_errors_total", "", "Configurations rejected"},
     {"flag_off_other_sends", "zctls_flag_off_other_sends_total", "",
      "Times the flag was turned off before a splice into a kTLS socket"},
+    ZCTLS_COPY("copy_unlinked", "unlinked", ""),
+    ZCTLS_COPY("copy_hard_links", "hard_links", ""),
 };
 #undef ZCTLS_COPY
 
@@ -292,17 +294,23 @@ std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>&
 std::string prometheus_text(const std::vector<ProcessStats>& all) {
   const auto sum = totals(all);
   std::string out;
-  std::string_view family;
+  // One block per family (metric name), in the order families first
+  // appear: counters are appended over time, so one family's members need
+  // not be neighbours (copy reasons), and a family may be announced once.
+  std::vector<bool> done(kCounterCount, false);
   for (int i = 0; i < kCounterCount; ++i) {
-    const CounterName& n = kNames[i];
-    if (n.metric != family) {
-      family = n.metric;
-      out += "# HELP " + std::string(n.metric) + " " + std::string(n.help) + "\n";
-      out += "# TYPE " + std::string(n.metric) + " counter\n";
+    if (done[static_cast<std::size_t>(i)]) continue;
+    const std::string_view family = kNames[i].metric;
+    out += "# HELP " + std::string(family) + " " + std::string(kNames[i].help) + "\n";
+    out += "# TYPE " + std::string(family) + " counter\n";
+    for (int j = i; j < kCounterCount; ++j) {
+      const CounterName& n = kNames[j];
+      if (n.metric != family) continue;
+      done[static_cast<std::size_t>(j)] = true;
+      out += std::string(n.metric);
+      if (!n.label.empty()) out += "{" + std::string(n.label) + "}";
+      out += " " + std::to_string(sum[static_cast<std::size_t>(j)]) + "\n";
     }
-    out += std::string(n.metric);
-    if (!n.label.empty()) out += "{" + std::string(n.label) + "}";
-    out += " " + std::to_string(sum[static_cast<std::size_t>(i)]) + "\n";
   }
   int alive = 0, exited = 0;
   for (const ProcessStats& p : all) {

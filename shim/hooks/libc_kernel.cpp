@@ -11,15 +11,85 @@
 #include <cerrno>
 #include <cstdio>
 
+#include <atomic>
+#include <new>
+#include <string>
+#include <vector>
+
 #include "backtrace.h"
 #include "clock.h"
+#include "fork_safe.h"
 #include "real_calls.h"
 #include "zctls/ktls.h"
+#include "zctls/mounts.h"
 
 namespace zctls::shim {
 namespace {
 
 constexpr kernel::SockoptCalls kRealSockopt{real::setsockopt, real::getsockopt};
+
+// The process's mount table as last read (/proc/self/mountinfo), shared by
+// the sending threads.  A new table is published when the text changed; an
+// old one is freed once no reader is inside (readers count themselves in
+// before loading the pointer, so a count of zero seen after the swap means
+// nobody holds the old one).  One reader at a time refreshes, at most once
+// a second; the others use what is there.
+class MountView {
+ public:
+  NameLookup other_names(int fd, std::string_view path, std::vector<std::string>* out) {
+    std::uint64_t id = 0;
+    if (!kernel::mount_id_of(fd, &id)) return NameLookup::unknowable;
+    readers_.fetch_add(1);
+    const Snapshot* now = current_.load();
+    NameLookup found = NameLookup::unknown_mount;
+    if (now != nullptr) {
+      for (const kernel::Mount& m : now->mounts) {
+        if (m.id != id) continue;
+        *out = kernel::other_names(now->mounts, id, path);
+        found = NameLookup::known;
+        break;
+      }
+    }
+    readers_.fetch_sub(1);
+    return found;
+  }
+
+  bool refresh(bool force) {
+    const std::int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
+    if ((!force && now < next_refresh_.load(std::memory_order_relaxed)) || !lock_.try_lock())
+      return false;
+    bool changed = false;
+    try {
+      next_refresh_.store(now + 1'000'000'000, std::memory_order_relaxed);
+      std::string text;
+      const Snapshot* old = current_.load();
+      if (kernel::read_mountinfo(&text) && (old == nullptr || old->text != text)) {
+        auto* fresh = new Snapshot{kernel::parse_mountinfo(text), std::move(text)};
+        current_.store(fresh);
+        if (old != nullptr) retired_.push_back(old);
+        changed = true;
+      }
+      if (readers_.load() == 0) {
+        for (const Snapshot* s : retired_) delete s;
+        retired_.clear();
+      }
+    } catch (...) {
+    }
+    lock_.unlock();
+    return changed;
+  }
+
+ private:
+  struct Snapshot {
+    std::vector<kernel::Mount> mounts;
+    std::string text;
+  };
+  std::atomic<const Snapshot*> current_{nullptr};
+  std::atomic<int> readers_{0};
+  std::atomic<std::int64_t> next_refresh_{0};
+  SpinLock lock_;
+  std::vector<const Snapshot*> retired_;  // under lock_
+};
 
 class LibcKernel final : public KernelPort {
  public:
@@ -84,13 +154,31 @@ class LibcKernel final : public KernelPort {
     return kernel::tcp_progress(fd, kRealSockopt, out);
   }
   void backtrace(char* buf, std::size_t size) noexcept override { shim::backtrace(buf, size); }
+  NameLookup other_names(int fd, std::string_view path,
+                         std::vector<std::string>* out) noexcept override {
+    try {
+      return mounts_.other_names(fd, path, out);
+    } catch (...) {
+      return NameLookup::unknowable;
+    }
+  }
+  bool refresh_mounts(bool now) noexcept override { return mounts_.refresh(now); }
+
+ private:
+  MountView mounts_;
 };
 
-// Constant-initialised (no constructor runs, no guard): a vtable pointer.
-LibcKernel g_kernel;
+// Constant-initialised (no constructor runs, no guard), never destroyed:
+// threads may still send while exit() runs static destructors.
+union Holder {
+  LibcKernel kernel;
+  constexpr Holder() : kernel() {}
+  ~Holder() {}
+};
+Holder g_holder;
 
 }  // namespace
 
-KernelPort& libc_kernel() noexcept { return g_kernel; }
+KernelPort& libc_kernel() noexcept { return g_holder.kernel; }
 
 }  // namespace zctls::shim

@@ -37,6 +37,14 @@
 //                       sendfile STATIC (zerocopy), then PRIVATE through a
 //                       pipe with splice(2) into the same kTLS socket:
 //                       prints the flag after each
+//   names hardlink STATIC LINK
+//                       LINK is made a hard link of STATIC; both names are
+//                       sent on one connection: prints each one's flag
+//   names bind STATIC_DIR MIRROR
+//                       in a mount namespace of its own: STATIC_DIR/a.bin
+//                       is sent; STATIC_DIR is bind-mounted at MIRROR (an
+//                       empty directory); after a second, STATIC_DIR/b.bin
+//                       and a.bin again: prints each one's flag
 //   cancel              a thread blocked in each hooked cancellation point
 //                       (accept, accept4, recvmsg, recvmmsg, splice, fcntl
 //                       F_SETLKW) is
@@ -353,6 +361,36 @@ int run_splice(const std::string& fixed, const std::string& other) {
   return same ? 0 : 1;
 }
 
+int run_names(const std::string& how, const std::string& a, const std::string& b) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  std::vector<std::string> sends;
+  if (how == "hardlink") {
+    if (link(a.c_str(), b.c_str()) != 0) return 1;
+    sends = {a, b};
+  } else {
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+      return 1;
+    sends = {a + "/a.bin", a + "/b.bin", a + "/a.bin"};
+  }
+  std::string all;
+  for (const auto& f : sends) all += slurp(f);
+  Receiver receiver(pair.server(), all);
+  for (std::size_t i = 0; i < sends.size(); ++i) {
+    if (how == "bind" && i == 1) {
+      if (mount(a.c_str(), b.c_str(), nullptr, MS_BIND, nullptr) != 0) return 1;
+      // zctls reads the mount table again at most once a second, at a file
+      // it has not decided yet.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    }
+    send_file(pair.client(), sends[i]);
+    say(base(sends[i]) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
 void* run_blocking(void* arg) {
   (*static_cast<std::function<void()>*>(arg))();
   return nullptr;
@@ -438,6 +476,7 @@ int main(int argc, char** argv) {
   if (a.size() == 5 && a[0] == "stale-fd") return run_stale_fd(a[1], a[2], a[3], a[4]);
   if (a.size() == 3 && a[0] == "splice") return run_splice(a[1], a[2]);
   if (a.size() == 1 && a[0] == "cancel") return run_cancel();
-  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel ...\n", argv[0]);
+  if (a.size() == 4 && a[0] == "names") return run_names(a[1], a[2], a[3]);
+  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names ...\n", argv[0]);
   return 2;
 }

@@ -92,6 +92,29 @@ TEST_F(FieldFailures, DeepbindModulesAreNotSeenAndWorkAsWithout) {
   EXPECT_EQ(with.out, without.out);
 }
 
+// #4: decisions were cached per inode while rules are by path: after
+// static/a.bin went zerocopy, its hard link uploads/a.bin (a copy rule)
+// did too.  zctls cannot list a file's other links: both go by copy.
+TEST_F(FieldFailures, AHardLinkedFileGoesByCopyUnderEveryName) {
+  spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\n[[rule]]\npath = \"" +
+                     dir_ + "/private/**\"\nzerocopy = false\n" + zctls_e2e::kNoSettle);
+  const Outcome r = field("names hardlink " + static_file() + " " + dir_ + "/private/linked.bin");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=0\nlinked.bin flag=0\nbytes ok\n") << r.err;
+}
+
+// #4: the same filesystem mounted twice: static/ bind-mounted under
+// private/ (no rule: copy) gives every static file a copy-rule name.  Seen
+// within a second of the mount (at the next file zctls decides), and then
+// for files decided before it too.
+TEST_F(FieldFailures, ABindMountUnderACopyRuleMakesItsFilesCopy) {
+  spit(dir_ + "/static/b.bin", std::string(50000, 'b'));
+  ASSERT_EQ(mkdir((dir_ + "/private/mirror").c_str(), 0755), 0);
+  const Outcome r = field("names bind " + dir_ + "/static " + dir_ + "/private/mirror");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=1\nb.bin flag=0\na.bin flag=0\nbytes ok\n") << r.err;
+}
+
 // #5: after a zerocopy sendfile the flag stays on (zctls sets it only when
 // it must change); a splice of a copy-rule file through a pipe into the
 // same socket went out with it on.  The splice hook turns it off first.

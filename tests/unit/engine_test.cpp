@@ -115,6 +115,29 @@ class FakeKernel final : public zctls::KernelPort {
   void backtrace(char* buf, std::size_t size) noexcept override {
     std::snprintf(buf, size, "send_it <- main");
   }
+  // Other names by fd; an fd absent here has none.  `mount_table_reads`
+  // counts refresh_mounts calls; `unknown_mount_once` makes the next
+  // lookup miss the table.
+  std::map<int, std::vector<std::string>> names;
+  zctls::NameLookup names_result = zctls::NameLookup::known;
+  bool unknown_mount_once = false;
+  int name_lookups = 0, mount_table_reads = 0;
+  zctls::NameLookup other_names(int fd, std::string_view,
+                                std::vector<std::string>* out) noexcept override {
+    ++name_lookups;
+    if (unknown_mount_once) {
+      unknown_mount_once = false;
+      return zctls::NameLookup::unknown_mount;
+    }
+    if (auto it = names.find(fd); it != names.end()) *out = it->second;
+    return names_result;
+  }
+  // A read forced by an unknown mount finds the table changed; the
+  // periodic ones find it as it was.
+  bool refresh_mounts(bool now) noexcept override {
+    ++mount_table_reads;
+    return now;
+  }
 
   int set_zerocopy(int fd, bool on) noexcept override {
     sets.emplace_back(fd, on);
@@ -353,6 +376,109 @@ TEST_F(EngineTest, OtherSendsTurnALeftOnFlagOff) {
   engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
   engine_.before_other_send(8);
   EXPECT_EQ(kernel_.sets.size(), 2U);
+}
+
+// issue 18 #4: decisions were cached by inode while rules are by path: a
+// file hard-linked from a zerocopy tree into uploads/ went zerocopy through
+// both names.  zctls cannot list a file's other links, only count them.
+TEST_F(EngineTest, AFileWithOtherHardLinksGoesByCopy) {
+  app_tls_tx(7);
+  kernel_.files[10].nlink = 2;
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::copy_hard_links), 1U);
+  // The other link removed (ctime moves): zerocopy again.
+  kernel_.files[10].nlink = 1;
+  kernel_.files[10].ctime_nsec = 9;
+  engine_.before_send(7, 10, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+}
+
+// hard_links = "by_path": the opened name decides, for each send (no
+// per-inode cache, which is what served one name's decision to another).
+TEST_F(EngineTest, HardLinksByPathDecideByTheOpenedName) {
+  config_.integrity.hard_links = zctls::HardLinks::by_path;
+  app_tls_tx(7);
+  kernel_.files[10].nlink = 2;
+  kernel_.files[15] = kernel_.files[10];  // the same inode, another name
+  kernel_.files[15].path = "/www/uploads/app.js";
+  engine_.before_send(7, 10, nullptr);
+  engine_.before_send(7, 15, nullptr);
+  engine_.before_send(7, 10, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 3U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+  EXPECT_FALSE(kernel_.sets[1].second);
+  EXPECT_TRUE(kernel_.sets[2].second);
+  EXPECT_EQ(kernel_.paths, 3) << "each send looks at its name";
+}
+
+TEST_F(EngineTest, UnlinkedFilesHaveTheirOwnReason) {
+  app_tls_tx(7);
+  kernel_.files[16] = {"/www/app.js", S_IFREG | 0644, 106, 0};
+  kernel_.files[16].nlink = 0;  // unlinked, though the name does not say so
+  engine_.before_send(7, 16, nullptr);
+  engine_.before_send(7, 14, nullptr);  // "(deleted)"
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::copy_unlinked), 2U);
+  EXPECT_EQ(engine_.count(Counter::copy_no_rule), 0U);
+}
+
+// The same filesystem mounted twice (a bind mount): every name the file
+// has must allow zerocopy; the first that says copy decides.
+TEST_F(EngineTest, AnotherMountsNameUnderACopyRuleMakesItCopy) {
+  app_tls_tx(7);
+  kernel_.names[10] = {"/www/uploads/mirror/app.js", "/srv/mirror/app.js"};
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::copy_rule_off), 1U) << "rule 1 (uploads) decided";
+  // Cached per inode like any decision: no second lookup.
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(kernel_.name_lookups, 1);
+  // A name no rule covers takes the default, copy here.
+  kernel_.files[19] = {"/www/app3.js", S_IFREG | 0644, 109, 0};
+  kernel_.names[19] = {"/srv/mirror/app3.js"};
+  engine_.before_send(7, 19, nullptr);
+  EXPECT_EQ(engine_.count(Counter::copy_no_rule), 1U);
+  // Names that all allow it (here: the default is copy, so a name no rule
+  // covers says copy too).
+  kernel_.names[17] = {"/www/b/app2.js"};
+  kernel_.files[17] = {"/www/app2.js", S_IFREG | 0644, 107, 0};
+  engine_.before_send(7, 17, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+}
+
+TEST_F(EngineTest, OtherNamesAreAskedOnlyForZerocopyDecisions) {
+  app_tls_tx(7);
+  engine_.before_send(7, 11, nullptr);  // uploads: copy by its own name
+  engine_.before_send(7, 12, nullptr);  // no rule
+  EXPECT_EQ(kernel_.name_lookups, 0);
+}
+
+TEST_F(EngineTest, NamesThatCannotBeKnownMeanCopy) {
+  app_tls_tx(7);
+  kernel_.names_result = zctls::NameLookup::unknowable;
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_TRUE(kernel_.sets.empty());
+}
+
+// A mount made after the table was read: read it again, and decisions
+// made with the old table are not served any more.
+TEST_F(EngineTest, AnUnknownMountReadsTheTableAgainAndRetiresOldDecisions) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);  // decided with the table as read
+  const std::uint32_t before = engine_.decision_generation();
+  kernel_.unknown_mount_once = true;
+  kernel_.files[18] = {"/www/new.js", S_IFREG | 0644, 108, 0};
+  const int reads = kernel_.mount_table_reads;
+  engine_.before_send(7, 18, nullptr);
+  EXPECT_EQ(kernel_.mount_table_reads, reads + 2) << "the periodic look, then a forced one";
+  EXPECT_EQ(kernel_.name_lookups, 3);
+  EXPECT_NE(engine_.decision_generation(), before);
+  const int paths = kernel_.paths;
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(kernel_.paths, paths + 1) << "fd 10 is decided again";
 }
 
 TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
