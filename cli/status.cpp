@@ -97,8 +97,28 @@ std::string read_flag_through_owner(StatusSocket& s) {
 
 }  // namespace
 
+std::vector<SocketOwner> owners_without_zctls(const std::vector<StatusSocket>& sockets) {
+  std::vector<SocketOwner> out;
+  std::map<int, bool> seen;
+  for (const StatusSocket& s : sockets) {
+    for (const SocketOwner& o : s.owners) {
+      if (!seen.emplace(o.pid, true).second) continue;
+      std::FILE* f = std::fopen(("/proc/" + std::to_string(o.pid) + "/maps").c_str(), "re");
+      if (f == nullptr) continue;  // gone, or not ours to read
+      bool mapped = false;
+      char line[4096];
+      while (!mapped && std::fgets(line, sizeof line, f) != nullptr)
+        mapped = std::strstr(line, "/libzctls.so") != nullptr;
+      std::fclose(f);
+      if (!mapped) out.push_back(o);
+    }
+  }
+  return out;
+}
+
 std::string format_status(const std::vector<StatusSocket>& sockets,
-                          const std::vector<ProcessStats>& shim_processes) {
+                          const std::vector<ProcessStats>& shim_processes,
+                          const std::vector<SocketOwner>& without_zctls) {
   std::string out = "kTLS sockets: " + std::to_string(sockets.size()) + "\n";
   char line[512];
   if (!sockets.empty()) {
@@ -134,11 +154,19 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
                   get(Counter::config_loads), get(Counter::config_errors));
     out += line;
   }
+  if (!without_zctls.empty()) {
+    out += "kTLS processes without zctls: " + std::to_string(without_zctls.size()) +
+           " (no libzctls.so mapped: started without it, or an nginx binary upgrade without "
+           "`env LD_PRELOAD;`)\n";
+    for (const SocketOwner& o : without_zctls)
+      out += "  " + o.comm + "[" + std::to_string(o.pid) + "]\n";
+  }
   return out;
 }
 
 std::string format_status_json(const std::vector<StatusSocket>& sockets,
-                               const std::vector<ProcessStats>& shim_processes) {
+                               const std::vector<ProcessStats>& shim_processes,
+                               const std::vector<SocketOwner>& without_zctls) {
   std::string out = "{\"sockets\": [";
   for (std::size_t i = 0; i < sockets.size(); ++i) {
     const kernel::TlsSocket& t = sockets[i].socket;
@@ -171,6 +199,10 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
            std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) + "}";
     first = false;
   }
+  out += "], \"ktls_processes_without_zctls\": [";
+  for (std::size_t i = 0; i < without_zctls.size(); ++i)
+    out += std::string(i > 0 ? ", " : "") + "{\"pid\": " + std::to_string(without_zctls[i].pid) +
+           ", \"comm\": " + json_quote(without_zctls[i].comm) + "}";
   return out + "]}\n";
 }
 
@@ -193,7 +225,9 @@ int run_status(bool json, const std::string& stats_dir) {
     sockets.push_back(std::move(s));
   }
   const auto shim = read_stats_dir(stats_dir);
-  const std::string out = json ? format_status_json(sockets, shim) : format_status(sockets, shim);
+  const auto lost = owners_without_zctls(sockets);
+  const std::string out =
+      json ? format_status_json(sockets, shim, lost) : format_status(sockets, shim, lost);
   std::fputs(out.c_str(), stdout);
   return 0;
 }

@@ -26,10 +26,17 @@ struct StatusSocket {
 };
 
 // Pure formatting (unit-tested with recorded sock_diag replies).
+// `without_zctls`: processes holding kTLS sockets that do not map
+// libzctls.so, e.g. an nginx whose binary upgrade dropped LD_PRELOAD.
 std::string format_status(const std::vector<StatusSocket>& sockets,
-                          const std::vector<ProcessStats>& shim_processes);
+                          const std::vector<ProcessStats>& shim_processes,
+                          const std::vector<SocketOwner>& without_zctls = {});
 std::string format_status_json(const std::vector<StatusSocket>& sockets,
-                               const std::vector<ProcessStats>& shim_processes);
+                               const std::vector<ProcessStats>& shim_processes,
+                               const std::vector<SocketOwner>& without_zctls = {});
+
+// Owners of `sockets` whose /proc/PID/maps has no libzctls.so, each once.
+std::vector<SocketOwner> owners_without_zctls(const std::vector<StatusSocket>& sockets);
 
 // Gathers and prints; returns the exit status.
 int run_status(bool json, const std::string& stats_dir);

@@ -18,13 +18,19 @@ Phases: every kTLS cipher over TLS 1.2 and 1.3 (keep-alive, the flag toggles
 per file); every size class 0 B .. 100 MiB around the 2 MiB
 sendfile_max_chunk; range requests at unaligned offsets; 64 concurrent
 clients; `nginx -s reload` during traffic; `aio threads` with open_file_cache;
-an in-place write while a response waits in a stalled socket.
+a binary upgrade (USR2, QUIT) during traffic; an in-place write while a
+response waits in a stalled socket.
 Runs where kTLS is (tests/vm/session exec).  Environment: ZCTLS_BUILD_DIR.
 """
 
+import json
 import os
 import re
 import shlex
+import shutil
+import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -84,6 +90,10 @@ class NginxE2E(sl.ServerE2E):
         self.pid_file = os.path.join(self.work, "nginx.pid")
         with open(self.nginx_conf, "w") as f:
             # No `env ZCTLS_CONFIG;`: the config must survive without it.
+            # examples/nginx/zctls-env.conf in the main context, as Debian's
+            # modules-enabled/ puts it: its `env` lines beside the drop-in's
+            # -g ones (nginx takes both).
+            f.write("include %s;\n" % os.path.join(EXAMPLES, "nginx", "zctls-env.conf"))
             f.write("user www-data;\nworker_processes 2;\npid %s;\nerror_log %s info;\n"
                     "events { worker_connections 1024; }\n"
                     "http {\n  access_log off;\n  default_type application/octet-stream;\n"
@@ -95,7 +105,9 @@ class NginxE2E(sl.ServerE2E):
         paths mapped to this test's."""
         env = dict(os.environ)
         pre, start = [], None
-        nginx = ["nginx", "-p", self.work + "/", "-c", self.nginx_conf, "-e", self.error_log]
+        # Absolute, as systemd runs it: a binary upgrade execs argv[0].
+        nginx = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", self.work + "/",
+                 "-c", self.nginx_conf, "-e", self.error_log]
         with open(os.path.join(EXAMPLES, "systemd", "zctls.conf")) as f:
             for line in f:
                 line = line.strip()
@@ -146,8 +158,14 @@ class NginxE2E(sl.ServerE2E):
         self.wait_settled()
 
     def workers(self):
-        with open(self.pid_file) as f:
-            master = int(f.read())
+        deadline = time.time() + 10
+        while True:  # nginx truncates, then writes, its pid file
+            with open(self.pid_file) as f:
+                text = f.read().strip()
+            if text or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        master = int(text)
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], stdout=subprocess.PIPE,
                              text=True).stdout
         return master, {int(p) for p in out.split()}
@@ -296,6 +314,65 @@ class NginxE2E(sl.ServerE2E):
                      "new workers (forked after the reload, environment stripped) decide by the "
                      "config: %d sends" % len(by_new))
 
+    def upgrade(self):
+        """A binary upgrade as Debian's package upgrade makes it
+        (`invoke-rc.d nginx upgrade`): USR2 to the master, which execs nginx
+        again with only the variables its `env` directives name, then QUIT
+        to the old master.  The drop-in's -g keeps LD_PRELOAD and
+        ZCTLS_CONFIG: the new master and its workers map libzctls and decide
+        by the config (strace of the new workers)."""
+        old_master, _ = self.workers()
+        oldbin = self.pid_file + ".oldbin"
+
+        def wait(what, ready, timeout=60):
+            deadline = time.time() + timeout
+            while not ready():
+                if time.time() > deadline:
+                    with open(self.error_log, errors="replace") as f:
+                        tail = f.read()[-800:]
+                    raise sl.Failure("upgrade: no %s after %d s; error.log ends:\n%s"
+                                     % (what, timeout, tail))
+                time.sleep(0.2)
+
+        def action():
+            os.kill(old_master, signal.SIGUSR2)
+            wait("nginx.pid.oldbin and a new master", lambda: os.path.exists(oldbin)
+                 and os.path.exists(self.pid_file) and self.workers()[0] != old_master
+                 and self.workers()[1])
+            time.sleep(2)
+            os.kill(old_master, signal.SIGQUIT)
+            wait("exit of the old master", lambda: not os.path.exists("/proc/%d" % old_master)
+                 or open("/proc/%d/stat" % old_master).read().split()[2] == "Z")
+            time.sleep(3)
+
+        _, new, trace = self.traffic_during(action, "binary upgrade (USR2, QUIT)")
+        master, workers = self.workers()
+        self.c.check(master != old_master and workers, "a new master with its own workers",
+                     "master %d (was %d), workers %s" % (master, old_master, workers))
+        for pid in [master] + sorted(workers):
+            with open("/proc/%d/maps" % pid) as f:
+                mapped = "libzctls.so" in f.read()
+            self.c.check(mapped, "after the upgrade, nginx %d maps libzctls.so" % pid)
+        by_new = [s for s in trace.sends if s.tid in workers]
+        self.c.check(by_new and all(s.flag == self.expected_flag(s.path) for s in by_new),
+                     "the new binary's workers decide by the config: %d sends" % len(by_new))
+        # zctls status sees kTLS sockets: hold one open (nginx turns kTLS
+        # on at the end of the handshake) while it looks.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", self.port)) as raw, \
+                ctx.wrap_socket(raw) as held:
+            held.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.recv(1)
+            r = subprocess.run([sl.zctls_cli(), "status", "--json", "--dir", self.stats],
+                               stdout=subprocess.PIPE, text=True)
+        status = json.loads(r.stdout) if r.returncode == 0 else {}
+        self.c.check(any(p["pid"] in workers for s in status.get("sockets", [])
+                         for p in s["processes"]),
+                     "zctls status sees the held connection in a new worker")
+        self.c.equal(status.get("ktls_processes_without_zctls"), [],
+                     "zctls status: no kTLS process without zctls")
+
     def aio_threads(self):
         with open(self.site) as f:
             site = f.read()
@@ -371,7 +448,7 @@ class NginxE2E(sl.ServerE2E):
             self.write_configs()
             self.start()
             steps = (self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
-                     self.aio_threads, self.write_in_flight)
+                     self.aio_threads, self.upgrade, self.write_in_flight)
             # ZCTLS_E2E_PHASES=ciphers,ranges: a subset (the package install
             # test's short run).
             wanted = os.environ.get("ZCTLS_E2E_PHASES")

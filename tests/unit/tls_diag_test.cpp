@@ -11,6 +11,8 @@
 #include "zctls/tls_diag.h"
 
 #include <gtest/gtest.h>
+#include <iterator>
+#include <unistd.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -360,6 +362,36 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
                       "\"zerocopy_sends\": 3}]"),
             std::string::npos)
       << json;
+  EXPECT_NE(json.find("\"ktls_processes_without_zctls\": []"), std::string::npos) << json;
+  EXPECT_EQ(text.find("without zctls"), std::string::npos) << text;
+
+  // issue 18 #7: an nginx binary upgrade that dropped LD_PRELOAD leaves
+  // kTLS sockets in processes that do not map the shim: say so.
+  const std::vector<cli::SocketOwner> lost = {{21, "nginx", 5}};
+  const std::string lost_text = cli::format_status({on}, {p}, lost);
+  EXPECT_NE(lost_text.find("kTLS processes without zctls: 1 (no libzctls.so mapped"),
+            std::string::npos)
+      << lost_text;
+  EXPECT_NE(lost_text.find("  nginx[21]\n"), std::string::npos) << lost_text;
+  EXPECT_NE(cli::format_status_json({on}, {p}, lost)
+                .find("\"ktls_processes_without_zctls\": [{\"pid\": 21, \"comm\": \"nginx\"}]"),
+            std::string::npos);
+}
+
+// The owners' /proc/PID/maps decide: this test program maps libzctls only
+// when integration/unit-tests-under-preload runs it.
+TEST(Status, OwnersWithoutTheShimAreFoundByTheirMaps) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string mine{std::istreambuf_iterator<char>(maps), {}};
+  const bool preloaded = mine.find("/libzctls.so") != std::string::npos;
+  cli::StatusSocket s;
+  s.owners = {{static_cast<int>(getpid()), "self", 3}, {static_cast<int>(getpid()), "self", 4},
+              {999999999, "gone", 3}};
+  const auto lost = cli::owners_without_zctls({s});
+  ASSERT_EQ(lost.size(), preloaded ? 0U : 1U) << "each process once; a vanished one is skipped";
+  if (!preloaded) {
+    EXPECT_EQ(lost[0].pid, static_cast<int>(getpid()));
+  }
 }
 
 }  // namespace
