@@ -78,6 +78,7 @@ class MemoryKernel final : public zctls::KernelPort {
     return zctls::NameLookup::known;  // one mount of each filesystem
   }
   bool refresh_mounts(bool) noexcept override { return false; }
+  void write_back(int) noexcept override {}
 
 
  private:

@@ -59,6 +59,14 @@ struct IntegrityConfig {
   std::int64_t quarantine_ns = 60'000'000'000;
   KernelQuirks kernel_quirks = KernelQuirks::automatic;
   HardLinks hard_links = HardLinks::copy;
+  // Write a file's dirty pages back (sync_file_range) before each zerocopy
+  // send of it.  A store through a shared mapping into a page that is
+  // already dirty moves no timestamp; into a clean page it faults, and the
+  // filesystem moves mtime (page_mkwrite: ext4, xfs, btrfs; not tmpfs).
+  // Clean pages make such stores visible to the checks around the send, for
+  // one more syscall per zerocopy send (and a disk write when there was a
+  // dirty page: a file being written, which is what it is there to catch).
+  bool writeback = false;
 };
 
 // Counters shared with `zctls stats` and node_exporter ([stats]).

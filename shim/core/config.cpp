@@ -405,6 +405,8 @@ class Parser {
         choose(field, "integrity.kernel_quirks", kKernelQuirksNames, integrity.kernel_quirks);
       } else if (key == "hard_links") {
         choose(field, "integrity.hard_links", kHardLinksNames, integrity.hard_links);
+      } else if (key == "writeback") {
+        if (auto v = value<bool>(field, "'integrity.writeback'")) integrity.writeback = *v;
       } else {
         unknown_key(key, "[integrity]");
       }

@@ -191,6 +191,9 @@ Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,
   if (within_settle(ticket.before, kernel_.realtime_ns(), policy.settle_ns))
     return Counter::copy_settle;
   if (!offset_is_safe(in_fd, offset)) return Counter::copy_kernel_quirk;
+  // Clean pages: a store through a shared mapping during or after the send
+  // must fault, which moves mtime where the checks look.
+  if (policy.writeback) kernel_.write_back(in_fd);
   return Counter::zerocopy_sends;
 }
 

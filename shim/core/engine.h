@@ -62,6 +62,9 @@ class KernelPort {
   // mount namespace, from the mount table as last read.
   virtual NameLookup other_names(int fd, std::string_view path,
                                  std::vector<std::string>* out) noexcept = 0;
+  // sync_file_range of the whole file: its dirty pages written back
+  // ([integrity] writeback).
+  virtual void write_back(int fd) noexcept = 0;
   // Reads the mount table again, at most once a second unless `now`
   // (else does nothing): whether it changed.
   virtual bool refresh_mounts(bool now) noexcept = 0;

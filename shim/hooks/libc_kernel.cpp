@@ -1,6 +1,7 @@
 #include "libc_kernel.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -163,6 +164,12 @@ class LibcKernel final : public KernelPort {
     }
   }
   bool refresh_mounts(bool now) noexcept override { return mounts_.refresh(now); }
+  void write_back(int fd) noexcept override {
+    const int saved = errno;
+    syscall(SYS_sync_file_range, fd, 0, 0,
+            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    errno = saved;
+  }
 
  private:
   MountView mounts_;

@@ -45,6 +45,12 @@
 //                       is sent; STATIC_DIR is bind-mounted at MIRROR (an
 //                       empty directory); after a second, STATIC_DIR/b.bin
 //                       and a.bin again: prints each one's flag
+//   mmap-store DIR      the premise of [integrity] writeback, on DIR's
+//                       filesystem: a store through a shared mapping into a
+//                       page already dirty moves no timestamp, and after
+//                       sync_file_range one does: exit 0 if both hold, 77
+//                       on a filesystem without page_mkwrite (tmpfs), else
+//                       1.  Needs no kTLS.
 //   cancel              a thread blocked in each hooked cancellation point
 //                       (accept, accept4, recvmsg, recvmmsg, splice, fcntl
 //                       F_SETLKW) is
@@ -57,7 +63,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -391,6 +400,43 @@ int run_names(const std::string& how, const std::string& a, const std::string& b
   return same ? 0 : 1;
 }
 
+int run_mmap_store(const std::string& dir) {
+  const std::string path = dir + "/zctls-mmap-store.bin";
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  unlink(path.c_str());
+  if (fd < 0 || ftruncate(fd, 65536) != 0 || fsync(fd) != 0) return 1;
+  auto* page = static_cast<char*>(mmap(nullptr, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  if (page == MAP_FAILED) return 1;
+  const auto mtime = [&] {
+    struct stat st {};
+    fstat(fd, &st);
+    return st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec;
+  };
+  const auto later = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
+  page[0] = 1;  // a clean page: the fault moves mtime
+  const long long first = mtime();
+  later();
+  page[1] = 2;  // the page is dirty now: nothing moves
+  const long long dirty = mtime();
+  syscall(SYS_sync_file_range, fd, 0, 0,
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+  later();
+  page[2] = 3;  // clean again
+  const long long cleaned = mtime();
+  munmap(page, 65536);
+  close(fd);
+  struct statfs fs {};
+  statfs(dir.c_str(), &fs);
+  say("store into a dirty page moves mtime: " + yes(dirty != first));
+  say("after writeback, a store moves mtime: " + yes(cleaned != dirty));
+  if (cleaned == dirty) {
+    std::fprintf(stderr, "filesystem type 0x%lx has no page_mkwrite time update\n",
+                 static_cast<unsigned long>(fs.f_type));
+    return 77;
+  }
+  return dirty == first ? 0 : 1;
+}
+
 void* run_blocking(void* arg) {
   (*static_cast<std::function<void()>*>(arg))();
   return nullptr;
@@ -476,7 +522,8 @@ int main(int argc, char** argv) {
   if (a.size() == 5 && a[0] == "stale-fd") return run_stale_fd(a[1], a[2], a[3], a[4]);
   if (a.size() == 3 && a[0] == "splice") return run_splice(a[1], a[2]);
   if (a.size() == 1 && a[0] == "cancel") return run_cancel();
+  if (a.size() == 2 && a[0] == "mmap-store") return run_mmap_store(a[1]);
   if (a.size() == 4 && a[0] == "names") return run_names(a[1], a[2], a[3]);
-  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names ...\n", argv[0]);
+  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names|mmap-store ...\n", argv[0]);
   return 2;
 }

@@ -132,6 +132,8 @@ class FakeKernel final : public zctls::KernelPort {
     if (auto it = names.find(fd); it != names.end()) *out = it->second;
     return names_result;
   }
+  std::vector<int> written_back;
+  void write_back(int fd) noexcept override { written_back.push_back(fd); }
   // A read forced by an unknown mount finds the table changed; the
   // periodic ones find it as it was.
   bool refresh_mounts(bool now) noexcept override {
@@ -479,6 +481,19 @@ TEST_F(EngineTest, AnUnknownMountReadsTheTableAgainAndRetiresOldDecisions) {
   const int paths = kernel_.paths;
   engine_.before_send(7, 10, nullptr);
   EXPECT_EQ(kernel_.paths, paths + 1) << "fd 10 is decided again";
+}
+
+// issue 18 #8: stores through a shared mapping into dirty pages move no
+// timestamp.  writeback = true cleans the pages before each zerocopy send,
+// so that such a store faults and moves mtime; copy sends need nothing.
+TEST_F(EngineTest, WritebackCleansPagesBeforeZerocopySendsOnly) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_TRUE(kernel_.written_back.empty()) << "off by default";
+  config_.integrity.writeback = true;
+  engine_.before_send(7, 10, nullptr);
+  engine_.before_send(7, 11, nullptr);  // uploads: copy
+  EXPECT_EQ(kernel_.written_back, std::vector<int>{10});
 }
 
 TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
