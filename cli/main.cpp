@@ -13,6 +13,7 @@
 
 #include "explain.h"
 #include "probe_report.h"
+#include "rule_lint.h"
 #include "status.h"
 #include "zctls/config.h"
 #include "zctls/ktls_probe.h"
@@ -141,6 +142,10 @@ int check_command(int argc, char** argv) {
   const zctls::ConfigResult result = zctls::load_config_file(path);
   const std::string report = zctls::cli::format_check(path, result);
   std::fputs(report.c_str(), result.config ? stdout : stderr);
+  // Valid, but with rules that never decide anything: warnings, exit 0.
+  if (result.config)
+    for (const std::string& w : zctls::cli::lint_rules(*result.config))
+      std::fprintf(stderr, "%s\n", w.c_str());
   return result.config ? 0 : 1;
 }
 

@@ -29,6 +29,19 @@ class Glob {
   bool matches(std::string_view path) const noexcept;
   const std::string& pattern() const noexcept { return pattern_; }
 
+  // For `zctls check` (warnings, never errors):
+  // why no path can ever match (a class such as [z-a] that matches no
+  // character), or "" if some can.
+  std::string never_matches() const;
+  // How many leading segments are plain text (no wildcard, no escape),
+  // and whether the glob is exactly those followed by "/**": everything
+  // below a directory.
+  std::size_t literal_segments() const noexcept;
+  std::size_t segment_count() const noexcept { return segments_.size(); }
+  bool is_subtree() const noexcept;
+  // The first `n` segments joined by '/' ("" + "srv" = "/srv").
+  std::string prefix(std::size_t n) const;
+
  private:
   std::string pattern_;
   std::vector<std::string> segments_;  // split on '/'; "**" marks a globstar

@@ -45,6 +45,7 @@ enum class Counter : int {
   flag_off_other_sends,        // flag turned off before a splice into a kTLS socket
   copy_unlinked,               // sent by copy because: the file has no name left
   copy_hard_links,             //   the file has other names (st_nlink > 1)
+  changes_between_sends,       // files changed between two zerocopy sends, no byte at risk
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);

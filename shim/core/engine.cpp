@@ -504,9 +504,13 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   const bool same_file = (fields & kChangedInode) == 0;
   bool changed = same_file && content_may_have_changed(fields);
   // A change found through the same fd: it matters only if some of the
-  // bytes were still unacknowledged (asked only now, when it is rare).
+  // bytes were still unacknowledged (asked only now, when it is rare).  If
+  // all were, no byte was at risk, but a file under a zerocopy rule was
+  // written between two sends of one response: the operator should know
+  // that this "static" tree is not static (a notice, counted apart).
   if (changed && !known && delivered(&known)) {
     drop_in_flight(sock, serial);
+    change_between_sends(sock, rec_fd, before, now);
     return;
   }
   if (!same_file || changed || when == InFlightCheck::closing) drop_in_flight(sock, serial);
@@ -515,6 +519,24 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   integrity_event(sock, rec_fd, before, now, offset, length,
                   "after a zerocopy send returned, before its bytes were acknowledged",
                   when == InFlightCheck::closing);
+}
+
+void Engine::change_between_sends(int sock, int in_fd, const FileSnapshot& before,
+                                  const FileSnapshot& after) noexcept {
+  counters().add(Counter::changes_between_sends);
+  if (!log_enabled(LogLevel::notice)) return;
+  char path[4096] = "?";
+  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path - 1);
+  if (len > 0) path[len] = '\0';
+  char peer[64];
+  kernel_.peer_name(sock, peer, sizeof peer);
+  char fields[48];
+  describe_changes(changed_fields(before, after), fields, sizeof fields);
+  log(LogLevel::notice,
+      "integrity: %s changed between two zerocopy sends (fd %d, peer %s, changed: %s); every "
+      "byte sent before was acknowledged: none at risk; a file under a zerocopy rule is being "
+      "written",
+      path, sock, peer, fields);
 }
 
 void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,

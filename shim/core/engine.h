@@ -195,6 +195,10 @@ class Engine {
   void integrity_event(int sock, int in_fd, const FileSnapshot& before, const FileSnapshot& after,
                        long long offset, long long length, const char* when,
                        bool closing) noexcept;
+  // A file under a zerocopy rule changed between two sends of one
+  // response, with every byte before acknowledged: a notice, no action.
+  void change_between_sends(int sock, int in_fd, const FileSnapshot& before,
+                            const FileSnapshot& after) noexcept;
   void remember_in_flight(const SendTicket& ticket, const FileSnapshot& after, long long offset,
                           long long length) noexcept;
   // Looks at the socket's in-flight record before a send of `file` (or, with

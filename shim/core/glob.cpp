@@ -178,4 +178,47 @@ bool Glob::matches(std::string_view path) const noexcept {
   return pi == segments_.size();
 }
 
+std::string Glob::never_matches() const {
+  for (std::size_t i = 0; i < pattern_.size(); ++i) {
+    if (pattern_[i] == '\\') {
+      ++i;
+      continue;
+    }
+    if (pattern_[i] != '[') continue;
+    const std::size_t len = class_length(pattern_, i);
+    if (len == 0) break;  // compile() refused those
+    const std::string_view cls = std::string_view(pattern_).substr(i, len);
+    bool any = false;
+    for (int c = 1; c < 256 && !any; ++c) any = c != '/' && class_matches(cls, static_cast<char>(c));
+    if (!any)
+      return "the class " + std::string(cls) + " at column " + std::to_string(i + 1) +
+             " matches no character";
+    i += len - 1;
+  }
+  return "";
+}
+
+std::size_t Glob::literal_segments() const noexcept {
+  std::size_t n = 0;
+  while (n < segments_.size() &&
+         segments_[n].find_first_of("*?[\\") == std::string::npos)
+    ++n;
+  return n;
+}
+
+bool Glob::is_subtree() const noexcept {
+  // A trailing "**" was compiled as "**" followed by "*".
+  const std::size_t n = literal_segments();
+  return segments_.size() == n + 2 && segments_[n] == kGlobstar && segments_[n + 1] == "*";
+}
+
+std::string Glob::prefix(std::size_t n) const {
+  std::string out;
+  for (std::size_t i = 0; i < n && i < segments_.size(); ++i) {
+    if (i > 0) out += '/';
+    out += segments_[i];
+  }
+  return out;
+}
+
 }  // namespace zctls

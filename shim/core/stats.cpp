@@ -64,6 +64,8 @@ const CounterName kNames[kCounterCount] = {
      "Times the flag was turned off before a splice into a kTLS socket"},
     ZCTLS_COPY("copy_unlinked", "unlinked", ""),
     ZCTLS_COPY("copy_hard_links", "hard_links", ""),
+    {"changes_between_sends", "zctls_changes_between_sends_total", "",
+     "Files under a zerocopy rule that changed between two sends, no byte at risk"},
 };
 #undef ZCTLS_COPY
 

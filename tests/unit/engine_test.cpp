@@ -753,6 +753,22 @@ TEST_F(IntegrityTest, NextChunkOfTheSameFileCostsNoExtraSyscall) {
   EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
 }
 
+// From review (issue 18): a write between two sends of one response, with
+// every earlier byte acknowledged, put nothing at risk and was reported
+// nowhere; the next chunk went by copy (settle).  Now: a notice of its own,
+// counted apart from integrity events.
+TEST_F(IntegrityTest, ChangeBetweenTwoSendsWithNothingUnackedIsANotice) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.progress = {100, 100};  // all acknowledged
+  kernel_.files[10].ctime_nsec = kernel_.realtime;  // written just now
+  const auto ticket = engine_.before_send(7, 10, nullptr);  // the next chunk
+  engine_.after_send(ticket, 4096, nullptr);
+  EXPECT_EQ(engine_.count(Counter::changes_between_sends), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
+  EXPECT_EQ(engine_.count(Counter::copy_settle), 1U) << "and the chunk itself goes by copy";
+}
+
 TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {
   kernel_.progress = {100, 50};
   send_while([](FakeFile&) {});
