@@ -521,22 +521,26 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
                   when == InFlightCheck::closing);
 }
 
+Engine::ChangeReport Engine::describe(int sock, int in_fd, const FileSnapshot& before,
+                                     const FileSnapshot& after) noexcept {
+  ChangeReport r;
+  const ssize_t len = kernel_.fd_path(in_fd, r.path, sizeof r.path - 1);
+  if (len > 0) r.path[len] = '\0';
+  kernel_.peer_name(sock, r.peer, sizeof r.peer);
+  describe_changes(changed_fields(before, after), r.fields, sizeof r.fields);
+  return r;
+}
+
 void Engine::change_between_sends(int sock, int in_fd, const FileSnapshot& before,
                                   const FileSnapshot& after) noexcept {
   counters().add(Counter::changes_between_sends);
   if (!log_enabled(LogLevel::notice)) return;
-  char path[4096] = "?";
-  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path - 1);
-  if (len > 0) path[len] = '\0';
-  char peer[64];
-  kernel_.peer_name(sock, peer, sizeof peer);
-  char fields[48];
-  describe_changes(changed_fields(before, after), fields, sizeof fields);
+  const ChangeReport r = describe(sock, in_fd, before, after);
   log(LogLevel::notice,
       "integrity: %s changed between two zerocopy sends (fd %d, peer %s, changed: %s); every "
       "byte sent before was acknowledged: none at risk; a file under a zerocopy rule is being "
       "written",
-      path, sock, peer, fields);
+      r.path, sock, r.peer, r.fields);
 }
 
 void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
@@ -553,17 +557,11 @@ void Engine::integrity_event(int sock, int in_fd, const FileSnapshot& before,
     counters().add(Counter::aborts);
   }
   if (!log_enabled(LogLevel::warn)) return;
-  char path[4096] = "?";
-  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path - 1);
-  if (len > 0) path[len] = '\0';
-  char peer[64];
-  kernel_.peer_name(sock, peer, sizeof peer);
-  char fields[48];
-  describe_changes(changed_fields(before, after), fields, sizeof fields);
+  const ChangeReport r = describe(sock, in_fd, before, after);
   log(LogLevel::warn,
       "integrity: %s changed %s (fd %d, peer %s, offset %lld, length %lld, changed: %s); "
       "action: %s",
-      path, when, sock, peer, offset, length, fields, to_string(action).data());
+      r.path, when, sock, r.peer, offset, length, r.fields, to_string(action).data());
   // Not from close(), which must stay async-signal-safe: the first
   // backtrace dlopens libunwind.
   if (!closing && log_enabled(LogLevel::debug)) {

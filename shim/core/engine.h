@@ -195,6 +195,15 @@ class Engine {
   void integrity_event(int sock, int in_fd, const FileSnapshot& before, const FileSnapshot& after,
                        long long offset, long long length, const char* when,
                        bool closing) noexcept;
+  // What a log line about a changed file names: its path, the peer, and
+  // the fields that changed.  Fixed buffers: no allocation (close()).
+  struct ChangeReport {
+    char path[4096] = "?";
+    char peer[64] = "";
+    char fields[48] = "";
+  };
+  ChangeReport describe(int sock, int in_fd, const FileSnapshot& before,
+                        const FileSnapshot& after) noexcept;
   // A file under a zerocopy rule changed between two sends of one
   // response, with every byte before acknowledged: a notice, no action.
   void change_between_sends(int sock, int in_fd, const FileSnapshot& before,
