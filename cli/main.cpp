@@ -14,6 +14,7 @@
 #include "explain.h"
 #include "probe_report.h"
 #include "rule_lint.h"
+#include "stats_format.h"
 #include "status.h"
 #include "zctls/config.h"
 #include "zctls/ktls_probe.h"
@@ -245,9 +246,9 @@ int stats_command(int argc, char** argv) {
     }
     return 0;
   }
-  const std::string out = json         ? zctls::stats_json(all)
+  const std::string out = json         ? zctls::cli::stats_json(all)
                           : prometheus ? zctls::prometheus_text(all)
-                                       : zctls::stats_table(all);
+                                       : zctls::cli::stats_table(all);
   std::fputs(out.c_str(), stdout);
   return 0;
 }

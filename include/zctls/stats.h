@@ -50,6 +50,12 @@ enum class Counter : int {
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
 
+// A reason a send went by copy: sends = zerocopy_sends + the sum of these.
+constexpr bool is_copy_reason(Counter c) noexcept {
+  return (c >= Counter::copy_no_rule && c <= Counter::copy_no_config) ||
+         c == Counter::copy_unlinked || c == Counter::copy_hard_links;
+}
+
 // One counter block; lives in a StatsFile mapping or in process memory.
 // Sharded so that threads sending at once do not fight over cache lines: a
 // thread adds to its own shard (picked round-robin at its first count), a
@@ -123,8 +129,6 @@ std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>&
 // The node_exporter / Prometheus text exposition of the totals, with HELP
 // and TYPE lines, plus zctls_processes{state="alive|exited"} gauges.
 std::string prometheus_text(const std::vector<ProcessStats>& all);
-std::string stats_json(const std::vector<ProcessStats>& all);
-std::string stats_table(const std::vector<ProcessStats>& all);
 
 // Writes `text` to dir/zctls.prom atomically (temp file + rename).  Returns
 // 0 or an errno value.

@@ -158,10 +158,6 @@ Trailer parse_trailer(const std::string& text) {
   return trailer;
 }
 
-std::string state_of(const ProcessStats& p) {
-  return p.retired ? "retired" : p.alive ? "alive" : "exited";
-}
-
 // Writes the retired file atomically: its counters, then the folded list.
 // The temporary name is unpredictable and created O_EXCL: in a directory
 // every user can write, a name known in advance could be a file planted
@@ -323,60 +319,6 @@ std::string prometheus_text(const std::vector<ProcessStats>& all) {
   out += "# TYPE zctls_processes gauge\n";
   out += "zctls_processes{state=\"alive\"} " + std::to_string(alive) + "\n";
   out += "zctls_processes{state=\"exited\"} " + std::to_string(exited) + "\n";
-  return out;
-}
-
-std::string stats_json(const std::vector<ProcessStats>& all) {
-  const auto counters_json = [](const std::array<std::uint64_t, kCounterCount>& values) {
-    std::string out = "{";
-    for (int i = 0; i < kCounterCount; ++i) {
-      if (i > 0) out += ", ";
-      out += "\"" + std::string(kNames[i].key) +
-             "\": " + std::to_string(values[static_cast<std::size_t>(i)]);
-    }
-    return out + "}";
-  };
-  std::string out = "{\"processes\": [";
-  for (std::size_t i = 0; i < all.size(); ++i) {
-    const ProcessStats& p = all[i];
-    out += std::string(i > 0 ? ", " : "") + "{\"pid\": " + std::to_string(p.pid) +
-           ", \"comm\": " + json_quote(p.comm) + ", \"state\": \"" + state_of(p) +
-           "\", \"counters\": " + counters_json(p.values) + "}";
-  }
-  return out + "], \"totals\": " + counters_json(totals(all)) + "}\n";
-}
-
-std::string stats_table(const std::vector<ProcessStats>& all) {
-  std::string out;
-  char line[256];
-  std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12s %12s %12s %8s\n", "PID", "PROGRAM",
-                "STATE", "SENDS", "ZEROCOPY", "COPY", "EVENTS");
-  out += line;
-  const auto row = [&](const std::string& pid, const std::string& comm, const std::string& state,
-                       const std::array<std::uint64_t, kCounterCount>& v) {
-    const auto get = [&](Counter c) { return v[static_cast<std::size_t>(c)]; };
-    std::uint64_t copies = 0;
-    for (int i = static_cast<int>(Counter::copy_no_rule);
-         i <= static_cast<int>(Counter::copy_no_config); ++i)
-      copies += v[static_cast<std::size_t>(i)];
-    std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12llu %12llu %12llu %8llu\n", pid.c_str(),
-                  comm.c_str(), state.c_str(), static_cast<unsigned long long>(get(Counter::sends)),
-                  static_cast<unsigned long long>(get(Counter::zerocopy_sends)),
-                  static_cast<unsigned long long>(copies),
-                  static_cast<unsigned long long>(get(Counter::integrity_events)));
-    out += line;
-  };
-  for (const ProcessStats& p : all)
-    row(p.retired ? "-" : std::to_string(p.pid), p.retired ? "(pruned)" : p.comm, state_of(p),
-        p.values);
-  const auto sum = totals(all);
-  row("total", "", "", sum);
-  out += "\n";
-  for (int i = 0; i < kCounterCount; ++i) {
-    std::snprintf(line, sizeof line, "  %-28s %llu\n", std::string(kNames[i].key).c_str(),
-                  static_cast<unsigned long long>(sum[static_cast<std::size_t>(i)]));
-    out += line;
-  }
   return out;
 }
 

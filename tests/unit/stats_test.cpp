@@ -6,6 +6,8 @@
 // count a process twice.
 #include "zctls/stats.h"
 
+#include "stats_format.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -92,7 +94,7 @@ TEST(Stats, PrometheusTextHasOneFamilyPerMetricAndOnlyReasonLabels) {
 }
 
 TEST(Stats, JsonListsEveryProcessWithItsStateAndTotals) {
-  const std::string json = stats_json(three_processes());
+  const std::string json = zctls::cli::stats_json(three_processes());
   EXPECT_NE(json.find("{\"pid\": 101, \"comm\": \"nginx\", \"state\": \"alive\""),
             std::string::npos)
       << json;
@@ -123,13 +125,28 @@ std::vector<std::string> row(const std::string& table, const std::string& first)
 }
 
 TEST(Stats, TableRowsAddUpCopiesOverAllReasons) {
-  const std::string table = stats_table(three_processes());
+  const std::string table = zctls::cli::stats_table(three_processes());
   using Row = std::vector<std::string>;
   // nginx[101]: 10 sends, 7 zerocopy, 3 copies (no_rule 2 + quarantine 1), 1 event.
   EXPECT_EQ(row(table, "101"), (Row{"101", "nginx", "alive", "10", "7", "3", "1"})) << table;
   EXPECT_EQ(row(table, "99"), (Row{"99", "nginx", "exited", "5", "5", "0", "0"}));
   EXPECT_EQ(row(table, "-"), (Row{"-", "(pruned)", "retired", "100", "0", "100", "0"}));
   EXPECT_EQ(row(table, "total"), (Row{"total", "115", "12", "103", "1"}));
+}
+
+// Copy reasons appended later (unlinked, hard links) count as copies too.
+TEST(Stats, EveryCopyReasonIsACopy) {
+  int reasons = 0;
+  for (int i = 0; i < zctls::kCounterCount; ++i) {
+    const auto c = static_cast<zctls::Counter>(i);
+    const bool labelled = zctls::name_of(c).metric == "zctls_copy_sends_total";
+    EXPECT_EQ(zctls::is_copy_reason(c), labelled) << zctls::name_of(c).key;
+    reasons += labelled ? 1 : 0;
+  }
+  EXPECT_EQ(reasons, 10);
+  auto all = three_processes();
+  all[0].values[static_cast<std::size_t>(zctls::Counter::copy_hard_links)] += 4;
+  EXPECT_EQ(row(zctls::cli::stats_table(all), "101")[5], "7");
 }
 
 

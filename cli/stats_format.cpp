@@ -1,0 +1,71 @@
+// `zctls stats`'s table and JSON (the Prometheus text is in core: the shim
+// writes it too, for [stats] textfile_dir).
+#include "stats_format.h"
+
+#include <cstdio>
+
+#include "zctls/json.h"
+
+namespace zctls::cli {
+namespace {
+
+std::string state_of(const ProcessStats& p) {
+  return p.retired ? "retired" : p.alive ? "alive" : "exited";
+}
+
+}  // namespace
+
+std::string stats_json(const std::vector<ProcessStats>& all) {
+  const auto counters_json = [](const std::array<std::uint64_t, kCounterCount>& values) {
+    std::string out = "{";
+    for (int i = 0; i < kCounterCount; ++i) {
+      if (i > 0) out += ", ";
+      out += "\"" + std::string(name_of(static_cast<Counter>(i)).key) +
+             "\": " + std::to_string(values[static_cast<std::size_t>(i)]);
+    }
+    return out + "}";
+  };
+  std::string out = "{\"processes\": [";
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    const ProcessStats& p = all[i];
+    out += std::string(i > 0 ? ", " : "") + "{\"pid\": " + std::to_string(p.pid) +
+           ", \"comm\": " + json_quote(p.comm) + ", \"state\": \"" + state_of(p) +
+           "\", \"counters\": " + counters_json(p.values) + "}";
+  }
+  return out + "], \"totals\": " + counters_json(totals(all)) + "}\n";
+}
+
+std::string stats_table(const std::vector<ProcessStats>& all) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12s %12s %12s %8s\n", "PID", "PROGRAM",
+                "STATE", "SENDS", "ZEROCOPY", "COPY", "EVENTS");
+  out += line;
+  const auto row = [&](const std::string& pid, const std::string& comm, const std::string& state,
+                       const std::array<std::uint64_t, kCounterCount>& v) {
+    const auto get = [&](Counter c) { return v[static_cast<std::size_t>(c)]; };
+    std::uint64_t copies = 0;
+    for (int i = 0; i < kCounterCount; ++i)
+      if (is_copy_reason(static_cast<Counter>(i))) copies += v[static_cast<std::size_t>(i)];
+    std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12llu %12llu %12llu %8llu\n", pid.c_str(),
+                  comm.c_str(), state.c_str(), static_cast<unsigned long long>(get(Counter::sends)),
+                  static_cast<unsigned long long>(get(Counter::zerocopy_sends)),
+                  static_cast<unsigned long long>(copies),
+                  static_cast<unsigned long long>(get(Counter::integrity_events)));
+    out += line;
+  };
+  for (const ProcessStats& p : all)
+    row(p.retired ? "-" : std::to_string(p.pid), p.retired ? "(pruned)" : p.comm, state_of(p),
+        p.values);
+  const auto sum = totals(all);
+  row("total", "", "", sum);
+  out += "\n";
+  for (int i = 0; i < kCounterCount; ++i) {
+    std::snprintf(line, sizeof line, "  %-28s %llu\n", std::string(name_of(static_cast<Counter>(i)).key).c_str(),
+                  static_cast<unsigned long long>(sum[static_cast<std::size_t>(i)]));
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace zctls::cli

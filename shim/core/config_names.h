@@ -1,0 +1,32 @@
+// The names config files use for enum settings, shared by the parser
+// (config_parse.cpp) and to_string (config.cpp).
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+#include "zctls/config.h"
+
+namespace zctls::config_names {
+
+template <typename Enum>
+struct NamedValue {
+  std::string_view name;
+  Enum value;
+};
+
+inline constexpr NamedValue<OnChange> kOnChangeNames[] = {
+    {"log", OnChange::log}, {"quarantine", OnChange::quarantine}, {"abort", OnChange::abort}};
+inline constexpr NamedValue<KernelQuirks> kKernelQuirksNames[] = {
+    {"auto", KernelQuirks::automatic}, {"on", KernelQuirks::on}, {"off", KernelQuirks::off}};
+inline constexpr NamedValue<HardLinks> kHardLinksNames[] = {{"copy", HardLinks::copy},
+                                                     {"by_path", HardLinks::by_path}};
+
+template <typename Enum, std::size_t N>
+std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {
+  for (const auto& named : names)
+    if (named.value == value) return named.name;
+  return "?";
+}
+
+}  // namespace zctls::config_names

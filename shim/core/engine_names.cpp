@@ -1,0 +1,110 @@
+// The engine's per-file decision: by the rules, for every name the file
+// has that zctls can know (the opened path, its link count, its names
+// under other mounts), cached per inode and decision generation.
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine.h"
+#include "log.h"
+
+namespace zctls {
+namespace {
+
+// readlink of /proc/self/fd/N appends this to files that have been unlinked.
+constexpr std::string_view kDeletedSuffix = " (deleted)";
+
+FileKey key_of(const struct stat& st) {
+  return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+          st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
+}
+
+}  // namespace
+
+Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& config,
+                             std::uint32_t generation) noexcept {
+  const FileKey key = key_of(st);
+  const bool linked = st.st_nlink > 1;
+  // by_path: the name the server opened decides, so the decision is per
+  // name, not per inode: never cached.
+  const bool cacheable = !linked || config.integrity.hard_links == HardLinks::copy;
+  if (cacheable) {
+    if (const auto cached = decisions_.find(key, generation)) {
+      counters().add(Counter::decision_cache_hits);
+      return *cached;
+    }
+  }
+  counters().add(Counter::decision_cache_misses);
+  Decision decision;  // unknown path: copy
+  char why[160] = "";
+  try {
+    decision = decide_by_names(in_fd, st, config, why, sizeof why);
+  } catch (...) {
+    decision = Decision{};  // out of memory listing names: copy
+  }
+  if (cacheable) decisions_.store(key, generation, decision);
+  return decision;
+}
+
+Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config& config,
+                                 char* why, std::size_t why_size) {
+  char path[4096];
+  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
+  if (len <= 0) return Decision{};
+  const std::string_view p(path, static_cast<std::size_t>(len));
+  Decision decision;
+  // An unlinked file can still change through other open fds and has no
+  // path a rule could name; a file with other hard links has names zctls
+  // cannot list (a copy rule's among them, maybe).
+  if (st.st_nlink == 0 || p.ends_with(kDeletedSuffix)) {
+    decision.rule = Decision::kUnlinked;
+    std::snprintf(why, why_size, "unlinked");
+  } else if (st.st_nlink > 1 && config.integrity.hard_links == HardLinks::copy) {
+    decision.rule = Decision::kHardLinks;
+    std::snprintf(why, why_size, "%ju hard links", static_cast<std::uintmax_t>(st.st_nlink));
+  } else {
+    decision = config.decide(p);
+    std::snprintf(why, why_size, "%s",
+                  decision.rule >= 0
+                      ? config.rules[static_cast<std::size_t>(decision.rule)].origin.c_str()
+                      : "default");
+    // Every other name the file has here (bind mounts, the filesystem
+    // mounted twice) must allow it too: the first that says copy decides.
+    if (decision.zerocopy) decision = decide_other_names(in_fd, p, config, decision, why, why_size);
+  }
+  if (log_enabled(LogLevel::debug))
+    log(LogLevel::debug, "%.*s: %s (%s)", static_cast<int>(p.size()), p.data(),
+        decision.zerocopy ? "zerocopy" : "copy", why);
+  return decision;
+}
+
+Decision Engine::decide_other_names(int in_fd, std::string_view path, const Config& config,
+                                    Decision decision, char* why, std::size_t why_size) {
+  // Mounts come and go: the table is read again at a file being decided,
+  // at most once a second, and at once for a mount it does not have yet.
+  // A changed table retires every decision made with the old one.
+  if (kernel_.refresh_mounts(false)) decision_generation_.fetch_add(1, std::memory_order_acq_rel);
+  std::vector<std::string> names;
+  NameLookup found = kernel_.other_names(in_fd, path, &names);
+  if (found == NameLookup::unknown_mount) {
+    if (kernel_.refresh_mounts(true)) decision_generation_.fetch_add(1, std::memory_order_acq_rel);
+    names.clear();
+    found = kernel_.other_names(in_fd, path, &names);
+  }
+  if (found != NameLookup::known) {
+    std::snprintf(why, why_size, "its other names cannot be known");
+    return Decision{};
+  }
+  for (const std::string& name : names) {
+    const Decision other = config.decide(name);
+    if (other.zerocopy) continue;
+    std::snprintf(why, why_size, "also %s: %s", name.c_str(),
+                  other.rule >= 0 ? config.rules[static_cast<std::size_t>(other.rule)].origin.c_str()
+                                  : "default");
+    return other;
+  }
+  return decision;
+}
+
+}  // namespace zctls
