@@ -111,6 +111,12 @@ const ErrorCase kErrors[] = {
      "c.toml:2:17: 'integrity.kernel_quirks' must be a string"},
     {"KernelQuirksChoice", "[integrity]\nkernel_quirks = \"yes\"\n",
      "c.toml:2:17: 'integrity.kernel_quirks' must be auto, on or off, not 'yes'"},
+    {"HardLinksChoice", "[integrity]\nhard_links = \"follow\"\n",
+     "c.toml:2:14: 'integrity.hard_links' must be copy or by_path, not 'follow'"},
+    {"WritebackType", "[integrity]\nwriteback = \"yes\"\n",
+     "c.toml:2:13: 'integrity.writeback' must be a boolean, not a string"},
+    {"LogLevelChoice", "[log]\nlevel = \"loud\"\n",
+     "c.toml:2:9: 'log.level' must be error, warn, notice, info or debug, not 'loud'"},
     {"UnknownIntegrityKey", "[integrity]\nsettel = 1\n",
      "c.toml:2:1: unknown key 'settel' in [integrity]"},
 };
@@ -147,15 +153,19 @@ TEST(Config, IntegrityDefaultsAndValues) {
   EXPECT_EQ(d.config->integrity.on_change, zctls::OnChange::quarantine);
   EXPECT_EQ(d.config->integrity.quarantine_ns, 60'000'000'000);
   EXPECT_EQ(d.config->integrity.kernel_quirks, zctls::KernelQuirks::automatic);
+  EXPECT_EQ(d.config->integrity.hard_links, zctls::HardLinks::copy);
+  EXPECT_FALSE(d.config->integrity.writeback);
   const ConfigResult r = parse_config(
       "[integrity]\nsettle = 0.5\non_change = \"abort\"\nquarantine = 300\n"
-      "kernel_quirks = \"off\"\n",
+      "kernel_quirks = \"off\"\nhard_links = \"by_path\"\nwriteback = true\n",
       "i.toml");
   ASSERT_TRUE(r.config) << first_error(r);
   EXPECT_EQ(r.config->integrity.settle_ns, 500'000'000);
   EXPECT_EQ(r.config->integrity.on_change, zctls::OnChange::abort);
   EXPECT_EQ(r.config->integrity.quarantine_ns, 300'000'000'000);
   EXPECT_EQ(r.config->integrity.kernel_quirks, zctls::KernelQuirks::off);
+  EXPECT_EQ(r.config->integrity.hard_links, zctls::HardLinks::by_path);
+  EXPECT_TRUE(r.config->integrity.writeback);
 }
 
 TEST(Config, NulByteIsAnError) {
