@@ -9,10 +9,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
-
-#include <atomic>
 #include <new>
 #include <string>
 #include <vector>
@@ -55,10 +54,18 @@ class MountView {
     return found;
   }
 
+  // `force`: a caller met a mount the table lacks, and waits for a read
+  // (another thread's, if one is under way: threads deciding their first
+  // files at once all get here; those that skipped a busy lock decided
+  // "names unknown", copy: ShimE2E.ParallelConnectionsFromThreads).
+  // Otherwise at most once a second, and never waiting.
   bool refresh(bool force) {
     const std::int64_t now = clock_ns(CLOCK_MONOTONIC_COARSE);
-    if ((!force && now < next_refresh_.load(std::memory_order_relaxed)) || !lock_.try_lock())
+    if (force) {
+      lock_.lock();
+    } else if (now < next_refresh_.load(std::memory_order_relaxed) || !lock_.try_lock()) {
       return false;
+    }
     bool changed = false;
     try {
       next_refresh_.store(now + 1'000'000'000, std::memory_order_relaxed);
@@ -67,8 +74,12 @@ class MountView {
       if (kernel::read_mountinfo(&text) && (old == nullptr || old->text != text)) {
         auto* fresh = new Snapshot{kernel::parse_mountinfo(text), std::move(text)};
         current_.store(fresh);
-        if (old != nullptr) retired_.push_back(old);
-        changed = true;
+        // The first table retires nothing: no decision used an older one
+        // (decisions that looked for other names waited for this read).
+        if (old != nullptr) {
+          retired_.push_back(old);
+          changed = true;
+        }
       }
       if (readers_.load() == 0) {
         for (const Snapshot* s : retired_) delete s;
