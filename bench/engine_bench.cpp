@@ -74,12 +74,13 @@ class MemoryKernel final : public zctls::KernelPort {
   bool read_offset(const off_t* where, off_t* value) noexcept override {
     *value = *where;
     return true;
-  }  zctls::NameLookup other_names(int, std::string_view, std::vector<std::string>*) noexcept override {
+  }
+  zctls::NameLookup other_names(int, std::string_view,
+                                std::vector<std::string>*) noexcept override {
     return zctls::NameLookup::known;  // one mount of each filesystem
   }
   bool refresh_mounts(bool) noexcept override { return false; }
   void write_back(int) noexcept override {}
-
 
  private:
   std::vector<std::string> paths_;

@@ -63,7 +63,8 @@ std::string explain_file(const Config& config, const std::string& path, const Fi
   if (names.links > 1 && config.integrity.hard_links == HardLinks::copy)
     return head + "copy: it has " + std::to_string(names.links) +
            " hard links, whose other names zctls cannot see ([integrity] hard_links = \"copy\"; "
-           "the rules alone say zerocopy " + by_what(config, d) + ")\n";
+           "the rules alone say zerocopy " +
+           by_what(config, d) + ")\n";
   for (const std::string& other : names.other_names) {
     const Decision o = config.decide(other);
     if (!o.zerocopy)

@@ -40,8 +40,7 @@ std::vector<std::string> lint_rules(const Config& config) {
     }
     if (by < config.rules.size()) {
       warnings.push_back(head + " can never apply: " + name_of(config, by) + " (" +
-                         config.rules[by].origin +
-                         ") comes first and matches every path it does");
+                         config.rules[by].origin + ") comes first and matches every path it does");
       continue;
     }
     same.emplace(g.pattern(), i);

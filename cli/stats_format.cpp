@@ -61,7 +61,8 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
   row("total", "", "", sum);
   out += "\n";
   for (int i = 0; i < kCounterCount; ++i) {
-    std::snprintf(line, sizeof line, "  %-28s %llu\n", std::string(name_of(static_cast<Counter>(i)).key).c_str(),
+    std::snprintf(line, sizeof line, "  %-28s %llu\n",
+                  std::string(name_of(static_cast<Counter>(i)).key).c_str(),
                   static_cast<unsigned long long>(sum[static_cast<std::size_t>(i)]));
     out += line;
   }

@@ -22,19 +22,19 @@ namespace zctls {
 
 // Every counter.  Append only (the file layout is versioned by the count).
 enum class Counter : int {
-  sends,                    // sendfile calls on kTLS TX sockets that returned > 0 or not
-  bytes,                    // bytes those calls sent
-  zerocopy_sends,           // of them, sent with TLS_TX_ZEROCOPY_RO on by zctls
-  zerocopy_bytes,           //
-  copy_no_rule,             // sent by copy because: no rule matched (and default is copy)
-  copy_rule_off,            //   a rule said zerocopy = false (or the file is not regular)
-  copy_settle,              //   changed within the settle window
-  copy_quarantine,          //   the inode is quarantined
-  copy_kernel_unsupported,  // the kernel refuses TLS_TX_ZEROCOPY_RO
-  copy_kernel_quirk,        //   unaligned offset on a kernel with the zerocopy bug
-  copy_app_managed,         //   the application manages the flag itself
-  copy_no_config,           //   no usable config (pass-through)
-  integrity_events,         // files changed under a zerocopy send (all kinds)
+  sends,                       // sendfile calls on kTLS TX sockets that returned > 0 or not
+  bytes,                       // bytes those calls sent
+  zerocopy_sends,              // of them, sent with TLS_TX_ZEROCOPY_RO on by zctls
+  zerocopy_bytes,              //
+  copy_no_rule,                // sent by copy because: no rule matched (and default is copy)
+  copy_rule_off,               //   a rule said zerocopy = false (or the file is not regular)
+  copy_settle,                 //   changed within the settle window
+  copy_quarantine,             //   the inode is quarantined
+  copy_kernel_unsupported,     // the kernel refuses TLS_TX_ZEROCOPY_RO
+  copy_kernel_quirk,           //   unaligned offset on a kernel with the zerocopy bug
+  copy_app_managed,            //   the application manages the flag itself
+  copy_no_config,              //   no usable config (pass-through)
+  integrity_events,            // files changed under a zerocopy send (all kinds)
   integrity_events_in_flight,  // of them, after the call returned, before the ACK
   aborts,                      // connections shut down by on_change = "abort"
   decision_cache_hits,         //
@@ -46,6 +46,7 @@ enum class Counter : int {
   copy_unlinked,               // sent by copy because: the file has no name left
   copy_hard_links,             //   the file has other names (st_nlink > 1)
   changes_between_sends,       // files changed between two zerocopy sends, no byte at risk
+  copy_bytes,                  // bytes of the sends by copy: bytes = zerocopy_bytes + this
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);

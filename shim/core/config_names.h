@@ -20,7 +20,7 @@ inline constexpr NamedValue<OnChange> kOnChangeNames[] = {
 inline constexpr NamedValue<KernelQuirks> kKernelQuirksNames[] = {
     {"auto", KernelQuirks::automatic}, {"on", KernelQuirks::on}, {"off", KernelQuirks::off}};
 inline constexpr NamedValue<HardLinks> kHardLinksNames[] = {{"copy", HardLinks::copy},
-                                                     {"by_path", HardLinks::by_path}};
+                                                            {"by_path", HardLinks::by_path}};
 
 template <typename Enum, std::size_t N>
 std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {

@@ -137,8 +137,7 @@ FdState Engine::classify(int fd) noexcept {
 
 void Engine::before_other_send(int fd) noexcept {
   FdState state = fds_.get(fd);
-  if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
-    state = classify(fd);
+  if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only) state = classify(fd);
   if (state.kind != SocketKind::ktls_tx || state.app_managed || !state.flag_on ||
       kernel_unsupported_.load(std::memory_order_relaxed))
     return;
@@ -211,25 +210,29 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     state = classify(out_fd);
   if (state.kind != SocketKind::ktls_tx) return ticket;
   ticket.counted = true;
-  Counters& count = counters();
+  // The config first, whatever this send turns out to be: its first load
+  // moves the counters to the stats file [stats] names (issue 22: a first
+  // send counted before that landed in private memory, or in a file the
+  // config did not ask for).  after_send counts the send, by the ticket.
+  std::uint32_t generation = 0;
+  const Config* cfg = config(&generation);
   if (state.app_managed) {
-    count.add(Counter::copy_app_managed);
+    ticket.reason = Counter::copy_app_managed;
     return ticket;
   }
   if (kernel_unsupported_.load(std::memory_order_relaxed)) {
-    count.add(Counter::copy_kernel_unsupported);
+    ticket.reason = Counter::copy_kernel_unsupported;
     return ticket;
   }
-  std::uint32_t generation = 0;
-  const Config* cfg = config(&generation);
   FileStat file(in_fd);
   // First the bytes of an earlier zerocopy send, so that a change found
   // there quarantines the file before this send is decided.
   check_in_flight(out_fd, &file, in_fd, InFlightCheck::sending);
   // No usable config: zerocopy is never turned on (and was never turned on
   // by us, since nothing could decide it).
-  const Counter verdict = cfg != nullptr ? zerocopy_verdict(file, in_fd, offset, *cfg, generation, ticket)
-                                         : Counter::copy_no_config;
+  const Counter verdict = cfg != nullptr
+                              ? zerocopy_verdict(file, in_fd, offset, *cfg, generation, ticket)
+                              : Counter::copy_no_config;
   const bool want = verdict == Counter::zerocopy_sends;
   if (want != state.flag_on) {
     const int err = kernel_.set_zerocopy(out_fd, want);
@@ -254,7 +257,7 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     ticket.out_fd = out_fd;
     ticket.in_fd = in_fd;
   } else {
-    count.add(want ? Counter::copy_kernel_unsupported : verdict);
+    ticket.reason = want ? Counter::copy_kernel_unsupported : verdict;
   }
   return ticket;
 }

@@ -88,6 +88,7 @@ using ConfigReloader = const Config* (*)();
 struct SendTicket {
   bool counted = false;  // a send on a kTLS TX socket: count it after the call
   bool guarded = false;  // zerocopy on for this send: check the file after it
+  Counter reason = Counter::copy_no_config;  // why a send that is not guarded went by copy
   int out_fd = -1, in_fd = -1;
   FileSnapshot before;
 };
@@ -143,6 +144,9 @@ class Engine {
     return counters_.load(std::memory_order_relaxed)->get(c);
   }
   void use_counters(Counters* shared) noexcept { counters_.store(shared); }
+  // Whether the first config load has happened (its result may be "pass
+  // through", nullptr).
+  bool config_loaded() const noexcept { return config_loaded_.load(std::memory_order_acquire); }
   // The config in force (nullptr before the first load or when passing
   // through), and the engine's clock, for the runtime's periodic work.
   const Config* current_config() const noexcept { return config_.load(std::memory_order_acquire); }
@@ -193,8 +197,7 @@ class Engine {
   // `closing`: reported from inside close() (async-signal-safe: no
   // backtrace, no allocation).
   void integrity_event(int sock, int in_fd, const FileSnapshot& before, const FileSnapshot& after,
-                       long long offset, long long length, const char* when,
-                       bool closing) noexcept;
+                       long long offset, long long length, const char* when, bool closing) noexcept;
   // What a log line about a changed file names: its path, the peer, and
   // the fields that changed.  Fixed buffers: no allocation (close()).
   struct ChangeReport {

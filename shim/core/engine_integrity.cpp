@@ -10,11 +10,17 @@ namespace zctls {
 
 void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
   if (!ticket.counted) return;
+  // Every count of one send in one place, into one block: sends = zerocopy
+  // sends + the copy reasons, bytes = zerocopy bytes + copy bytes.
   Counters& count = counters();
   const auto sent_bytes = result > 0 ? static_cast<std::uint64_t>(result) : 0;
   count.add(Counter::sends);
   count.add(Counter::bytes, sent_bytes);
-  if (!ticket.guarded) return;
+  if (!ticket.guarded) {
+    count.add(ticket.reason);
+    count.add(Counter::copy_bytes, sent_bytes);
+    return;
+  }
   count.add(Counter::zerocopy_sends);
   count.add(Counter::zerocopy_bytes, sent_bytes);
   // A call that moved nothing (EAGAIN on a full queue, an error) put
@@ -155,7 +161,7 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
 }
 
 Engine::ChangeReport Engine::describe(int sock, int in_fd, const FileSnapshot& before,
-                                     const FileSnapshot& after) noexcept {
+                                      const FileSnapshot& after) noexcept {
   ChangeReport r;
   const ssize_t len = kernel_.fd_path(in_fd, r.path, sizeof r.path - 1);
   if (len > 0) r.path[len] = '\0';

@@ -23,7 +23,7 @@ FileKey key_of(const struct stat& st) {
 }  // namespace
 
 Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& config,
-                             std::uint32_t generation) noexcept {
+                              std::uint32_t generation) noexcept {
   const FileKey key = key_of(st);
   const bool linked = st.st_nlink > 1;
   // by_path: the name the server opened decides, so the decision is per
@@ -47,8 +47,8 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
   return decision;
 }
 
-Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config& config,
-                                 char* why, std::size_t why_size) {
+Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config& config, char* why,
+                                 std::size_t why_size) {
   char path[4096];
   const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
   if (len <= 0) return Decision{};
@@ -100,8 +100,9 @@ Decision Engine::decide_other_names(int in_fd, std::string_view path, const Conf
     const Decision other = config.decide(name);
     if (other.zerocopy) continue;
     std::snprintf(why, why_size, "also %s: %s", name.c_str(),
-                  other.rule >= 0 ? config.rules[static_cast<std::size_t>(other.rule)].origin.c_str()
-                                  : "default");
+                  other.rule >= 0
+                      ? config.rules[static_cast<std::size_t>(other.rule)].origin.c_str()
+                      : "default");
     return other;
   }
   return decision;

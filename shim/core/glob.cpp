@@ -189,7 +189,8 @@ std::string Glob::never_matches() const {
     if (len == 0) break;  // compile() refused those
     const std::string_view cls = std::string_view(pattern_).substr(i, len);
     bool any = false;
-    for (int c = 1; c < 256 && !any; ++c) any = c != '/' && class_matches(cls, static_cast<char>(c));
+    for (int c = 1; c < 256 && !any; ++c)
+      any = c != '/' && class_matches(cls, static_cast<char>(c));
     if (!any)
       return "the class " + std::string(cls) + " at column " + std::to_string(i + 1) +
              " matches no character";
@@ -200,9 +201,7 @@ std::string Glob::never_matches() const {
 
 std::size_t Glob::literal_segments() const noexcept {
   std::size_t n = 0;
-  while (n < segments_.size() &&
-         segments_[n].find_first_of("*?[\\") == std::string::npos)
-    ++n;
+  while (n < segments_.size() && segments_[n].find_first_of("*?[\\") == std::string::npos) ++n;
   return n;
 }
 

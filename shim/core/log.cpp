@@ -82,8 +82,8 @@ std::atomic<bool> g_ident_read{false};
 const char* ident() noexcept {
   if (!g_ident_read.load(std::memory_order_acquire)) {
     char name[sizeof g_ident] = "zctls";
-    const int fd = static_cast<int>(
-        syscall(SYS_openat, AT_FDCWD, "/proc/self/comm", O_RDONLY | O_CLOEXEC, 0));
+    const int fd =
+        static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/comm", O_RDONLY | O_CLOEXEC, 0));
     if (fd >= 0) {
       const long n = syscall(SYS_read, fd, name, sizeof name - 1);
       sys_close(fd);
@@ -102,8 +102,7 @@ void send_syslog(LogLevel level, const char* line, int n) noexcept {
                               LOG_DAEMON | syslog_priority(level), ident(),
                               static_cast<int>(getpid()), n, line);
   if (m <= 0) return;
-  const int fd =
-      static_cast<int>(syscall(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  const int fd = static_cast<int>(syscall(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (fd < 0) return;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -175,11 +174,11 @@ void emit(LogLevel level, char* line, int n) noexcept {
     }
     case Target::file: {
       const char* path = g_file.load(std::memory_order_acquire);
-      const int fd = path == nullptr ? -1
-                                     : static_cast<int>(syscall(
-                                           SYS_openat, AT_FDCWD, path,
-                                           O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
-                                           0640));
+      const int fd = path == nullptr
+                         ? -1
+                         : static_cast<int>(
+                               syscall(SYS_openat, AT_FDCWD, path,
+                                       O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640));
       if (fd >= 0) {
         line[n] = '\n';
         write_all(fd, line, static_cast<std::size_t>(n) + 1);

@@ -66,6 +66,7 @@ const CounterName kNames[kCounterCount] = {
     ZCTLS_COPY("copy_hard_links", "hard_links", ""),
     {"changes_between_sends", "zctls_changes_between_sends_total", "",
      "Files under a zerocopy rule that changed between two sends, no byte at risk"},
+    {"copy_bytes", "zctls_copy_bytes_total", "", "Bytes sent by copy"},
 };
 #undef ZCTLS_COPY
 

@@ -184,12 +184,23 @@ const Config* reload_or_null(ConfigSource& src) {
   if (!config) {
     for (const ConfigError& e : errors)
       log(LogLevel::error, "%s; keeping the current config", e.to_string().c_str());
-    if (errors.empty()) log(LogLevel::warn, "%s is gone; keeping the current config", src.path.c_str());
+    if (errors.empty())
+      log(LogLevel::warn, "%s is gone; keeping the current config", src.path.c_str());
     engine()->counters().add(Counter::config_errors);
     return nullptr;
   }
   engine()->counters().add(Counter::config_loads);
   engine()->counters().add(Counter::config_reloads);
+  // Counters stay where this process started counting: moving them would
+  // make a reader see them vanish from one directory and appear whole in
+  // another.  Its fork children, and processes started from now on, use
+  // the new [stats] dir.
+  if (const Config* old = engine()->current_config();
+      old != nullptr && old->stats.dir != config->stats.dir)
+    log(LogLevel::notice,
+        "[stats] dir is now \"%s\": this process keeps its counters where it started (\"%s\"); "
+        "processes started from now on use the new one",
+        config->stats.dir.c_str(), old->stats.dir.c_str());
   return publish(src, std::move(*config), "reloaded");
 }
 

@@ -26,8 +26,8 @@ const Environment& environment() noexcept {
 
 void capture_environment() noexcept {
   try {
-    if (const char* v = secure_getenv("ZCTLS_DISABLE"); v != nullptr && *v != '\0' &&
-                                                         std::strcmp(v, "0") != 0) {
+    if (const char* v = secure_getenv("ZCTLS_DISABLE");
+        v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0) {
       g_disabled.store(true, std::memory_order_relaxed);
       return;
     }
@@ -46,7 +46,8 @@ void capture_environment() noexcept {
         e->log_level = *level;
         set_log_level(*level);
       } else {
-        log(LogLevel::warn, "ZCTLS_LOG_LEVEL=%s is not error, warn, notice, info or debug; ignored", v);
+        log(LogLevel::warn, "ZCTLS_LOG_LEVEL=%s is not error, warn, notice, info or debug; ignored",
+            v);
       }
     }
     g_environment.store(e, std::memory_order_release);

@@ -51,9 +51,8 @@ Fn resolve(std::atomic<Fn>& slot, const char* name) noexcept {
 
 ZCTLS_REAL(ZCTLS_NOTHROW, ssize_t, sendfile, (int out_fd, int in_fd, off_t* offset, size_t count),
            (out_fd, in_fd, offset, count), syscall(SYS_sendfile, out_fd, in_fd, offset, count))
-ZCTLS_REAL(ZCTLS_NOTHROW, ssize_t, sendfile64,
-           (int out_fd, int in_fd, off_t* offset, size_t count), (out_fd, in_fd, offset, count),
-           syscall(SYS_sendfile, out_fd, in_fd, offset, count))
+ZCTLS_REAL(ZCTLS_NOTHROW, ssize_t, sendfile64, (int out_fd, int in_fd, off_t* offset, size_t count),
+           (out_fd, in_fd, offset, count), syscall(SYS_sendfile, out_fd, in_fd, offset, count))
 ZCTLS_REAL(ZCTLS_NOTHROW, int, setsockopt,
            (int fd, int level, int optname, const void* value, socklen_t length),
            (fd, level, optname, value, length),

@@ -58,8 +58,14 @@ void child_after_fork() noexcept {
   g_reshare_counters.store(true, std::memory_order_relaxed);
 }
 
+// A fork child's own stats file, made where the config it inherited says
+// ([stats] dir; "" keeps the counters private, and no file is made).  A
+// child whose parent never loaded a config (nginx's master) has nothing to
+// do here: its first config load shares the counters (config_source.cpp).
+// The issue-22 stray file was this made before any config was known, in
+// the default directory.
 void reshare_counters(Engine& e) noexcept {
-  if (!g_reshare_counters.exchange(false)) return;
+  if (!g_reshare_counters.exchange(false) || !e.config_loaded()) return;
   const Config* cfg = e.current_config();
   if (Counters* shared = share_counters(cfg != nullptr ? cfg->stats : StatsConfig{})) {
     for (int i = 0; i < kCounterCount; ++i)
@@ -94,8 +100,9 @@ __attribute__((destructor)) void final_textfile() {
 }  // namespace
 
 Engine* engine() noexcept {
-  return g_engine.get_or_build(
-      []() noexcept { return new (std::nothrow) Engine(libc_kernel(), load_config, reload_config); });
+  return g_engine.get_or_build([]() noexcept {
+    return new (std::nothrow) Engine(libc_kernel(), load_config, reload_config);
+  });
 }
 
 bool known_plain(int fd) noexcept {
@@ -168,7 +175,8 @@ void after_received_fds(const msghdr* msg) noexcept {
   if (msg == nullptr || msg->msg_control == nullptr || msg->msg_controllen == 0) return;
   Engine* e = g_engine.get();
   if (e == nullptr) return;
-  for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t bytes = c->cmsg_len - CMSG_LEN(0);
     const auto* fds = reinterpret_cast<const int*>(CMSG_DATA(c));

@@ -45,6 +45,9 @@
 //                       is sent; STATIC_DIR is bind-mounted at MIRROR (an
 //                       empty directory); after a second, STATIC_DIR/b.bin
 //                       and a.bin again: prints each one's flag
+//   send-unlinked FILE  a copy of FILE beside it, opened, unlinked, sent:
+//                       prints its flag (issue 22: a process whose first
+//                       send is of an unlinked file)
 //   mmap-store DIR      the premise of [integrity] writeback, on DIR's
 //                       filesystem: a store through a shared mapping into a
 //                       page already dirty moves no timestamp, and after
@@ -61,20 +64,19 @@
 //
 // Exit status 0 only if all went as the kernel says it should.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
-#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <pthread.h>
-#include <netinet/in.h>
 
 #include <atomic>
 #include <functional>
@@ -130,12 +132,12 @@ int run_fork_storm(int children, const std::string& file) {
   return stuck == 0 && failed == 0 ? 0 : 1;
 }
 
-
 // A syslog of this process's own: /dev/log in a private mount namespace.
 class PrivateSyslog {
  public:
   PrivateSyslog() {
-    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
         mount("tmpfs", "/dev", "tmpfs", 0, "mode=0755") != 0) {
       say(std::string("no private /dev: ") + strerrorname_np(errno));
       return;
@@ -194,8 +196,9 @@ int run_log_into_socket(const std::string& what, const std::string& file) {
     const bool same = receiver.compare();
     say("peer got exactly the file: " + yes(same));
     const std::string logged = syslog.messages();
-    say("syslog: stderr note " + yes(logged.find("stderr (fd 2) is a socket") != std::string::npos) +
-        ", config error " + yes(logged.find("cannot open") != std::string::npos));
+    say("syslog: stderr note " +
+        yes(logged.find("stderr (fd 2) is a socket") != std::string::npos) + ", config error " +
+        yes(logged.find("cannot open") != std::string::npos));
     close(fd);
     return same ? 0 : 1;
   }
@@ -306,8 +309,8 @@ int run_stale_fd(const std::string& how, const std::string& place, const std::st
   // The old socket, and what zctls learns of it.
   static auto* old = new k::LoopbackPair;
   if (!make_ktls(*old)) return 1;
-  const bool sent = send_and_check(old->client(), old->server(),
-                                   place == "received" ? other : fixed);
+  const bool sent =
+      send_and_check(old->client(), old->server(), place == "received" ? other : fixed);
   const int number = old->client();
   fill_gaps_below(number);
   if (how == "closefrom") {
@@ -325,12 +328,12 @@ int run_stale_fd(const std::string& how, const std::string& place, const std::st
     sock = static_cast<int>(syscall(SYS_dup3, fresh->client(), number, 0));
   }
   if (place == "setup") {
-    const int errs[] = {k::attach_tls_ulp(sock),
-                        k::install_key(sock, k::Direction::tx, k::TlsVersion::tls13,
-                                       k::Cipher::aes_gcm_128, key()),
-                        k::attach_tls_ulp(peer),
-                        k::install_key(peer, k::Direction::rx, k::TlsVersion::tls13,
-                                       k::Cipher::aes_gcm_128, key())};
+    const int errs[] = {
+        k::attach_tls_ulp(sock),
+        k::install_key(sock, k::Direction::tx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128, key()),
+        k::attach_tls_ulp(peer),
+        k::install_key(peer, k::Direction::rx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
+                       key())};
     for (const int e : errs)
       if (e != 0) return 1;
   }
@@ -356,8 +359,8 @@ int run_splice(const std::string& fixed, const std::string& other) {
     const ssize_t in = splice(file, nullptr, pipefd[1], nullptr, size - moved, 0);
     if (in <= 0) break;
     for (ssize_t out = 0; out < in;) {
-      const ssize_t n = splice(pipefd[0], nullptr, pair.client(), nullptr,
-                               static_cast<std::size_t>(in - out), 0);
+      const ssize_t n =
+          splice(pipefd[0], nullptr, pair.client(), nullptr, static_cast<std::size_t>(in - out), 0);
       if (n <= 0) return 1;
       out += n;
     }
@@ -378,7 +381,8 @@ int run_names(const std::string& how, const std::string& a, const std::string& b
     if (link(a.c_str(), b.c_str()) != 0) return 1;
     sends = {a, b};
   } else {
-    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
       return 1;
     sends = {a + "/a.bin", a + "/b.bin", a + "/a.bin"};
   }
@@ -397,6 +401,29 @@ int run_names(const std::string& how, const std::string& a, const std::string& b
   }
   const bool same = receiver.compare();
   say(same ? "bytes ok" : "BYTES DIFFER");
+  return same ? 0 : 1;
+}
+
+int run_send_unlinked(const std::string& file) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  const std::string copy = file + ".unlinked";
+  const std::string bytes = slurp(file);
+  {
+    std::ofstream out(copy, std::ios::binary);
+    out << bytes;
+  }
+  const int fd = open(copy.c_str(), O_RDONLY | O_CLOEXEC);
+  unlink(copy.c_str());
+  Receiver receiver(pair.server(), bytes);
+  off_t off = 0;
+  while (off < static_cast<off_t>(bytes.size()))
+    if (sendfile(pair.client(), fd, &off, bytes.size() - static_cast<std::size_t>(off)) <= 0)
+      break;
+  say("unlinked flag=" + std::to_string(raw_flag(pair.client())));
+  const bool same = receiver.compare();
+  say(same ? "bytes ok" : "BYTES DIFFER");
+  close(fd);
   return same ? 0 : 1;
 }
 
@@ -523,7 +550,10 @@ int main(int argc, char** argv) {
   if (a.size() == 3 && a[0] == "splice") return run_splice(a[1], a[2]);
   if (a.size() == 1 && a[0] == "cancel") return run_cancel();
   if (a.size() == 2 && a[0] == "mmap-store") return run_mmap_store(a[1]);
+  if (a.size() == 2 && a[0] == "send-unlinked") return run_send_unlinked(a[1]);
   if (a.size() == 4 && a[0] == "names") return run_names(a[1], a[2], a[3]);
-  std::fprintf(stderr, "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names|mmap-store ...\n", argv[0]);
+  std::fprintf(stderr,
+               "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names|mmap-store|send-unlinked ...\n",
+               argv[0]);
   return 2;
 }

@@ -5,7 +5,8 @@
 #include "e2e_support.h"
 
 #if !defined(ZCTLS_FIELD_PATH) || !defined(ZCTLS_SSL_LOADER_PATH) || !defined(ZCTLS_SSL_PLUGIN_PATH)
-#error "ZCTLS_FIELD_PATH, ZCTLS_SSL_LOADER_PATH and ZCTLS_SSL_PLUGIN_PATH must name the test programs"
+#error \
+    "ZCTLS_FIELD_PATH, ZCTLS_SSL_LOADER_PATH and ZCTLS_SSL_PLUGIN_PATH must name the test programs"
 #endif
 
 namespace {
@@ -40,16 +41,17 @@ TEST_F(FieldFailures, ForkBesideASendingThreadLeavesNoChildStuck) {
 // #2: a daemon's kTLS socket on fd 2 and a missing config: the error goes
 // to syslog (with a note saying why), never into the client's stream.
 TEST_F(FieldFailures, ConfigErrorNeverLandsInAClientsStreamOnFd2) {
-  const Outcome r = field("log-into-socket config " + static_file(),
-                          "ZCTLS_CONFIG=" + dir_ + "/missing.toml");
+  const Outcome r =
+      field("log-into-socket config " + static_file(), "ZCTLS_CONFIG=" + dir_ + "/missing.toml");
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out, "peer got exactly the file: yes\nsyslog: stderr note yes, config error yes\n");
 }
 
 // #2: the same for an integrity warning reported at the socket's close.
 TEST_F(FieldFailures, IntegrityWarningNeverLandsInAClientsStreamOnFd2) {
-  spit(config(), "[[rule]]\npath = \"" + dir_ +
-                     "/static/**\"\nzerocopy = true\n[integrity]\nsettle = 0\non_change = \"log\"\n");
+  spit(config(),
+       "[[rule]]\npath = \"" + dir_ +
+           "/static/**\"\nzerocopy = true\n[integrity]\nsettle = 0\non_change = \"log\"\n");
   const Outcome r = field("log-into-socket integrity " + big_file());
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out, "peer got exactly what was sent: yes\nsyslog: stderr note yes, integrity yes\n");
@@ -64,8 +66,8 @@ TEST_F(FieldFailures, SslSendfileFromAModuleWorksHoweverItWasLoaded) {
   const std::string files = " " ZCTLS_SSL_PLUGIN_PATH " " + static_file() + " " + private_file();
   for (const std::string mode : {"global", "local"}) {
     SCOPED_TRACE(mode);
-    const Outcome with = run("ZCTLS_CONFIG=" + config(), mode + files, true, ZCTLS_SSL_LOADER_PATH,
-                             false);
+    const Outcome with =
+        run("ZCTLS_CONFIG=" + config(), mode + files, true, ZCTLS_SSL_LOADER_PATH, false);
     const Outcome without = run("", mode + files, false, ZCTLS_SSL_LOADER_PATH, false);
     EXPECT_EQ(with.status, 0) << with.out << with.err;
     EXPECT_EQ(with.out, mode + ":\nktls send=yes\na.bin flag=1\nb.bin flag=0\nbytes ok\n");
@@ -96,8 +98,9 @@ TEST_F(FieldFailures, DeepbindModulesAreNotSeenAndWorkAsWithout) {
 // static/a.bin went zerocopy, its hard link uploads/a.bin (a copy rule)
 // did too.  zctls cannot list a file's other links: both go by copy.
 TEST_F(FieldFailures, AHardLinkedFileGoesByCopyUnderEveryName) {
-  spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\n[[rule]]\npath = \"" +
-                     dir_ + "/private/**\"\nzerocopy = false\n" + zctls_e2e::kNoSettle);
+  spit(config(), "[[rule]]\npath = \"" + dir_ +
+                     "/static/**\"\nzerocopy = true\n[[rule]]\npath = \"" + dir_ +
+                     "/private/**\"\nzerocopy = false\n" + zctls_e2e::kNoSettle);
   const Outcome r = field("names hardlink " + static_file() + " " + dir_ + "/private/linked.bin");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "a.bin flag=0\nlinked.bin flag=0\nbytes ok\n") << r.err;
@@ -138,12 +141,17 @@ struct StaleCase {
 
 TEST_F(FieldFailures, NoStaleStateAfterAnFdClosedBehindTheHooks) {
   const StaleCase cases[] = {
-      {"closefrom", "moved", 1}, {"closefrom", "received", 0}, {"closefrom", "setup", 1},
-      {"fclose", "moved", 1},    {"fclose", "received", 0},    {"fclose", "setup", 1},
+      {"closefrom", "moved", 1},
+      {"closefrom", "received", 0},
+      {"closefrom", "setup", 1},
+      {"fclose", "moved", 1},
+      {"fclose", "received", 0},
+      {"fclose", "setup", 1},
       // The close syscall itself: the next socket call on the number
       // (recvmsg with SCM_RIGHTS, setsockopt TCP_ULP) forgets.  A socket
       // moved there by a syscall too is the limit ARCHITECTURE.md states.
-      {"raw", "received", 0},    {"raw", "setup", 1},
+      {"raw", "received", 0},
+      {"raw", "setup", 1},
   };
   for (const StaleCase& c : cases) {
     SCOPED_TRACE(std::string(c.close) + " " + c.place);
@@ -162,11 +170,12 @@ TEST_F(FieldFailures, NoStaleStateAfterAnFdClosedBehindTheHooks) {
 // 2 s quiet, as without libfaketime.  The program's own sleep is real.
 TEST_F(FieldFailures, SettleWindowHoldsWithLibfaketimePreloadedToo) {
   const std::string faketime = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-  spit(config(), "[[rule]]\npath = \"" + dir_ + "/static/**\"\nzerocopy = true\n"
-                 "[integrity]\nsettle = 2\n");
-  const Outcome r = run("LD_PRELOAD=" ZCTLS_SHIM_PATH ":" + faketime +
-                            " FAKETIME=+5s ZCTLS_CONFIG=" + config(),
-                        "settle 2.5 " + static_file());
+  spit(config(), "[[rule]]\npath = \"" + dir_ +
+                     "/static/**\"\nzerocopy = true\n"
+                     "[integrity]\nsettle = 2\n");
+  const Outcome r =
+      run("LD_PRELOAD=" ZCTLS_SHIM_PATH ":" + faketime + " FAKETIME=+5s ZCTLS_CONFIG=" + config(),
+          "settle 2.5 " + static_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "fresh flag=0\nsettled flag=1\nbytes ok\n") << r.err;
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << r.strace;

@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   }
   const char* plugin = argv[2];
   const std::vector<const char*> files(argv + 3, argv + argc);
-  if (mode == "global") return send_through(dlopen(plugin, RTLD_NOW | RTLD_GLOBAL), "global", files);
+  if (mode == "global")
+    return send_through(dlopen(plugin, RTLD_NOW | RTLD_GLOBAL), "global", files);
   if (mode == "local") return send_through(dlopen(plugin, RTLD_NOW | RTLD_LOCAL), "local", files);
   if (mode == "deepbind")
     return send_through(dlopen(plugin, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND), "deepbind", files);

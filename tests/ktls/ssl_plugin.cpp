@@ -8,6 +8,6 @@
 #include "openssl_send.h"
 
 extern "C" __attribute__((visibility("default"))) int zctls_plugin_send(int n,
-                                                                         const char* const* files) {
+                                                                        const char* const* files) {
   return zctls_ktls_app::openssl_send(std::vector<std::string>(files, files + n));
 }

@@ -422,6 +422,24 @@ class NginxE2E(sl.ServerE2E):
         self.c.check(after["copy_quarantine"] > before["copy_quarantine"],
                      "copies counted under quarantine")
 
+    def private_counters(self):
+        """[stats] dir = "" (issue 22): workers started under it keep their
+        counters private and make no stats file anywhere; a forked worker
+        made one in /dev/shm before its config said so."""
+        self.write_zctls_config(stats_dir="")
+        time.sleep(3)  # the running workers read it (two checks a second apart)
+        self.c.equal(self.nginx_signal("reload"), 0, "nginx -s reload with [stats] dir = \"\"")
+        time.sleep(3)
+        _, workers = self.workers()
+        for _ in range(4):
+            self.check_fetch(sl.fetch(self.port, ["assets/size-%d.bin" % MiB,
+                                                  "uploads/size-%d.bin" % 4097]),
+                             "private counters")
+        anywhere = {pid for pid, _ in sl.stats_files(self.stats) | sl.stats_files("/dev/shm")}
+        self.c.check(workers and not (workers & anywhere),
+                     "workers under [stats] dir = \"\" made no stats file anywhere",
+                     "workers %s, files of %s" % (workers, workers & anywhere))
+
     def stop(self):
         if self.server is not None:
             self.nginx_signal("quit")
@@ -436,6 +454,9 @@ class NginxE2E(sl.ServerE2E):
         zctls_lines = [l for l in log.splitlines() if "zctls" in l and "integrity: " not in l]
         self.c.check(not any("error" in l or "warn" in l for l in zctls_lines),
                      "no zctls warnings or errors in nginx's error.log", "\n".join(zctls_lines[:5]))
+        stray = sl.stats_files(self.stats) & sl.stats_files("/dev/shm")
+        self.c.check(not stray, "no process counted in the stats dir has a file in /dev/shm too",
+                     "%s" % stray)
         totals = self.stats_totals()
         self.c.check(totals["config_loads"] >= 2 and totals["config_errors"] == 0,
                      "zctls stats: every worker loaded the config, no errors",
@@ -448,7 +469,7 @@ class NginxE2E(sl.ServerE2E):
             self.write_configs()
             self.start()
             steps = (self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
-                     self.aio_threads, self.upgrade, self.write_in_flight)
+                     self.aio_threads, self.upgrade, self.write_in_flight, self.private_counters)
             # ZCTLS_E2E_PHASES=ciphers,ranges: a subset (the package install
             # test's short run).
             wanted = os.environ.get("ZCTLS_E2E_PHASES")

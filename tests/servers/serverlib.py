@@ -337,6 +337,16 @@ def wait_for_port(port, timeout=120):
     return False
 
 
+def stats_files(directory):
+    """{(pid, start time)} of the zctls process files in `directory`."""
+    out = set()
+    for name in os.listdir(directory) if os.path.isdir(directory) else []:
+        m = re.match(r"zctls-(\d+)-(\d+)\.stats$", name)
+        if m:
+            out.add((int(m.group(1)), int(m.group(2))))
+    return out
+
+
 def zctls_stats(stats_dir):
     out = run([zctls_cli(), "stats", "--dir", stats_dir, "--json"]).stdout
     return json.loads(out)
@@ -370,14 +380,17 @@ class ServerE2E:
         self.digests = make_tree(self.www, files)
         self.created = time.time()
 
-    def write_zctls_config(self):
+    def write_zctls_config(self, stats_dir=None):
         """The shipped static-site config, for this tree, counting into
-        self.stats."""
+        self.stats (or `stats_dir`; "" keeps counters private).  Written
+        whole and renamed into place, as a deploy should."""
         with open(os.path.join(EXAMPLES_DIR, "zctls-static-site.toml")) as f:
             toml = f.read().replace("/var/www/site", self.www)
         self.config = os.path.join(self.work, "zctls.toml")
-        with open(self.config, "w") as f:
-            f.write(toml + '\n[stats]\ndir = "%s"\n' % self.stats)
+        with open(self.config + ".new", "w") as f:
+            f.write(toml + '\n[stats]\ndir = "%s"\n'
+                    % (self.stats if stats_dir is None else stats_dir))
+        os.rename(self.config + ".new", self.config)
 
     def wait_settled(self):
         # Within the settle window (2 s) a fresh file goes by copy.
@@ -448,6 +461,11 @@ class ServerE2E:
                 "bytes": sum(max(s.result, 0) for s in trace.sends),
                 "integrity_events": integrity_events}
         self.c.equal(delta, want, what + ": zctls stats agree with strace")
+        copies = sum(v for k, v in after.items() if k.startswith("copy_") and k != "copy_bytes")
+        self.c.equal((after["sends"], after["bytes"]),
+                     (after["zerocopy_sends"] + copies,
+                      after["zerocopy_bytes"] + after["copy_bytes"]),
+                     what + ": zctls stats: sends = zerocopy + copies, bytes likewise")
 
     def phase(self, what, body, integrity_events=0):
         """Runs body() between a trace reset and the trace read-back."""

@@ -173,6 +173,13 @@ zerocopy = true
     kernel_.files[13] = {"pipe:[1234]", S_IFIFO | 0600, 103, 0};
     kernel_.files[14] = {"/www/gone.js (deleted)", S_IFREG | 0644, 104, 0};
   }
+  // A whole send as the hooks make it: decided, then counted after the call
+  // (which moved `result` bytes).
+  zctls::SendTicket sent(int out, int in, const off_t* offset = nullptr, ssize_t result = 1) {
+    const zctls::SendTicket t = engine_.before_send(out, in, offset);
+    engine_.after_send(t, result, offset);
+    return t;
+  }
   // The application installs a TX key on `fd` through the hook.
   void app_tls_tx(int fd) {
     kernel_.sockets[fd] = k::TxKind::ktls_tx;
@@ -386,7 +393,7 @@ TEST_F(EngineTest, OtherSendsTurnALeftOnFlagOff) {
 TEST_F(EngineTest, AFileWithOtherHardLinksGoesByCopy) {
   app_tls_tx(7);
   kernel_.files[10].nlink = 2;
-  engine_.before_send(7, 10, nullptr);
+  sent(7, 10);
   EXPECT_TRUE(kernel_.sets.empty());
   EXPECT_EQ(engine_.count(Counter::copy_hard_links), 1U);
   // The other link removed (ctime moves): zerocopy again.
@@ -419,8 +426,8 @@ TEST_F(EngineTest, UnlinkedFilesHaveTheirOwnReason) {
   app_tls_tx(7);
   kernel_.files[16] = {"/www/app.js", S_IFREG | 0644, 106, 0};
   kernel_.files[16].nlink = 0;  // unlinked, though the name does not say so
-  engine_.before_send(7, 16, nullptr);
-  engine_.before_send(7, 14, nullptr);  // "(deleted)"
+  sent(7, 16);
+  sent(7, 14);  // "(deleted)"
   EXPECT_TRUE(kernel_.sets.empty());
   EXPECT_EQ(engine_.count(Counter::copy_unlinked), 2U);
   EXPECT_EQ(engine_.count(Counter::copy_no_rule), 0U);
@@ -431,7 +438,7 @@ TEST_F(EngineTest, UnlinkedFilesHaveTheirOwnReason) {
 TEST_F(EngineTest, AnotherMountsNameUnderACopyRuleMakesItCopy) {
   app_tls_tx(7);
   kernel_.names[10] = {"/www/uploads/mirror/app.js", "/srv/mirror/app.js"};
-  engine_.before_send(7, 10, nullptr);
+  sent(7, 10);
   EXPECT_TRUE(kernel_.sets.empty());
   EXPECT_EQ(engine_.count(Counter::copy_rule_off), 1U) << "rule 1 (uploads) decided";
   // Cached per inode like any decision: no second lookup.
@@ -440,7 +447,7 @@ TEST_F(EngineTest, AnotherMountsNameUnderACopyRuleMakesItCopy) {
   // A name no rule covers takes the default, copy here.
   kernel_.files[19] = {"/www/app3.js", S_IFREG | 0644, 109, 0};
   kernel_.names[19] = {"/srv/mirror/app3.js"};
-  engine_.before_send(7, 19, nullptr);
+  sent(7, 19);
   EXPECT_EQ(engine_.count(Counter::copy_no_rule), 1U);
   // Names that all allow it (here: the default is copy, so a name no rule
   // covers says copy too).
@@ -494,6 +501,47 @@ TEST_F(EngineTest, WritebackCleansPagesBeforeZerocopySendsOnly) {
   engine_.before_send(7, 10, nullptr);
   engine_.before_send(7, 11, nullptr);  // uploads: copy
   EXPECT_EQ(kernel_.written_back, std::vector<int>{10});
+}
+
+// issue 22: the first send's copy reason was added to the process's
+// private counters before its config load moved them to the stats file;
+// sends, counted after the call, landed in the file: 8 sends, 7 reasons.
+// Now the config comes first and every count of a send is made after it.
+Engine* g_sharing_engine = nullptr;
+zctls::Counters g_shared_block;
+const Config* load_and_share() {
+  g_sharing_engine->use_counters(&g_shared_block);
+  return g_config;
+}
+
+TEST_F(EngineTest, EveryCountLandsWhereTheFirstConfigLoadPutsTheCounters) {
+  for (const bool app_managed : {false, true}) {
+    SCOPED_TRACE(app_managed ? "app-managed first" : "copy first");
+    for (auto& shard : g_shared_block.shards)
+      for (auto& v : shard.values) v.store(0);
+    Engine engine(kernel_, load_and_share);
+    g_sharing_engine = &engine;
+    kernel_.sockets[7] = k::TxKind::ktls_tx;
+    engine.after_app_setsockopt(7, k::kSolTls, k::kTlsTx, nullptr, 0);
+    if (app_managed) {
+      const unsigned int one = 1;
+      engine.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+    }
+    for (const int file : {12, 10, 11, 10}) {  // no rule first, then zerocopy, rule off
+      const auto ticket = engine.before_send(7, file, nullptr);
+      engine.after_send(ticket, 1000, nullptr);
+    }
+    const auto get = [](Counter c) { return g_shared_block.get(c); };
+    std::uint64_t copies = 0;
+    for (int i = 0; i < zctls::kCounterCount; ++i)
+      if (zctls::is_copy_reason(static_cast<Counter>(i))) copies += get(static_cast<Counter>(i));
+    EXPECT_EQ(get(Counter::sends), 4U);
+    EXPECT_EQ(get(Counter::zerocopy_sends) + copies, 4U);
+    EXPECT_EQ(get(Counter::bytes), 4000U);
+    EXPECT_EQ(get(Counter::zerocopy_bytes) + get(Counter::copy_bytes), 4000U);
+    EXPECT_EQ(get(app_managed ? Counter::copy_app_managed : Counter::copy_no_rule),
+              app_managed ? 4U : 1U);
+  }
 }
 
 TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
@@ -609,7 +657,7 @@ TEST_F(IntegrityTest, ChangeDuringSendIsAnEventAndQuarantines) {
   EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
   EXPECT_TRUE(kernel_.shutdown_calls.empty());
   // Quarantined: the next send goes by copy, flag cleared.
-  engine_.before_send(7, 10, nullptr);
+  sent(7, 10);
   EXPECT_EQ(engine_.count(Counter::copy_quarantine), 1U);
   ASSERT_EQ(kernel_.sets.size(), 2U);
   EXPECT_FALSE(kernel_.sets[1].second);
@@ -649,7 +697,7 @@ TEST_F(IntegrityTest, SettleWindowSendsRecentFilesByCopy) {
   // The file changed 1 s ago ("now" is kernel_.realtime).
   kernel_.files[15] = {"/www/fresh.js", S_IFREG | 0644, 200, 0};
   kernel_.files[15].ctime_nsec = kernel_.realtime - kSec;
-  engine_.before_send(7, 15, nullptr);
+  sent(7, 15);
   EXPECT_TRUE(kernel_.sets.empty());
   EXPECT_EQ(engine_.count(Counter::copy_settle), 1U);
   kernel_.realtime += 2 * kSec;
@@ -760,8 +808,8 @@ TEST_F(IntegrityTest, NextChunkOfTheSameFileCostsNoExtraSyscall) {
 TEST_F(IntegrityTest, ChangeBetweenTwoSendsWithNothingUnackedIsANotice) {
   kernel_.progress = {100, 50};
   send_while([](FakeFile&) {});
-  kernel_.progress = {100, 100};  // all acknowledged
-  kernel_.files[10].ctime_nsec = kernel_.realtime;  // written just now
+  kernel_.progress = {100, 100};                            // all acknowledged
+  kernel_.files[10].ctime_nsec = kernel_.realtime;          // written just now
   const auto ticket = engine_.before_send(7, 10, nullptr);  // the next chunk
   engine_.after_send(ticket, 4096, nullptr);
   EXPECT_EQ(engine_.count(Counter::changes_between_sends), 1U);
@@ -817,7 +865,7 @@ class KernelQuirkTest : public EngineTest {
   // One send of /www/app.js (zerocopy by the rules) from `offset`: was the
   // flag on for it?
   bool zerocopy_at(off_t offset) {
-    engine_.before_send(7, 10, &offset);
+    sent(7, 10, &offset);
     return kernel_.flags[7];
   }
 };
@@ -880,7 +928,7 @@ TEST_F(KernelQuirkTest, RulesAndIntegrityDecideFirst) {
   affected_kernel();
   app_tls_tx(7);
   off_t unaligned = 100;
-  engine_.before_send(7, 11, &unaligned);  // uploads: the rules say copy
+  sent(7, 11, &unaligned);  // uploads: the rules say copy
   EXPECT_EQ(engine_.count(Counter::copy_kernel_quirk), 0U) << "counted under its first reason";
 }
 

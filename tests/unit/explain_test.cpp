@@ -23,9 +23,11 @@ TEST(Explain, ByTheRulesAlone) {
 TEST(Explain, HardLinksAndOtherMountsAsTheShimSeesThem) {
   const auto c = config();
   zctls::cli::FileNames plain{true, 1, {}};
-  EXPECT_EQ(zctls::cli::explain_file(c, "/www/a.js", plain), zctls::cli::explain_path(c, "/www/a.js"));
+  EXPECT_EQ(zctls::cli::explain_file(c, "/www/a.js", plain),
+            zctls::cli::explain_path(c, "/www/a.js"));
   zctls::cli::FileNames linked{true, 3, {}};
-  EXPECT_EQ(zctls::cli::explain_file(c, "/www/a.js", linked).rfind("/www/a.js: copy: it has 3 hard links", 0),
+  EXPECT_EQ(zctls::cli::explain_file(c, "/www/a.js", linked)
+                .rfind("/www/a.js: copy: it has 3 hard links", 0),
             0U);
   zctls::cli::FileNames mounted{true, 1, {"/srv/www/a.js", "/www/up/mirror/a.js"}};
   EXPECT_EQ(zctls::cli::explain_file(c, "/www/a.js", mounted),

@@ -20,7 +20,8 @@ namespace {
 std::string drain(int fd) {
   std::string text;
   char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<std::size_t>(n));
   return text;
 }
 
@@ -63,8 +64,7 @@ TEST(Log, BurstThenSuppressedCount) {
   {
     const StderrIs redirect(p[1]);
     next_second();  // a whole budget
-    for (int i = 0; i < zctls::kLogBurst + 10; ++i)
-      zctls::log(zctls::LogLevel::info, "line %d", i);
+    for (int i = 0; i < zctls::kLogBurst + 10; ++i) zctls::log(zctls::LogLevel::info, "line %d", i);
     next_second();  // one more line carries the count of those dropped
     zctls::log(zctls::LogLevel::info, "after");
   }

@@ -38,9 +38,11 @@ TEST(Mountinfo, OtherNamesUnderEveryMountOfTheFilesystem) {
   const auto m = k::parse_mountinfo(kMountinfo);
   // Through the root mount: the bind of /srv/www shows it too; the
   // uploads bind does not contain it.
-  EXPECT_EQ(k::other_names(m, 20, "/srv/www/static/app.js"), (Names{"/var/www/html/static/app.js"}));
+  EXPECT_EQ(k::other_names(m, 20, "/srv/www/static/app.js"),
+            (Names{"/var/www/html/static/app.js"}));
   // Through the bind: the root mount's name.
-  EXPECT_EQ(k::other_names(m, 30, "/var/www/html/static/app.js"), (Names{"/srv/www/static/app.js"}));
+  EXPECT_EQ(k::other_names(m, 30, "/var/www/html/static/app.js"),
+            (Names{"/srv/www/static/app.js"}));
   // An upload: three names.
   EXPECT_EQ(k::other_names(m, 30, "/var/www/html/uploads/a.png"),
             (Names{"/srv/www/uploads/a.png", "/srv/upload-view/a.png"}));

@@ -3,7 +3,6 @@
 
 #include <gtest/gtest.h>
 
-
 namespace {
 
 std::vector<std::string> lint(const std::string& toml) {
@@ -32,7 +31,8 @@ TEST(RuleLint, ShadowedBySameGlobOrAnEarlierSubtree) {
   EXPECT_EQ(w[0],
             "z.toml:4:1: warning: rule 2 (path \"/srv/www/uploads/**\") can never apply: rule 1 "
             "(path \"/srv/www/**\") (z.toml:1:1) comes first and matches every path it does");
-  EXPECT_NE(w[1].find("rule 3 (path \"/srv/www/*.js\") can never apply: rule 1"), std::string::npos);
+  EXPECT_NE(w[1].find("rule 3 (path \"/srv/www/*.js\") can never apply: rule 1"),
+            std::string::npos);
   EXPECT_NE(w[2].find("rule 6 (path \"/srv/www/**\") can never apply: rule 1"), std::string::npos);
   // Rule 4 (the directory itself) and rule 5 (a wider tree, later) apply.
 }

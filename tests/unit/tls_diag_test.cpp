@@ -11,17 +11,17 @@
 #include "zctls/tls_diag.h"
 
 #include <gtest/gtest.h>
-#include <iterator>
-#include <unistd.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/tls.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -385,7 +385,8 @@ TEST(Status, OwnersWithoutTheShimAreFoundByTheirMaps) {
   const std::string mine{std::istreambuf_iterator<char>(maps), {}};
   const bool preloaded = mine.find("/libzctls.so") != std::string::npos;
   cli::StatusSocket s;
-  s.owners = {{static_cast<int>(getpid()), "self", 3}, {static_cast<int>(getpid()), "self", 4},
+  s.owners = {{static_cast<int>(getpid()), "self", 3},
+              {static_cast<int>(getpid()), "self", 4},
               {999999999, "gone", 3}};
   const auto lost = cli::owners_without_zctls({s});
   ASSERT_EQ(lost.size(), preloaded ? 0U : 1U) << "each process once; a vanished one is skipped";
