@@ -51,7 +51,8 @@ FileNames file_names(const std::string& path) {
   std::uint64_t id = 0;
   std::string text;
   if (kernel::mount_id_of(fd, &id) && kernel::read_mountinfo(&text))
-    names.other_names = kernel::other_names(kernel::parse_mountinfo(text), id, path);
+    names.other_names = kernel::other_names(kernel::parse_mountinfo(text), id, path)
+                            .value_or(std::vector<std::string>{});
   close(fd);
   return names;
 }

@@ -82,6 +82,9 @@ struct Decision {
   static constexpr int kDefault = -1;    // no rule matched
   static constexpr int kUnlinked = -2;   // no name left (a rename deploy's old inode)
   static constexpr int kHardLinks = -3;  // other names zctls cannot know
+  // No name could be read (readlink failed), or the names under other
+  // mounts could not be listed (statx, mountinfo, memory): copy.
+  static constexpr int kNamesUnknown = -4;
 
   bool zerocopy = false;
   int rule = kDefault;  // index into Config::rules, or one of the above

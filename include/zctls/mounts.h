@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,10 +34,11 @@ std::vector<Mount> parse_mountinfo(std::string_view text);
 
 // Every other name of `path`, the name the file has through mount
 // `mount_id`: the same place in the filesystem under each other mount of
-// it whose subtree contains it.  Empty if the mount is not in `mounts` or
-// has no sibling, or `path` is not under its mount point.
-std::vector<std::string> other_names(const std::vector<Mount>& mounts, std::uint64_t mount_id,
-                                     std::string_view path);
+// it whose subtree contains it (empty if none).  nullopt if the mount is
+// not in `mounts` or `path` is not under its mount point: then the names
+// cannot be known.
+std::optional<std::vector<std::string>> other_names(const std::vector<Mount>& mounts,
+                                                    std::uint64_t mount_id, std::string_view path);
 
 // stx_mnt_id of an open file (statx(2), Linux 5.8+): true on success.
 bool mount_id_of(int fd, std::uint64_t* id) noexcept;

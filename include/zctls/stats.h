@@ -47,6 +47,7 @@ enum class Counter : int {
   copy_hard_links,             //   the file has other names (st_nlink > 1)
   changes_between_sends,       // files changed between two zerocopy sends, no byte at risk
   copy_bytes,                  // bytes of the sends by copy: bytes = zerocopy_bytes + this
+  copy_names_unknown,          // sent by copy: the file's names could not be known
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
@@ -54,7 +55,8 @@ inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
 // A reason a send went by copy: sends = zerocopy_sends + the sum of these.
 constexpr bool is_copy_reason(Counter c) noexcept {
   return (c >= Counter::copy_no_rule && c <= Counter::copy_no_config) ||
-         c == Counter::copy_unlinked || c == Counter::copy_hard_links;
+         c == Counter::copy_unlinked || c == Counter::copy_hard_links ||
+         c == Counter::copy_names_unknown;
 }
 
 // One counter block; lives in a StatsFile mapping or in process memory.

@@ -38,8 +38,11 @@ const Config* Engine::config(std::uint32_t* generation) noexcept {
       adopt(loaded);
       config_loaded_.store(true, std::memory_order_release);
     }
-  } else if (reloader_ != nullptr && reload_due()) {
+  } else if (reloader_ != nullptr && reload_due() && reload_lock_.try_lock()) {
+    // One reload at a time: one slower than the 1 s interval must not meet
+    // the next in the config source.
     if (const Config* fresh = reloader_()) adopt(fresh);
+    reload_lock_.unlock();
   }
   // The generation first, then the config: a config published after it
   // was read is newer, and a decision it makes is stored under an older
@@ -165,6 +168,8 @@ Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,
         return Counter::copy_unlinked;
       case Decision::kHardLinks:
         return Counter::copy_hard_links;
+      case Decision::kNamesUnknown:
+        return Counter::copy_names_unknown;
       case Decision::kDefault:
         return Counter::copy_no_rule;
       default:

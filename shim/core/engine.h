@@ -86,8 +86,8 @@ using ConfigReloader = const Config* (*)();
 // What before_send learned, for after_send: whether this send goes out with
 // the flag on, and the file as it was just before.
 struct SendTicket {
-  bool counted = false;  // a send on a kTLS TX socket: count it after the call
-  bool guarded = false;  // zerocopy on for this send: check the file after it
+  bool counted = false;                      // a send on a kTLS TX socket: count it after the call
+  bool guarded = false;                      // zerocopy on for this send: check the file after it
   Counter reason = Counter::copy_no_config;  // why a send that is not guarded went by copy
   int out_fd = -1, in_fd = -1;
   FileSnapshot before;
@@ -105,6 +105,10 @@ class Engine {
   // file changed while bytes sent from it were still unacknowledged.
   void before_close(int fd) noexcept { check_in_flight(fd, nullptr, -1, InFlightCheck::closing); }
   void after_close(int fd) noexcept { fds_.forget(fd); }
+  // The fd's close epoch now, for after_close_since: a close that another
+  // thread's new socket on the same number overtook must not forget it.
+  std::uint32_t close_epoch(int fd) const noexcept { return fds_.get(fd).epoch; }
+  void after_close_since(int fd, std::uint32_t epoch) noexcept { fds_.forget_if(fd, epoch); }
   void after_close_range(unsigned first, unsigned last) noexcept { fds_.forget_range(first, last); }
   // dup2/dup3: `newfd` now names another file; learn it again when used.
   // The same for any fd number that now names something new (accept,
@@ -236,6 +240,7 @@ class Engine {
   std::atomic<std::uint32_t> decision_generation_{0};
   // The first load: one thread loads, the others wait (fork_safe.h).
   SpinLock config_lock_;
+  SpinLock reload_lock_;  // one reload at a time (try_lock: the others go on)
   std::atomic<bool> config_loaded_{false};
   std::atomic<bool> kernel_unsupported_{false};
   // Consecutive confirmed refusals of the flag (handle_set_failure).
@@ -261,8 +266,10 @@ class Engine {
     SpinLock lock;
     int sock = -1;
     int in_fd = -1;
-    std::uint32_t in_epoch = 0;  // in_fd's FdTable epoch when recorded
-    std::uint64_t serial = 0;    // tells this record from a later one in the slot
+    std::uint32_t in_epoch = 0;    // in_fd's FdTable epoch when recorded
+    std::uint32_t sock_epoch = 0;  // sock's: a record of a socket closed
+                                   // without close() (dup2, closefrom) is void
+    std::uint64_t serial = 0;      // tells this record from a later one in the slot
     FileSnapshot snapshot;
     // TCP bytes written when its bytes were all written: 0 until a check
     // first asks TCP_INFO, then the bytes written by then (an upper bound).

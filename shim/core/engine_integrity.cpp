@@ -50,16 +50,19 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
 void Engine::remember_in_flight(const SendTicket& ticket, const FileSnapshot& after,
                                 long long offset, long long length) noexcept {
   const std::uint32_t epoch = fds_.pin_epoch(ticket.in_fd);
+  const std::uint32_t sock_epoch = fds_.pin_epoch(ticket.out_fd);
   const LockedSlot slot(in_flight_, ticket.out_fd);
   // A record of another file on this socket survived this send's check
   // (check_in_flight): its bytes were unacknowledged a moment ago.  Keep
-  // it; it is the older risk.
-  const bool other_file_in_flight =
-      slot->sock == ticket.out_fd && (slot->in_fd != ticket.in_fd || slot->in_epoch != epoch ||
-                                      (changed_fields(slot->snapshot, after) & kChangedInode) != 0);
+  // it; it is the older risk.  (A record of an earlier socket on this
+  // number is void.)
+  const bool other_file_in_flight = slot->sock == ticket.out_fd && slot->sock_epoch == sock_epoch &&
+                                    (slot->in_fd != ticket.in_fd || slot->in_epoch != epoch ||
+                                     (changed_fields(slot->snapshot, after) & kChangedInode) != 0);
   if (other_file_in_flight) return;
   if (slot->sock < 0) in_flight_count_.fetch_add(1, std::memory_order_relaxed);
   slot->sock = ticket.out_fd;
+  slot->sock_epoch = sock_epoch;
   slot->in_fd = ticket.in_fd;
   slot->in_epoch = epoch;
   slot->serial = in_flight_serial_.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -87,7 +90,7 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   if (in_flight_count_.load(std::memory_order_relaxed) == 0 || sock < 0) return;
   // A copy of the record, so that the checks below run unlocked.
   int rec_fd = -1;
-  std::uint32_t rec_epoch = 0;
+  std::uint32_t rec_epoch = 0, sock_epoch = 0;
   std::uint64_t serial = 0, end = 0;
   FileSnapshot before;
   long long offset = 0, length = 0;
@@ -96,6 +99,7 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
     if (slot->sock != sock) return;
     rec_fd = slot->in_fd;
     rec_epoch = slot->in_epoch;
+    sock_epoch = slot->sock_epoch;
     serial = slot->serial;
     end = slot->end;
     before = slot->snapshot;
@@ -104,8 +108,10 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   }
 
   // The file fd was closed since (nginx closes it after each response):
-  // there is no open file left to check, and no syscall to spend.
-  if (fds_.get(rec_fd).epoch != rec_epoch) {
+  // there is no open file left to check, and no syscall to spend.  Or the
+  // socket was: dup2'd over or closed by close_range/closefrom, which
+  // forget without looking; this number is another connection now.
+  if (fds_.get(rec_fd).epoch != rec_epoch || fds_.get(sock).epoch != sock_epoch) {
     drop_in_flight(sock, serial);
     return;
   }

@@ -36,12 +36,12 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
     }
   }
   counters().add(Counter::decision_cache_misses);
-  Decision decision;  // unknown path: copy
+  Decision decision;
   char why[160] = "";
   try {
     decision = decide_by_names(in_fd, st, config, why, sizeof why);
   } catch (...) {
-    decision = Decision{};  // out of memory listing names: copy
+    decision = Decision{false, Decision::kNamesUnknown};  // out of memory listing names
   }
   if (cacheable) decisions_.store(key, generation, decision);
   return decision;
@@ -51,7 +51,7 @@ Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config&
                                  std::size_t why_size) {
   char path[4096];
   const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
-  if (len <= 0) return Decision{};
+  if (len <= 0) return Decision{false, Decision::kNamesUnknown};
   const std::string_view p(path, static_cast<std::size_t>(len));
   Decision decision;
   // An unlinked file can still change through other open fds and has no
@@ -94,7 +94,7 @@ Decision Engine::decide_other_names(int in_fd, std::string_view path, const Conf
   }
   if (found != NameLookup::known) {
     std::snprintf(why, why_size, "its other names cannot be known");
-    return Decision{};
+    return Decision{false, Decision::kNamesUnknown};
   }
   for (const std::string& name : names) {
     const Decision other = config.decide(name);

@@ -81,6 +81,16 @@ void FdTable::forget(int fd) noexcept {
   if (auto* s = slot(fd, false)) bump(*s);
 }
 
+void FdTable::forget_if(int fd, std::uint32_t epoch) noexcept {
+  auto* s = slot(fd, false);
+  if (s == nullptr) return;
+  std::uint32_t old = s->load(std::memory_order_relaxed);
+  while ((old >> kEpochShift) == (epoch & (~0U >> kEpochShift)) &&
+         !s->compare_exchange_weak(old, ((old >> kEpochShift) + 1) << kEpochShift,
+                                   std::memory_order_acq_rel)) {
+  }
+}
+
 void FdTable::forget_range(unsigned first, unsigned last) noexcept {
   if (first >= static_cast<unsigned>(kMaxFds)) return;
   if (last >= static_cast<unsigned>(kMaxFds)) last = kMaxFds - 1;

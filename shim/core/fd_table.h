@@ -50,7 +50,10 @@ class FdTable {
   bool set(int fd, FdState state) noexcept;
   // The fd's epoch, with its entry allocated so that a close will change it.
   std::uint32_t pin_epoch(int fd) noexcept;
-  void forget(int fd) noexcept;                               // close: back to unknown, epoch + 1
+  void forget(int fd) noexcept;  // close: back to unknown, epoch + 1
+  // forget(fd), unless its epoch has moved on from `epoch` (another thread
+  // closed the number and made something new on it meanwhile).
+  void forget_if(int fd, std::uint32_t epoch) noexcept;
   void forget_range(unsigned first, unsigned last) noexcept;  // close_range
 
  private:

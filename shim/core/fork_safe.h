@@ -9,8 +9,12 @@
 // process's fork generation, which the atfork child handler bumps
 // (note_fork_in_child): in a fork child, a lock stamped in an older
 // generation was held by a thread the child does not have, and is taken
-// over.  The shim never forks and never calls out of itself while holding
-// a SpinLock, so a lock held by the forking thread itself cannot exist.
+// over.  The shim never forks while holding a SpinLock, so a lock held by
+// the forking thread itself cannot exist.  Most are held for a few loads
+// and stores; the config load and the mount-table read hold theirs across
+// file I/O, and a child that takes one of those over redoes that work from
+// a fresh start (config_source.cpp; the mount table's retired list is a
+// plain array that a fork can only leak from).
 //
 // Every lock of the shim is one of these (ARCHITECTURE.md, "Locks", lists
 // them); tests/integration/fork-safety checks that the library contains no

@@ -1,11 +1,14 @@
 #include "log.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <syslog.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -146,7 +149,17 @@ bool stderr_is_a_log(const char** why) noexcept {
     *why = "closed";
     return false;
   }
-  if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) return true;
+  if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)) return true;
+  if (S_ISCHR(st.st_mode)) {
+    // A terminal (a serial console too) or /dev/null (1:3); not whatever
+    // other device a daemon may have opened on fd 2 (/dev/net/tun, fuse).
+    termios tio{};
+    if ((major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) ||
+        syscall(SYS_ioctl, 2, TCGETS, &tio) == 0)
+      return true;
+    *why = "a device that is neither a terminal nor /dev/null";
+    return false;
+  }
   if (S_ISSOCK(st.st_mode)) {
     if (g_journal_ino.load(std::memory_order_relaxed) != 0 &&
         g_journal_dev.load(std::memory_order_relaxed) == st.st_dev &&
@@ -174,11 +187,13 @@ void emit(LogLevel level, char* line, int n) noexcept {
     }
     case Target::file: {
       const char* path = g_file.load(std::memory_order_acquire);
-      const int fd = path == nullptr
-                         ? -1
-                         : static_cast<int>(
-                               syscall(SYS_openat, AT_FDCWD, path,
-                                       O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640));
+      const int fd =
+          path == nullptr
+              ? -1
+              : static_cast<int>(syscall(
+                    SYS_openat, AT_FDCWD, path,
+                    // O_NONBLOCK: a FIFO with no reader must not block a send.
+                    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640));
       if (fd >= 0) {
         line[n] = '\n';
         write_all(fd, line, static_cast<std::size_t>(n) + 1);

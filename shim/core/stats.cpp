@@ -67,6 +67,7 @@ const CounterName kNames[kCounterCount] = {
     {"changes_between_sends", "zctls_changes_between_sends_total", "",
      "Files under a zerocopy rule that changed between two sends, no byte at risk"},
     {"copy_bytes", "zctls_copy_bytes_total", "", "Bytes sent by copy"},
+    ZCTLS_COPY("copy_names_unknown", "names_unknown", ""),
 };
 #undef ZCTLS_COPY
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -12,7 +13,6 @@
 #include <vector>
 
 #include "environment.h"
-#include "fork_safe.h"
 #include "log.h"
 #include "runtime.h"
 #include "shared_stats.h"
@@ -83,11 +83,29 @@ struct ConfigSource {
   bool log_target_applied = false;
 };
 
-BuiltOnce<ConfigSource> g_source;
+// Only the thread that loads or reloads touches it (the engine lets one at
+// a time).  A child forked while a parent thread was in the middle of that
+// may find its strings torn: it starts from a fresh one (the old one leaks).
+std::atomic<ConfigSource*> g_source{nullptr};
+std::atomic<bool> g_source_busy{false}, g_source_torn{false};
 
 ConfigSource* source() noexcept {
-  return g_source.get_or_build([]() noexcept { return new (std::nothrow) ConfigSource; });
+  ConfigSource* src = g_source.load(std::memory_order_acquire);
+  if (src == nullptr || g_source_torn.exchange(false)) {
+    src = new (std::nothrow) ConfigSource;
+    g_source.store(src, std::memory_order_release);
+  }
+  return src;
 }
+
+// Marks the source as being worked on, for config_source_after_fork.
+class Busy {
+ public:
+  Busy() noexcept { g_source_busy.store(true, std::memory_order_release); }
+  ~Busy() { g_source_busy.store(false, std::memory_order_release); }
+  Busy(const Busy&) = delete;
+  Busy& operator=(const Busy&) = delete;
+};
 
 std::string config_path() {
   const Environment& env = environment();
@@ -206,7 +224,12 @@ const Config* reload_or_null(ConfigSource& src) {
 
 }  // namespace
 
+void config_source_after_fork() noexcept {
+  if (g_source_busy.load(std::memory_order_acquire)) g_source_torn.store(true);
+}
+
 const Config* load_config() noexcept {
+  const Busy busy;
   try {
     if (ConfigSource* src = source()) return load_or_null(*src);
   } catch (...) {
@@ -216,6 +239,7 @@ const Config* load_config() noexcept {
 }
 
 const Config* reload_config() noexcept {
+  const Busy busy;
   try {
     ConfigSource* src = source();
     return src != nullptr ? reload_or_null(*src) : nullptr;

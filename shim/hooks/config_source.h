@@ -15,5 +15,8 @@ const Config* load_config() noexcept;
 // file; a new config once two checks find the file changed and then the
 // same, else nullptr.  Never throws.
 const Config* reload_config() noexcept;
+// In a fork child: if a parent thread was loading or reloading at the fork,
+// the next load starts from a fresh source (the copied one may be torn).
+void config_source_after_fork() noexcept;
 
 }  // namespace zctls::shim

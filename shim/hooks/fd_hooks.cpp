@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdarg>
 
 #include "real_calls.h"
@@ -36,18 +37,26 @@ namespace {
 namespace shim = zctls::shim;
 
 // The fd of a stream, or -1; without taking the stream's lock (fileno
-// does): the call that follows takes it.
-int fd_of(FILE* stream) noexcept { return stream != nullptr ? fileno_unlocked(stream) : -1; }
+// does): the call that follows takes it.  errno kept: fileno sets EBADF
+// for a stream with no fd (fmemopen, fopencookie), and a successful
+// fclose must leave errno as it was.
+int fd_of(FILE* stream) noexcept {
+  if (stream == nullptr) return -1;
+  const int saved = errno;
+  const int fd = fileno_unlocked(stream);
+  errno = saved;
+  return fd;
+}
 
 }  // namespace
 
 // --- closing -----------------------------------------------------------
 
 ZCTLS_EXPORT int close(int fd) {
-  shim::before_close(fd);
+  const std::uint32_t epoch = shim::before_close(fd);
   const int rc = zctls::real::close(fd);
   // Linux releases the fd number even when close fails (EINTR, EIO).
-  shim::after_close(fd);
+  shim::after_close(fd, epoch);
   return rc;
 }
 
@@ -77,9 +86,9 @@ ZCTLS_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
 // A stream over a socket (fdopen) closes its fd inside libc.
 ZCTLS_EXPORT int fclose(FILE* stream) {
   const int fd = fd_of(stream);
-  if (fd >= 0) shim::before_close(fd);
+  const std::uint32_t epoch = fd >= 0 ? shim::before_close(fd) : shim::kNoEpoch;
   const int rc = zctls::real::fclose(stream);
-  if (fd >= 0) shim::after_close(fd);  // the stream's fd is gone even on error
+  if (fd >= 0) shim::after_close(fd, epoch);  // the stream's fd is gone even on error
   return rc;
 }
 

@@ -33,25 +33,27 @@ constexpr kernel::SockoptCalls kRealSockopt{real::setsockopt, real::getsockopt};
 // old one is freed once no reader is inside (readers count themselves in
 // before loading the pointer, so a count of zero seen after the swap means
 // nobody holds the old one).  One reader at a time refreshes, at most once
-// a second; the others use what is there.
+// a second; the others use what is there.  The retired tables are a plain
+// array: a fork in the middle of its update leaves a leak in the child,
+// never a table freed twice.
 class MountView {
  public:
   NameLookup other_names(int fd, std::string_view path, std::vector<std::string>* out) {
     std::uint64_t id = 0;
     if (!kernel::mount_id_of(fd, &id)) return NameLookup::unknowable;
-    readers_.fetch_add(1);
+    const Reading reading(readers_);
     const Snapshot* now = current_.load();
-    NameLookup found = NameLookup::unknown_mount;
-    if (now != nullptr) {
-      for (const kernel::Mount& m : now->mounts) {
-        if (m.id != id) continue;
-        *out = kernel::other_names(now->mounts, id, path);
-        found = NameLookup::known;
-        break;
-      }
+    if (now == nullptr) return NameLookup::unknown_mount;
+    for (const kernel::Mount& m : now->mounts) {
+      if (m.id != id) continue;
+      // The path the kernel gave the open file is not under its own mount
+      // point (a chroot, a lazily unmounted tree): its names are unknown.
+      auto names = kernel::other_names(now->mounts, id, path);
+      if (!names) return NameLookup::unknowable;
+      *out = std::move(*names);
+      return NameLookup::known;
     }
-    readers_.fetch_sub(1);
-    return found;
+    return NameLookup::unknown_mount;
   }
 
   // `force`: a caller met a mount the table lacks, and waits for a read
@@ -71,19 +73,24 @@ class MountView {
       next_refresh_.store(now + 1'000'000'000, std::memory_order_relaxed);
       std::string text;
       const Snapshot* old = current_.load();
-      if (kernel::read_mountinfo(&text) && (old == nullptr || old->text != text)) {
+      // No room to retire the old table (readers kept it busy through
+      // kRetired changes): keep it, and read again next time.
+      if (kernel::read_mountinfo(&text) && (old == nullptr || old->text != text) &&
+          retired_count_ < kRetired) {
         auto* fresh = new Snapshot{kernel::parse_mountinfo(text), std::move(text)};
-        current_.store(fresh);
         // The first table retires nothing: no decision used an older one
         // (decisions that looked for other names waited for this read).
         if (old != nullptr) {
-          retired_.push_back(old);
+          retired_[retired_count_] = old;
+          ++retired_count_;
           changed = true;
         }
+        current_.store(fresh);
       }
       if (readers_.load() == 0) {
-        for (const Snapshot* s : retired_) delete s;
-        retired_.clear();
+        const int n = retired_count_;
+        retired_count_ = 0;  // first: a fork below leaks, never double-frees
+        for (int i = 0; i < n; ++i) delete retired_[i];
       }
     } catch (...) {
     }
@@ -96,11 +103,26 @@ class MountView {
     std::vector<kernel::Mount> mounts;
     std::string text;
   };
+  // Counts a reader in for its lifetime (an exception included).
+  class Reading {
+   public:
+    explicit Reading(std::atomic<int>& readers) noexcept : readers_(readers) {
+      readers_.fetch_add(1);
+    }
+    ~Reading() { readers_.fetch_sub(1); }
+    Reading(const Reading&) = delete;
+    Reading& operator=(const Reading&) = delete;
+
+   private:
+    std::atomic<int>& readers_;
+  };
+  static constexpr int kRetired = 16;
   std::atomic<const Snapshot*> current_{nullptr};
   std::atomic<int> readers_{0};
   std::atomic<std::int64_t> next_refresh_{0};
   SpinLock lock_;
-  std::vector<const Snapshot*> retired_;  // under lock_
+  const Snapshot* retired_[kRetired] = {};  // under lock_
+  int retired_count_ = 0;
 };
 
 class LibcKernel final : public KernelPort {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 
 namespace zctls::real {
 namespace {
@@ -24,13 +25,16 @@ bool in_this_library(void* sym) noexcept {
 // Resolves `name` once.
 template <typename Fn>
 Fn resolve(std::atomic<Fn>& slot, const char* name) noexcept {
+  // A lookup that found nothing usable is remembered too (this value),
+  // so that the raw syscall stands in without a dlsym (which may lock
+  // and allocate) on every call, close() included.
+  const Fn none = reinterpret_cast<Fn>(std::uintptr_t{1});
   Fn fn = slot.load(std::memory_order_acquire);
-  if (fn != nullptr) return fn;
+  if (fn != nullptr) return fn == none ? nullptr : fn;
   void* sym = dlsym(RTLD_NEXT, name);
-  if (sym == nullptr || in_this_library(sym)) return nullptr;
-  fn = reinterpret_cast<Fn>(sym);
+  fn = sym == nullptr || in_this_library(sym) ? none : reinterpret_cast<Fn>(sym);
   slot.store(fn, std::memory_order_release);
-  return fn;
+  return fn == none ? nullptr : fn;
 }
 
 }  // namespace
@@ -92,10 +96,19 @@ ZCTLS_REAL(ZCTLS_CANCELS, int, accept, (int fd, sockaddr* addr, socklen_t* len),
 ZCTLS_REAL(ZCTLS_CANCELS, int, accept4, (int fd, sockaddr* addr, socklen_t* len, int flags),
            (fd, addr, len, flags), static_cast<int>(syscall(SYS_accept4, fd, addr, len, flags)))
 ZCTLS_REAL(ZCTLS_NOTHROW, int, dup, (int fd), (fd), static_cast<int>(syscall(SYS_dup, fd)))
-ZCTLS_REAL(ZCTLS_CANCELS, int, fcntl, (int fd, int cmd, void* arg), (fd, cmd, arg),
-           static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg)))
-ZCTLS_REAL(ZCTLS_CANCELS, int, fcntl64, (int fd, int cmd, void* arg), (fd, cmd, arg),
-           static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg)))
+// fcntl is variadic: called through a pointer of its own, variadic type
+// (on x86-64 a variadic callee reads %al; through a fixed-argument pointer
+// the caller would not set it).
+#define ZCTLS_REAL_FCNTL(name)                                 \
+  int name(int fd, int cmd, void* arg) {                       \
+    using Fn = int (*)(int, int, ...);                         \
+    static std::atomic<Fn> slot{nullptr};                      \
+    if (Fn fn = resolve(slot, #name)) return fn(fd, cmd, arg); \
+    return static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg)); \
+  }
+ZCTLS_REAL_FCNTL(fcntl)
+ZCTLS_REAL_FCNTL(fcntl64)
+#undef ZCTLS_REAL_FCNTL
 ZCTLS_REAL(ZCTLS_CANCELS, ssize_t, recvmsg, (int fd, msghdr* msg, int flags), (fd, msg, flags),
            syscall(SYS_recvmsg, fd, msg, flags))
 ZCTLS_REAL(ZCTLS_CANCELS, int, recvmmsg,

@@ -50,6 +50,7 @@ std::atomic<bool> g_reshare_counters{false};
 void child_after_fork() noexcept {
   // First: every SpinLock another thread of the parent held is free now.
   note_fork_in_child();
+  config_source_after_fork();
   Engine* e = g_engine.get();
   if (e == nullptr) return;
   for (auto& shard : g_child_counters.shards)
@@ -64,21 +65,30 @@ void child_after_fork() noexcept {
 // do here: its first config load shares the counters (config_source.cpp).
 // The issue-22 stray file was this made before any config was known, in
 // the default directory.
+// Under a lock that every thread seeing the flag waits for: a child's
+// threads (nginx's aio pool) must not count into the private block while
+// its counts are being carried over.
+SpinLock g_reshare_lock;
+
 void reshare_counters(Engine& e) noexcept {
-  if (!g_reshare_counters.exchange(false) || !e.config_loaded()) return;
-  const Config* cfg = e.current_config();
-  if (Counters* shared = share_counters(cfg != nullptr ? cfg->stats : StatsConfig{})) {
-    for (int i = 0; i < kCounterCount; ++i)
-      shared->add(static_cast<Counter>(i), g_child_counters.get(static_cast<Counter>(i)));
-    e.use_counters(shared);
+  const SpinGuard guard(g_reshare_lock);
+  if (!g_reshare_counters.load(std::memory_order_acquire)) return;
+  if (e.config_loaded()) {
+    const Config* cfg = e.current_config();
+    if (Counters* shared = share_counters(cfg != nullptr ? cfg->stats : StatsConfig{})) {
+      e.use_counters(shared);  // first: from now on nothing lands in the private block
+      for (int i = 0; i < kCounterCount; ++i)
+        shared->add(static_cast<Counter>(i), g_child_counters.get(static_cast<Counter>(i)));
+    }
   }
+  g_reshare_counters.store(false, std::memory_order_release);
 }
 
 __attribute__((constructor)) void load_time() {
   // The kernel's clock, not an interposed one (clock.h).
   if (const ClockGettime fn = real::libc_clock_gettime()) use_clock(fn);
+  capture_log_environment();  // first: capture_environment may log
   capture_environment();
-  capture_log_environment();
   if (!disabled()) pthread_atfork(nullptr, nullptr, child_after_fork);
 }
 
@@ -116,7 +126,7 @@ SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   if (!guard.outermost()) return {};
   Engine* e = engine();
   if (e == nullptr) return {};
-  if (g_reshare_counters.load(std::memory_order_relaxed)) reshare_counters(*e);
+  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
   return e->before_send(out_fd, in_fd, offset);
 }
 
@@ -141,15 +151,22 @@ void after_setsockopt(int fd, int level, int optname, const void* value,
 // The fd hooks below run inside close() and dup2(), which must stay
 // async-signal-safe: they never build the engine (no engine, no state to
 // forget) and never allocate.
-void before_close(int fd) noexcept {
+std::uint32_t before_close(int fd) noexcept {
   Engine* e = g_engine.get();
-  if (e == nullptr || disabled()) return;
+  if (e == nullptr || disabled()) return kNoEpoch;
   const Reentry guard;
   if (guard.outermost()) e->before_close(fd);
+  return e->close_epoch(fd);
 }
 
-void after_close(int fd) noexcept {
-  if (Engine* e = g_engine.get()) e->after_close(fd);
+void after_close(int fd, std::uint32_t epoch) noexcept {
+  Engine* e = g_engine.get();
+  if (e == nullptr) return;
+  if (epoch == kNoEpoch) {
+    e->after_close(fd);
+  } else {
+    e->after_close_since(fd, epoch);
+  }
 }
 
 void after_close_range(unsigned first, unsigned last, int flags) noexcept {

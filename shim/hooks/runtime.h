@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include "engine.h"
 
 namespace zctls::shim {
@@ -22,8 +24,12 @@ bool known_plain(int fd) noexcept;
 SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept;
 void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
 void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
-void before_close(int fd) noexcept;
-void after_close(int fd) noexcept;
+// The pair around a real close: before_close looks at the socket one last
+// time and returns its close epoch; after_close forgets the number unless
+// another thread's new fd on it overtook the close (kNoEpoch: forget).
+inline constexpr std::uint32_t kNoEpoch = ~0U;
+std::uint32_t before_close(int fd) noexcept;
+void after_close(int fd, std::uint32_t epoch = kNoEpoch) noexcept;
 void after_close_range(unsigned first, unsigned last, int flags) noexcept;
 void after_dup(int oldfd, int newfd) noexcept;
 // A call created fd(s) (socket, accept, dup, fcntl F_DUPFD, SCM_RIGHTS...):

@@ -103,14 +103,14 @@ std::vector<Mount> parse_mountinfo(std::string_view text) {
   return mounts;
 }
 
-std::vector<std::string> other_names(const std::vector<Mount>& mounts, std::uint64_t mount_id,
-                                     std::string_view path) {
+std::optional<std::vector<std::string>> other_names(const std::vector<Mount>& mounts,
+                                                    std::uint64_t mount_id, std::string_view path) {
   std::vector<std::string> names;
   const Mount* mine = nullptr;
   for (const Mount& m : mounts)
     if (m.id == mount_id) mine = &m;
   std::string_view rel;
-  if (mine == nullptr || !below(path, mine->point, &rel)) return names;
+  if (mine == nullptr || !below(path, mine->point, &rel)) return std::nullopt;
   // Where the file is inside its filesystem.
   const std::string inside = join(mine->root, rel);
   for (const Mount& m : mounts) {

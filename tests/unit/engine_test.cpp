@@ -468,8 +468,9 @@ TEST_F(EngineTest, OtherNamesAreAskedOnlyForZerocopyDecisions) {
 TEST_F(EngineTest, NamesThatCannotBeKnownMeanCopy) {
   app_tls_tx(7);
   kernel_.names_result = zctls::NameLookup::unknowable;
-  engine_.before_send(7, 10, nullptr);
+  sent(7, 10);
   EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::copy_names_unknown), 1U) << "a reason of its own";
 }
 
 // A mount made after the table was read: read it again, and decisions
@@ -542,6 +543,22 @@ TEST_F(EngineTest, EveryCountLandsWhereTheFirstConfigLoadPutsTheCounters) {
     EXPECT_EQ(get(app_managed ? Counter::copy_app_managed : Counter::copy_no_rule),
               app_managed ? 4U : 1U);
   }
+}
+
+// From review: a close that another thread's new socket on the same
+// number overtook (accept between the real close and the hook's forget)
+// must not wipe the new socket's state.
+TEST_F(EngineTest, ALateCloseDoesNotForgetTheNumbersNewSocket) {
+  app_tls_tx(7);
+  const std::uint32_t epoch = engine_.close_epoch(7);
+  engine_.forget(7);  // another thread's accept() got 7 ...
+  app_tls_tx(7);      // ... made it kTLS and set the flag itself
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  engine_.after_close_since(7, epoch);  // the first close's late forget
+  EXPECT_TRUE(engine_.fd_state(7).app_managed);
+  engine_.after_close_since(7, engine_.close_epoch(7));  // its own close
+  EXPECT_EQ(engine_.fd_state(7).kind, SocketKind::unknown);
 }
 
 TEST_F(EngineTest, OldKernelStopsTryingForTheProcess) {
@@ -815,6 +832,19 @@ TEST_F(IntegrityTest, ChangeBetweenTwoSendsWithNothingUnackedIsANotice) {
   EXPECT_EQ(engine_.count(Counter::changes_between_sends), 1U);
   EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
   EXPECT_EQ(engine_.count(Counter::copy_settle), 1U) << "and the chunk itself goes by copy";
+}
+
+// From review: a socket dup2'd over (or closed by close_range/closefrom)
+// is forgotten without a look; its in-flight record must not be judged as
+// the next connection's on that number.
+TEST_F(IntegrityTest, ARecordOfASocketReplacedWithoutCloseIsVoid) {
+  kernel_.progress = {100, 50};  // unacknowledged
+  send_while([](FakeFile&) {});  // a record for socket 7, file 10 (kept open)
+  engine_.after_dup(7);          // dup2 over 7
+  app_tls_tx(7);
+  kernel_.files[10].ctime_nsec += 1;  // the old connection's file changes
+  sent(7, 11);                        // the new connection sends another file
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
 }
 
 TEST_F(IntegrityTest, ChangeAfterTheAckIsNoEvent) {

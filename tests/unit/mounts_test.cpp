@@ -7,7 +7,8 @@
 namespace {
 
 namespace k = zctls::kernel;
-using Names = std::vector<std::string>;
+using Names = std::optional<std::vector<std::string>>;
+Names names(std::initializer_list<std::string> list) { return std::vector<std::string>(list); }
 
 // Debian root on 254:1, /srv/www bind-mounted at /var/www/html, the
 // uploads subtree bound again at /srv/upload-view, a tmpfs, and another
@@ -39,28 +40,31 @@ TEST(Mountinfo, OtherNamesUnderEveryMountOfTheFilesystem) {
   // Through the root mount: the bind of /srv/www shows it too; the
   // uploads bind does not contain it.
   EXPECT_EQ(k::other_names(m, 20, "/srv/www/static/app.js"),
-            (Names{"/var/www/html/static/app.js"}));
+            names({"/var/www/html/static/app.js"}));
   // Through the bind: the root mount's name.
   EXPECT_EQ(k::other_names(m, 30, "/var/www/html/static/app.js"),
-            (Names{"/srv/www/static/app.js"}));
+            names({"/srv/www/static/app.js"}));
   // An upload: three names.
   EXPECT_EQ(k::other_names(m, 30, "/var/www/html/uploads/a.png"),
-            (Names{"/srv/www/uploads/a.png", "/srv/upload-view/a.png"}));
+            names({"/srv/www/uploads/a.png", "/srv/upload-view/a.png"}));
   // The mount point itself.
   EXPECT_EQ(k::other_names(m, 31, "/srv/upload-view"),
-            (Names{"/srv/www/uploads", "/var/www/html/uploads"}));
+            names({"/srv/www/uploads", "/var/www/html/uploads"}));
   // Another filesystem, with a space in a mount point.
-  EXPECT_EQ(k::other_names(m, 40, "/data/pub/x"), (Names{"/mnt/my data/x"}));
-  EXPECT_EQ(k::other_names(m, 40, "/data/private/x"), Names{});
+  EXPECT_EQ(k::other_names(m, 40, "/data/pub/x"), names({"/mnt/my data/x"}));
+  EXPECT_EQ(k::other_names(m, 40, "/data/private/x"), names({}));
 }
 
 TEST(Mountinfo, NoOtherNames) {
   const auto m = k::parse_mountinfo(kMountinfo);
-  EXPECT_EQ(k::other_names(m, 32, "/tmp/a"), Names{}) << "mounted once";
-  EXPECT_EQ(k::other_names(m, 99, "/srv/www/a"), Names{}) << "unknown mount";
-  EXPECT_EQ(k::other_names(m, 30, "/srv/wwwx/a"), Names{}) << "not under its mount point";
+  const Names none = names({});
+  EXPECT_EQ(k::other_names(m, 32, "/tmp/a"), none) << "mounted once";
   // Component-wise: /srv/www2 is not under the bind of /srv/www.
-  EXPECT_EQ(k::other_names(m, 20, "/srv/www2/a"), Names{});
+  EXPECT_EQ(k::other_names(m, 20, "/srv/www2/a"), none);
+  // Cannot be known: the mount is not in the table, or the path is not
+  // under its mount point.
+  EXPECT_EQ(k::other_names(m, 99, "/srv/www/a"), std::nullopt) << "unknown mount";
+  EXPECT_EQ(k::other_names(m, 30, "/srv/wwwx/a"), std::nullopt) << "not under its mount point";
 }
 
 TEST(Mountinfo, ThisProcessesOwnTable) {

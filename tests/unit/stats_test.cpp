@@ -6,8 +6,6 @@
 // count a process twice.
 #include "zctls/stats.h"
 
-#include "stats_format.h"
-
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -20,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "stats_format.h"
 
 namespace zctls {
 namespace {
@@ -143,12 +143,11 @@ TEST(Stats, EveryCopyReasonIsACopy) {
     EXPECT_EQ(zctls::is_copy_reason(c), labelled) << zctls::name_of(c).key;
     reasons += labelled ? 1 : 0;
   }
-  EXPECT_EQ(reasons, 10);
+  EXPECT_EQ(reasons, 11);
   auto all = three_processes();
   all[0].values[static_cast<std::size_t>(zctls::Counter::copy_hard_links)] += 4;
   EXPECT_EQ(row(zctls::cli::stats_table(all), "101")[5], "7");
 }
-
 
 // A stats directory with process files written as the shim writes them.
 class StatsDir : public ::testing::Test {
@@ -265,16 +264,17 @@ TEST_F(StatsDir, PruneUnlinksOnlyProcessFilesWhateverTheRetiredFileSays) {
     ASSERT_GE(fd, 0);
     close(fd);
   }
-  struct stat victim_st {}, bystander_st {};
+  struct stat victim_st {
+  }, bystander_st{};
   ASSERT_EQ(stat(victim.c_str(), &victim_st), 0);
   ASSERT_EQ(stat(bystander.c_str(), &bystander_st), 0);
   StatsFile planted;
-  const std::string trailer = "generation 7\nprivate/victim " +
-                              std::to_string(victim_st.st_ino) + "\n../" +
-                              std::filesystem::path(dir_).filename().string() +
-                              "/bystander " + std::to_string(bystander_st.st_ino) +
-                              "\nbystander " + std::to_string(bystander_st.st_ino) + "\n";
-  const int fd = open((dir_ + "/zctls-retired.stats").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  const std::string trailer = "generation 7\nprivate/victim " + std::to_string(victim_st.st_ino) +
+                              "\n../" + std::filesystem::path(dir_).filename().string() +
+                              "/bystander " + std::to_string(bystander_st.st_ino) + "\nbystander " +
+                              std::to_string(bystander_st.st_ino) + "\n";
+  const int fd =
+      open((dir_ + "/zctls-retired.stats").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, &planted, sizeof planted), static_cast<ssize_t>(sizeof planted));
   ASSERT_EQ(write(fd, trailer.data(), trailer.size()), static_cast<ssize_t>(trailer.size()));
