@@ -65,7 +65,7 @@ class Receiver {
  public:
   // held = true: do not read until go(), so that the sender blocks.
   Receiver(int fd, std::string expected, bool held = false)
-      : expected_(std::move(expected)), held_(held) {
+      : fd_(fd), expected_(std::move(expected)), held_(held) {
     timeval tv{30, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     thread_ = std::thread([this, fd] {
@@ -101,8 +101,10 @@ class Receiver {
     return got_ == expected_;
   }
   std::size_t received() const { return got_.size(); }  // after compare()
+  int fd() const { return fd_; }
 
  private:
+  int fd_;
   std::string expected_;
   std::string got_;
   bool held_;

@@ -291,17 +291,30 @@ int run_inherited(int client, int server, const std::vector<std::string>& files)
 
 // sendfile of [offset, offset+count) while `change` runs once the send is
 // blocked on a receiver that is not reading yet.  Returns sendfile's result.
+//
+// The socket buffers are fixed first (SO_SNDBUF/SO_RCVBUF turn autotuning
+// off): with autotuning a 4 MB file could fit in the sender's queue plus
+// the receiver's buffer (tcp_wmem/tcp_rmem maxima 4 and 6 MB), and on a
+// loaded guest it did: sendfile returned before the change, which was then
+// no change "during" the send (CI of 0147486).  A send that returned
+// before the change anyway says so.
 template <typename Change>
 ssize_t send_while_changing(int sock, int file, off_t offset, std::size_t count, Receiver& receiver,
                             Change change) {
+  const int snd = 512 * 1024, rcv = 128 * 1024;  // the kernel doubles both
+  setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &snd, sizeof snd);
+  setsockopt(receiver.fd(), SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
   ssize_t rc = 0;
   int err = 0;
+  std::atomic<bool> returned{false};
   std::thread sender([&] {
     rc = sendfile(sock, file, &offset, count);
     err = errno;
+    returned = true;
   });
   wait_until_blocked(sock);
   change();
+  if (returned) say("NOT DURING: sendfile returned before the change");
   receiver.go();
   sender.join();
   errno = err;
