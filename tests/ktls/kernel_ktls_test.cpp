@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "zctls/ktls.h"
@@ -240,6 +241,36 @@ TEST_F(KtlsPair, SendfileWithZerocopyFlagOnIsByteIdentical) {
   install_rx();
   ASSERT_EQ(k::set_tx_zerocopy(tx(), true), 0);
   expect_sendfile_roundtrip();
+  EXPECT_EQ(raw_flag(), 1U);
+}
+
+// The running kernel's major.minor from uname -r ("7.3.4+deb13-amd64").
+std::pair<int, int> kernel_series() {
+  std::ifstream f("/proc/sys/kernel/osrelease");
+  int major = 0, minor = 0;
+  char dot = 0;
+  f >> major >> dot >> minor;
+  return {major, minor};
+}
+
+// TLS 1.3 TX rekey (a second TLS_TX on a TLS 1.3 socket) arrived in 6.14
+// (net/tls/tls_main.c do_tls_setsockopt_conf, "tls: implement rekey for
+// TLS1.3"); before, a second key is EBUSY.  Either way the kernel leaves
+// TLS_TX_ZEROCOPY_RO as it was, which is what zctls's fd table assumes
+// (Engine::after_app_setsockopt keeps flag_on across a TX key).  Device
+// offload is TLS 1.2 only up to 7.3, so no offloaded socket is rekeyed.
+TEST_F(KtlsPair, Tls13TxRekeyLeavesTheZerocopyFlagAsItWas) {
+  ASSERT_EQ(k::set_tx_zerocopy(tx(), true), 0);
+  const long ok_before = tls_stat("TlsTxRekeyOk");
+  const int err = k::install_key(tx(), k::Direction::tx, k::TlsVersion::tls13,
+                                 k::Cipher::aes_gcm_128, test_key());
+  if (kernel_series() >= std::make_pair(6, 14)) {
+    EXPECT_EQ(err, 0) << "rekey: " << err_name(err);
+    EXPECT_EQ(tls_stat("TlsTxRekeyOk"), ok_before + 1);
+  } else {
+    EXPECT_EQ(err, EBUSY) << err_name(err);
+    EXPECT_EQ(tls_stat("TlsTxRekeyOk"), -1) << "no rekey counters before 6.14";
+  }
   EXPECT_EQ(raw_flag(), 1U);
 }
 

@@ -35,18 +35,26 @@ vm_cache_dir() {
     realpath -m "${ZCTLS_VM_CACHE:-$build/vm}"
 }
 
-# Debian metapackage for each supported kernel series.
-vm_metapackage() {
+# Where each supported kernel series comes from: the suite set (its own
+# apt state, below) and the metapackage that names the newest image there.
+#   6.1     bookworm's linux-image-amd64
+#   6.12    bookworm's linux-image-6.12-amd64 (bookworm-security carries the
+#           same 6.12.y as trixie: Debian 12 users get it from there)
+#   newest  trixie-backports' linux-image-amd64 (7.3 on 2026-11-29;
+#           whatever it is on the day: the metapackage decides)
+vm_kernel_source() {
     case $1 in
-        6.1)  echo linux-image-amd64 ;;
-        6.12) echo linux-image-6.12-amd64 ;;
-        *)    return 1 ;;
+        6.1)    echo "bookworm linux-image-amd64" ;;
+        6.12)   echo "bookworm linux-image-6.12-amd64" ;;
+        newest) echo "trixie-backports linux-image-amd64" ;;
+        *)      return 1 ;;
     esac
 }
+VM_KERNELS="6.1 6.12 newest"
 
 vm_require_tools() {
     local t
-    for t in qemu-system-x86_64 dpkg-deb depmod modprobe cpio xz; do
+    for t in qemu-system-x86_64 dpkg-deb depmod modprobe cpio xz apt-get; do
         command -v "$t" >/dev/null 2>&1 ||
             vm_die $VM_EXIT_SETUP "'$t' not found; run scripts/install-deps"
     done
@@ -54,60 +62,156 @@ vm_require_tools() {
         vm_die $VM_EXIT_SETUP "/bin/busybox (static) not found; run scripts/install-deps"
 }
 
-# The concrete image package behind a metapackage, e.g. linux-image-amd64 ->
-# linux-image-6.1.0-56-amd64.  Refreshes apt's lists once if they are empty.
-vm_resolve_image_package() {
-    local meta=$1 pkg
-    pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-    if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then
-        vm_log "apt does not know $meta; running apt-get update"
-        apt-get update -qq >&2 || true
-        pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+# --- the bench's own apt state -------------------------------------------
+# Kernels come from the suites named above, whatever the host's sources
+# list says (a Debian 12 host has no trixie-backports in it).  Each suite
+# set gets a private apt tree under the cache: sources, lists, no status
+# (nothing is installed), Debian's keyring.  ZCTLS_DEBIAN_MIRROR and
+# ZCTLS_DEBIAN_SECURITY override the archive URLs.
+
+vm_apt_dir() { echo "$(vm_cache_dir)/apt/$1"; }
+
+vm_apt_sources() {
+    local mirror=${ZCTLS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+    local security=${ZCTLS_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
+    local key=/usr/share/keyrings/debian-archive-keyring.gpg
+    case $1 in
+        bookworm|trixie)
+            echo "deb [signed-by=$key] $mirror $1 main"
+            echo "deb [signed-by=$key] $mirror $1-updates main"
+            echo "deb [signed-by=$key] $security $1-security main" ;;
+        trixie-backports)
+            echo "deb [signed-by=$key] $mirror trixie main"
+            echo "deb [signed-by=$key] $mirror trixie-backports main" ;;
+        *) return 1 ;;
+    esac
+}
+
+# apt-get/apt-cache options that point apt at the set's private tree.
+vm_apt_options() {
+    local d
+    d=$(vm_apt_dir "$1")
+    local opts=(
+        -o "Dir::State=$d/state" -o "Dir::State::status=$d/state/status"
+        -o "Dir::Cache=$d/cache" -o "Dir::Etc::SourceList=$d/sources.list"
+        -o "Dir::Etc::SourceParts=$d/empty" -o "Dir::Etc::Preferences=$d/empty/none"
+        -o "Dir::Etc::PreferencesParts=$d/empty" -o "APT::Architecture=amd64"
+        -o "APT::Architectures=amd64" -o "Acquire::Languages=none" -o "Debug::NoLocking=1"
+    )
+    # The newest kernel lives in backports, which apt ranks below the
+    # release it backports.
+    [ "$1" = trixie-backports ] && opts+=(-o "APT::Default-Release=trixie-backports")
+    printf '%s\n' "${opts[@]}"
+}
+
+vm_apt() {
+    local set=$1 cmd=$2; shift 2
+    local opts
+    mapfile -t opts < <(vm_apt_options "$set")
+    "$cmd" "${opts[@]}" "$@"
+}
+
+# Makes the set's lists current: fetched when missing, older than a day, or
+# ZCTLS_VM_REFRESH is set.
+vm_apt_update() {
+    local set=$1 d
+    d=$(vm_apt_dir "$set")
+    if [ -e "$d/updated" ] && [ -z "${ZCTLS_VM_REFRESH:-}" ] &&
+        [ -n "$(find "$d/updated" -mmin -1440 2>/dev/null)" ]; then
+        return 0
     fi
-    [ -n "$pkg" ] || return 1
-    echo "$pkg"
+    mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial" "$d/empty" ||
+        vm_die $VM_EXIT_SETUP "cannot create $d"
+    : > "$d/state/status"
+    vm_apt_sources "$set" > "$d/sources.list" || vm_die $VM_EXIT_SETUP "unknown suite set '$set'"
+    # apt drops privileges to _apt for downloads when run as root.
+    [ "$(id -u)" = 0 ] && chown -R _apt "$d/state/lists/partial" 2>/dev/null
+    vm_log "updating the bench's apt lists for $set ($d)"
+    vm_apt "$set" apt-get -qq update >&2 ||
+        vm_die $VM_EXIT_SETUP "apt-get update for $set failed (is Debian's archive reachable?)"
+    touch "$d/updated"
+}
+
+# The concrete package a metapackage depends on whose name starts with
+# $3, e.g. linux-image-amd64 -> linux-image-6.1.0-56-amd64.
+vm_apt_depends() {
+    vm_apt "$1" apt-cache depends "$2" 2>/dev/null |
+        awk -v p="$3" '$1 == "Depends:" && index($2, p) == 1 {print $2; exit}'
 }
 
 # Fetch and unpack the kernel of series $1 into the cache (once; later runs
 # reuse it offline) and build its initramfs.  Sets VM_KDIR, VM_KVER,
-# VM_VMLINUZ, VM_INITRD.
+# VM_VMLINUZ, VM_MODROOT (the -d/-b root for modprobe and depmod),
+# VM_INITRD.
+#
+# Two packagings: up to 6.x an image package holds /boot/vmlinuz-V and
+# /lib/modules/V; from 7.x linux-image-V is empty and depends on
+# linux-binary-V (/usr/lib/modules/V/vmlinuz) and linux-modules-V
+# (/usr/lib/modules/V/kernel/..., .ko.xz).
 vm_prepare_kernel() {
-    local series=$1 meta cache kdir pkg deb
-    meta=$(vm_metapackage "$series") ||
-        vm_die $VM_EXIT_SETUP "unknown kernel '$series' (supported: 6.1, 6.12)"
+    local series=$1 source set meta cache kdir pkg
+    source=$(vm_kernel_source "$series") ||
+        vm_die $VM_EXIT_SETUP "unknown kernel '$series' (supported: $VM_KERNELS)"
+    set=${source% *} meta=${source#* }
     cache=$(vm_cache_dir)/kernels
     kdir=$cache/$series
     mkdir -p "$cache" || vm_die $VM_EXIT_SETUP "cannot create $cache"
 
     if [ ! -e "$kdir/.complete" ] || [ -n "${ZCTLS_VM_REFRESH:-}" ]; then
-        pkg=$(vm_resolve_image_package "$meta") ||
-            vm_die $VM_EXIT_SETUP "cannot resolve $meta to a kernel package (is apt's archive reachable? try 'apt-get update')"
-        vm_log "fetching $pkg from Debian's archive into $kdir"
+        vm_apt_update "$set"
+        pkg=$(vm_apt_depends "$set" "$meta" linux-image-) ||
+            true
+        [ -n "$pkg" ] ||
+            vm_die $VM_EXIT_SETUP "cannot resolve $meta in $set to a kernel package"
+        local pkgs=("$pkg") dep
+        for dep in linux-binary- linux-modules-; do
+            dep=$(vm_apt_depends "$set" "$pkg" "$dep")
+            [ -n "$dep" ] && pkgs+=("$dep")
+        done
+        vm_log "fetching ${pkgs[*]} ($set) into $kdir"
         rm -rf "$kdir.tmp" && mkdir -p "$kdir.tmp/deb" || vm_die $VM_EXIT_SETUP "cannot write $kdir.tmp"
-        # apt drops privileges to _apt for downloads unless it can't write the
-        # target; download into a world-writable temp dir to keep the sandbox.
-        (cd "$kdir.tmp/deb" && chmod 777 . && apt-get download -qq "$pkg" >&2) ||
-            vm_die $VM_EXIT_SETUP "apt-get download $pkg failed"
-        deb=$(ls "$kdir.tmp/deb/"*.deb 2>/dev/null | head -1)
-        [ -n "$deb" ] || vm_die $VM_EXIT_SETUP "apt-get download $pkg produced no .deb"
-        dpkg-deb -x "$deb" "$kdir.tmp/root" || vm_die $VM_EXIT_SETUP "cannot unpack $deb"
+        # Downloaded as _apt when root: a world-writable temp dir.
+        (cd "$kdir.tmp/deb" && chmod 777 . && vm_apt "$set" apt-get download -qq "${pkgs[@]}" >&2) ||
+            vm_die $VM_EXIT_SETUP "apt-get download ${pkgs[*]} failed"
+        local deb n=0
+        for deb in "$kdir.tmp/deb/"*.deb; do
+            [ -e "$deb" ] || continue
+            dpkg-deb -x "$deb" "$kdir.tmp/root" || vm_die $VM_EXIT_SETUP "cannot unpack $deb"
+            n=$((n + 1))
+        done
+        [ "$n" = "${#pkgs[@]}" ] || vm_die $VM_EXIT_SETUP "apt-get download ${pkgs[*]} gave $n packages"
         rm -rf "$kdir.tmp/deb"
-        local ver
-        ver=$(ls "$kdir.tmp/root/lib/modules" | head -1)
-        [ -n "$ver" ] && [ -e "$kdir.tmp/root/boot/vmlinuz-$ver" ] ||
-            vm_die $VM_EXIT_SETUP "$pkg has no vmlinuz/modules"
+        local base ver image
+        for base in "$kdir.tmp/root" "$kdir.tmp/root/usr"; do
+            ver=$(ls "$base/lib/modules" 2>/dev/null | head -1)
+            [ -n "$ver" ] && break
+        done
+        for image in "$kdir.tmp/root/boot/vmlinuz-$ver" "$base/lib/modules/$ver/vmlinuz"; do
+            [ -e "$image" ] && break
+        done
+        [ -n "$ver" ] && [ -e "$image" ] ||
+            vm_die $VM_EXIT_SETUP "${pkgs[*]} hold no vmlinuz/modules"
         # Debian generates modules.dep at install time; an unpacked package
         # has none.  The guest's modprobe and the initramfs builder need it.
-        depmod -b "$kdir.tmp/root" "$ver" || vm_die $VM_EXIT_SETUP "depmod failed for $ver"
+        # (7.x packages lack modules.order and modules.builtin*: depmod
+        # warns, and modprobe then calls built-in virtio_pci "not found",
+        # which vm_initrd_modules ignores.)
+        depmod -b "$base" "$ver" 2> >(grep -v '^depmod: WARNING: could not open modules\.' >&2) ||
+            vm_die $VM_EXIT_SETUP "depmod failed for $ver"
         echo "$ver" > "$kdir.tmp/version"
-        echo "$pkg" > "$kdir.tmp/package"
+        echo "${pkgs[*]}" > "$kdir.tmp/package"
+        echo "$set" > "$kdir.tmp/suite"
+        echo "${base#"$kdir.tmp/"}" > "$kdir.tmp/modroot"
+        echo "${image#"$kdir.tmp/"}" > "$kdir.tmp/image"
         touch "$kdir.tmp/.complete"
         rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
     fi
 
     VM_KDIR=$kdir
     VM_KVER=$(cat "$kdir/version")
-    VM_VMLINUZ=$kdir/root/boot/vmlinuz-$VM_KVER
+    # Caches made before 7.x support have neither file: the 6.x layout.
+    VM_MODROOT=$kdir/$(cat "$kdir/modroot" 2>/dev/null || echo root)
+    VM_VMLINUZ=$kdir/$(cat "$kdir/image" 2>/dev/null || echo "root/boot/vmlinuz-$VM_KVER")
     VM_INITRD=$kdir/initrd.cpio.gz
     vm_build_initrd
 }
@@ -118,7 +222,7 @@ vm_prepare_kernel() {
 vm_initrd_modules() {
     local m
     for m in virtio_pci 9pnet_virtio 9p; do
-        modprobe -d "$VM_KDIR/root" -S "$VM_KVER" --show-depends "$m" |
+        modprobe -d "$VM_MODROOT" -S "$VM_KVER" --show-depends "$m" 2>/dev/null |
             awk '$1 == "insmod" {print $2}'
     done | awk '!seen[$0]++'
 }
@@ -176,7 +280,7 @@ vm_start_qemu() {
     # /lib/modules does not have.
     cat > "$sess/modprobe" <<EOS
 #!/bin/sh
-exec /sbin/modprobe -d '$VM_KDIR/root' "\$@"
+exec /sbin/modprobe -d '$VM_MODROOT' "\$@"
 EOS
     chmod 755 "$sess/modprobe"
 
