@@ -38,8 +38,10 @@ std::string stats_json(const std::vector<ProcessStats>& all) {
 std::string stats_table(const std::vector<ProcessStats>& all) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12s %12s %12s %8s\n", "PID", "PROGRAM",
-                "STATE", "SENDS", "ZEROCOPY", "COPY", "EVENTS");
+  // APP-FLAG: sends on sockets whose flag the application set itself
+  // (app_flag_sends; OpenSSL's KTLSTxZerocopySendfile).
+  std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12s %12s %12s %8s %9s\n", "PID", "PROGRAM",
+                "STATE", "SENDS", "ZEROCOPY", "COPY", "EVENTS", "APP-FLAG");
   out += line;
   const auto row = [&](const std::string& pid, const std::string& comm, const std::string& state,
                        const std::array<std::uint64_t, kCounterCount>& v) {
@@ -47,11 +49,13 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
     std::uint64_t copies = 0;
     for (int i = 0; i < kCounterCount; ++i)
       if (is_copy_reason(static_cast<Counter>(i))) copies += v[static_cast<std::size_t>(i)];
-    std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12llu %12llu %12llu %8llu\n", pid.c_str(),
-                  comm.c_str(), state.c_str(), static_cast<unsigned long long>(get(Counter::sends)),
+    std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12llu %12llu %12llu %8llu %9llu\n",
+                  pid.c_str(), comm.c_str(), state.c_str(),
+                  static_cast<unsigned long long>(get(Counter::sends)),
                   static_cast<unsigned long long>(get(Counter::zerocopy_sends)),
                   static_cast<unsigned long long>(copies),
-                  static_cast<unsigned long long>(get(Counter::integrity_events)));
+                  static_cast<unsigned long long>(get(Counter::integrity_events)),
+                  static_cast<unsigned long long>(get(Counter::app_flag_sends)));
     out += line;
   };
   for (const ProcessStats& p : all)

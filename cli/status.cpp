@@ -153,6 +153,14 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
                   get(Counter::zerocopy_sends), get(Counter::integrity_events),
                   get(Counter::config_loads), get(Counter::config_errors));
     out += line;
+    if (get(Counter::app_flag_sockets) > 0) {
+      std::snprintf(line, sizeof line,
+                    "    flag set by the application (KTLSTxZerocopySendfile?): %llu sockets, "
+                    "%llu sends, %llu of them zerocopy as it set them\n",
+                    get(Counter::app_flag_sockets), get(Counter::app_flag_sends),
+                    get(Counter::app_zerocopy_sends));
+      out += line;
+    }
   }
   if (!without_zctls.empty()) {
     out += "kTLS processes without zctls: " + std::to_string(without_zctls.size()) +
@@ -196,7 +204,13 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
            ", \"comm\": " + json_quote(p.comm) +
            ", \"sends\": " + std::to_string(p.values[static_cast<std::size_t>(Counter::sends)]) +
            ", \"zerocopy_sends\": " +
-           std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) + "}";
+           std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) +
+           ", \"app_flag_sockets\": " +
+           std::to_string(p.values[static_cast<std::size_t>(Counter::app_flag_sockets)]) +
+           ", \"app_flag_sends\": " +
+           std::to_string(p.values[static_cast<std::size_t>(Counter::app_flag_sends)]) +
+           ", \"app_zerocopy_sends\": " +
+           std::to_string(p.values[static_cast<std::size_t>(Counter::app_zerocopy_sends)]) + "}";
     first = false;
   }
   out += "], \"ktls_processes_without_zctls\": [";

@@ -50,6 +50,16 @@ std::string_view to_string(KernelQuirks mode) noexcept;
 enum class HardLinks { copy, by_path };
 std::string_view to_string(HardLinks mode) noexcept;
 
+// Sockets whose TLS_TX_ZEROCOPY_RO the application sets itself (OpenSSL
+// >= 3.2's KTLSTxZerocopySendfile option sets it to 1 on every connection
+// at TX key install: ssl/record/methods/ktls_meth.c).  respect = leave the
+// flag as the application set it; its zerocopy sends are counted as
+// zerocopy and get the integrity checks.  govern = the rules decide the
+// flag before each send on those sockets too.
+enum class AppFlag { respect, govern };
+std::string_view to_string(AppFlag mode) noexcept;
+std::optional<AppFlag> parse_app_flag(std::string_view text) noexcept;
+
 struct IntegrityConfig {
   // A file changed less than this long ago is sent by copy (it may still be
   // being written).
@@ -91,8 +101,9 @@ struct Decision {
 };
 
 struct Config {
-  std::vector<Rule> rules;        // first match wins
-  bool default_zerocopy = false;  // files no rule matches
+  std::vector<Rule> rules;              // first match wins
+  bool default_zerocopy = false;        // files no rule matches
+  AppFlag app_flag = AppFlag::respect;  // top-level app_flag, or ZCTLS_APP_FLAG
   LogLevel log_level = LogLevel::notice;
   LogTargetConfig log_target;
   IntegrityConfig integrity;

@@ -24,7 +24,7 @@ namespace zctls {
 enum class Counter : int {
   sends,                       // sendfile calls on kTLS TX sockets that returned > 0 or not
   bytes,                       // bytes those calls sent
-  zerocopy_sends,              // of them, sent with TLS_TX_ZEROCOPY_RO on by zctls
+  zerocopy_sends,              // of them, sent with TLS_TX_ZEROCOPY_RO on (by zctls or the app)
   zerocopy_bytes,              //
   copy_no_rule,                // sent by copy because: no rule matched (and default is copy)
   copy_rule_off,               //   a rule said zerocopy = false (or the file is not regular)
@@ -48,6 +48,10 @@ enum class Counter : int {
   changes_between_sends,       // files changed between two zerocopy sends, no byte at risk
   copy_bytes,                  // bytes of the sends by copy: bytes = zerocopy_bytes + this
   copy_names_unknown,          // sent by copy: the file's names could not be known
+  app_flag_sockets,            // kTLS sockets whose flag the application set itself
+  app_flag_sends,              // sends on them (any app_flag mode)
+  app_zerocopy_sends,          // of zerocopy_sends, with the flag as the application set it
+  app_zerocopy_bytes,          //   (app_flag = respect); their bytes
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);

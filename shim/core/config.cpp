@@ -61,6 +61,13 @@ std::string_view to_string(OnChange action) noexcept { return name_of(kOnChangeN
 std::string_view to_string(KernelQuirks mode) noexcept { return name_of(kKernelQuirksNames, mode); }
 
 std::string_view to_string(HardLinks mode) noexcept { return name_of(kHardLinksNames, mode); }
+std::string_view to_string(AppFlag mode) noexcept { return name_of(kAppFlagNames, mode); }
+
+std::optional<AppFlag> parse_app_flag(std::string_view text) noexcept {
+  for (const auto& named : kAppFlagNames)
+    if (named.name == text) return named.value;
+  return std::nullopt;
+}
 
 std::string ConfigError::to_string() const {
   if (line == 0) return source + ": " + message;

@@ -21,6 +21,8 @@ inline constexpr NamedValue<KernelQuirks> kKernelQuirksNames[] = {
     {"auto", KernelQuirks::automatic}, {"on", KernelQuirks::on}, {"off", KernelQuirks::off}};
 inline constexpr NamedValue<HardLinks> kHardLinksNames[] = {{"copy", HardLinks::copy},
                                                             {"by_path", HardLinks::by_path}};
+inline constexpr NamedValue<AppFlag> kAppFlagNames[] = {{"respect", AppFlag::respect},
+                                                        {"govern", AppFlag::govern}};
 
 template <typename Enum, std::size_t N>
 std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {

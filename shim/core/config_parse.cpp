@@ -51,6 +51,8 @@ class Parser {
     for (const auto& [key, node] : root) {
       if (key == "default") {
         if (auto v = value<bool>(node, "'default'")) config.default_zerocopy = *v;
+      } else if (key == "app_flag") {
+        choose(node, "app_flag", kAppFlagNames, config.app_flag);
       } else if (key == "rule") {
         parse_rules(node, config);
       } else if (key == "log") {

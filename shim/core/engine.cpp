@@ -113,6 +113,12 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
 
 FdState Engine::classify(int fd) noexcept {
   FdState state;
+  // A ULP-only socket whose flag the application already set stays the
+  // application's when its TX key turns up (installed out of our sight).
+  if (const FdState known = fds_.get(fd); known.kind == SocketKind::ulp_only) {
+    state.app_managed = known.app_managed;
+    state.app_counted = known.app_counted;
+  }
   switch (kernel_.query_tx(fd)) {
     case kernel::TxKind::not_ktls:
       state.kind = SocketKind::not_ktls;
@@ -141,9 +147,13 @@ FdState Engine::classify(int fd) noexcept {
 void Engine::before_other_send(int fd) noexcept {
   FdState state = fds_.get(fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only) state = classify(fd);
-  if (state.kind != SocketKind::ktls_tx || state.app_managed || !state.flag_on ||
+  if (state.kind != SocketKind::ktls_tx || !state.flag_on ||
       kernel_unsupported_.load(std::memory_order_relaxed))
     return;
+  // The config before anything is counted (issue 22), and it says whether
+  // an application's flag is ours to turn off.
+  const Config* cfg = config();
+  if (state.app_managed && (cfg == nullptr || cfg->app_flag == AppFlag::respect)) return;
   // Whatever reaches the socket this way, zctls cannot tell which file its
   // pages came from: the safe answer is copy.
   const int err = kernel_.set_zerocopy(fd, false);
@@ -221,10 +231,7 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
   // config did not ask for).  after_send counts the send, by the ticket.
   std::uint32_t generation = 0;
   const Config* cfg = config(&generation);
-  if (state.app_managed) {
-    ticket.reason = Counter::copy_app_managed;
-    return ticket;
-  }
+  if (state.app_managed && app_flag_send(out_fd, in_fd, state, cfg, ticket)) return ticket;
   if (kernel_unsupported_.load(std::memory_order_relaxed)) {
     ticket.reason = Counter::copy_kernel_unsupported;
     return ticket;
@@ -265,6 +272,47 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     ticket.reason = want ? Counter::copy_kernel_unsupported : verdict;
   }
   return ticket;
+}
+
+bool Engine::app_flag_send(int out_fd, int in_fd, FdState& state, const Config* cfg,
+                           SendTicket& ticket) noexcept {
+  ticket.app_socket = true;
+  const AppFlag mode = cfg != nullptr ? cfg->app_flag : AppFlag::respect;
+  if (!state.app_counted) {
+    state.app_counted = true;
+    fds_.set(out_fd, state);
+    ticket.app_first = true;
+    if (!app_flag_said_.exchange(true, std::memory_order_relaxed))
+      log(LogLevel::notice,
+          "fd %d: the application sets TLS_TX_ZEROCOPY_RO itself (%s; OpenSSL's "
+          "KTLSTxZerocopySendfile option does so on every connection); app_flag = \"%s\": %s",
+          out_fd, state.flag_on ? "on" : "off", to_string(mode).data(),
+          cfg == nullptr ? "no config, its sends go as it set them, unchecked"
+          : mode == AppFlag::govern
+              ? "the rules decide the flag before each send on such sockets"
+              : "its sends go as it set them, zerocopy ones checked for changes");
+  }
+  if (cfg != nullptr && mode == AppFlag::govern) return false;  // the rules decide
+  if (!state.flag_on) {
+    ticket.reason = Counter::copy_app_managed;
+    return true;
+  }
+  // The application's zerocopy send: the same checks as zctls's own (the
+  // kernel sends it the same way).  Quarantine cannot stop it (the flag is
+  // the application's), abort can.  Without a config nothing is checked.
+  ticket.guarded = true;
+  ticket.app_zerocopy = true;
+  ticket.out_fd = out_fd;
+  ticket.in_fd = in_fd;
+  ticket.unchecked = true;
+  if (cfg == nullptr) return true;
+  FileStat file(in_fd);
+  check_in_flight(out_fd, &file, in_fd, InFlightCheck::sending);
+  if (const struct stat* st = file.get(kernel_)) {
+    ticket.before = FileSnapshot::of(*st);
+    ticket.unchecked = false;
+  }
+  return true;
 }
 
 void Engine::handle_set_failure(int out_fd, int err) noexcept {

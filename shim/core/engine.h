@@ -88,6 +88,10 @@ using ConfigReloader = const Config* (*)();
 struct SendTicket {
   bool counted = false;                      // a send on a kTLS TX socket: count it after the call
   bool guarded = false;                      // zerocopy on for this send: check the file after it
+  bool unchecked = false;                    // guarded, but the file could not be looked at
+  bool app_socket = false;                   // the application set the socket's flag
+  bool app_first = false;                    //   and this is the socket's first send
+  bool app_zerocopy = false;                 //   and its flag, as the application set it, is on
   Counter reason = Counter::copy_no_config;  // why a send that is not guarded went by copy
   int out_fd = -1, in_fd = -1;
   FileSnapshot before;
@@ -197,6 +201,12 @@ class Engine {
                               Decision decision, char* why, std::size_t why_size);
   bool reload_due() noexcept;
   void handle_set_failure(int out_fd, int err) noexcept;
+  // A send on a socket whose flag the application set: counted once per
+  // socket, said once per process.  Under app_flag = respect, fills the
+  // ticket (the application's zerocopy sends are checked like zctls's) and
+  // returns true: nothing else to decide.
+  bool app_flag_send(int out_fd, int in_fd, FdState& state, const Config* cfg,
+                     SendTicket& ticket) noexcept;
   // An integrity event on socket `sock` for the file open as `in_fd`;
   // `closing`: reported from inside close() (async-signal-safe: no
   // backtrace, no allocation).
@@ -243,6 +253,7 @@ class Engine {
   SpinLock reload_lock_;  // one reload at a time (try_lock: the others go on)
   std::atomic<bool> config_loaded_{false};
   std::atomic<bool> kernel_unsupported_{false};
+  std::atomic<bool> app_flag_said_{false};  // the app_flag log line, once per process
   // Consecutive confirmed refusals of the flag (handle_set_failure).
   static constexpr int kUnsupportedStrikes = 3;
   std::atomic<int> unsupported_strikes_{0};

@@ -16,6 +16,10 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
   const auto sent_bytes = result > 0 ? static_cast<std::uint64_t>(result) : 0;
   count.add(Counter::sends);
   count.add(Counter::bytes, sent_bytes);
+  if (ticket.app_socket) {
+    if (ticket.app_first) count.add(Counter::app_flag_sockets);
+    count.add(Counter::app_flag_sends);
+  }
   if (!ticket.guarded) {
     count.add(ticket.reason);
     count.add(Counter::copy_bytes, sent_bytes);
@@ -23,9 +27,13 @@ void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* o
   }
   count.add(Counter::zerocopy_sends);
   count.add(Counter::zerocopy_bytes, sent_bytes);
+  if (ticket.app_zerocopy) {
+    count.add(Counter::app_zerocopy_sends);
+    count.add(Counter::app_zerocopy_bytes, sent_bytes);
+  }
   // A call that moved nothing (EAGAIN on a full queue, an error) put
   // nothing new in flight; an earlier record of the socket stays.
-  if (result <= 0) return;
+  if (result <= 0 || ticket.unchecked) return;
   struct stat st {};
   if (kernel_.stat_fd(ticket.in_fd, &st) != 0) return;
   const FileSnapshot after = FileSnapshot::of(st);

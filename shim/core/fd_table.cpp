@@ -8,6 +8,7 @@ namespace {
 constexpr std::uint32_t kKindMask = 0x7;
 constexpr std::uint32_t kFlagOn = 1U << 3;
 constexpr std::uint32_t kAppManaged = 1U << 4;
+constexpr std::uint32_t kAppCounted = 1U << 5;
 constexpr int kEpochShift = 8;
 constexpr std::uint32_t kStateMask = (1U << kEpochShift) - 1;
 
@@ -23,7 +24,7 @@ constexpr int kChunkSize = 1 << FdTable::kChunkBits;
 
 std::uint32_t FdState::pack() const noexcept {
   return static_cast<std::uint32_t>(kind) | (flag_on ? kFlagOn : 0U) |
-         (app_managed ? kAppManaged : 0U);
+         (app_managed ? kAppManaged : 0U) | (app_counted ? kAppCounted : 0U);
 }
 
 FdState FdState::unpack(std::uint32_t word) noexcept {
@@ -31,6 +32,7 @@ FdState FdState::unpack(std::uint32_t word) noexcept {
   s.kind = static_cast<SocketKind>(word & kKindMask);
   s.flag_on = (word & kFlagOn) != 0;
   s.app_managed = (word & kAppManaged) != 0;
+  s.app_counted = (word & kAppCounted) != 0;
   s.epoch = word >> kEpochShift;
   return s;
 }

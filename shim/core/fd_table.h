@@ -22,7 +22,8 @@ enum class SocketKind : std::uint8_t {
 struct FdState {
   SocketKind kind = SocketKind::unknown;
   bool flag_on = false;      // TLS_TX_ZEROCOPY_RO as the kernel has it
-  bool app_managed = false;  // the application set the flag itself: hands off
+  bool app_managed = false;  // the application set the flag itself (app_flag decides)
+  bool app_counted = false;  // counted in app_flag_sockets (once per socket)
   // How many times this fd number was closed (or dup2'd over) through the
   // hooks, modulo 2^24: an in-flight record holding a file fd knows without
   // a syscall that the fd was closed since.  A hint only: whoever relies on

@@ -37,7 +37,7 @@ const CounterName kNames[kCounterCount] = {
     {"sends", "zctls_sends_total", "", "sendfile calls on kTLS TX sockets"},
     {"bytes", "zctls_sent_bytes_total", "", "Bytes sent by sendfile on kTLS TX sockets"},
     {"zerocopy_sends", "zctls_zerocopy_sends_total", "",
-     "Sends with TLS_TX_ZEROCOPY_RO turned on by zctls"},
+     "Sends with TLS_TX_ZEROCOPY_RO on (set by zctls, or by the application)"},
     {"zerocopy_bytes", "zctls_zerocopy_bytes_total", "", "Bytes sent with the flag on"},
     ZCTLS_COPY("copy_no_rule", "no_rule", "Sends by copy, by reason"),
     ZCTLS_COPY("copy_rule_off", "rule_off", ""),
@@ -68,6 +68,13 @@ const CounterName kNames[kCounterCount] = {
      "Files under a zerocopy rule that changed between two sends, no byte at risk"},
     {"copy_bytes", "zctls_copy_bytes_total", "", "Bytes sent by copy"},
     ZCTLS_COPY("copy_names_unknown", "names_unknown", ""),
+    {"app_flag_sockets", "zctls_app_flag_sockets_total", "",
+     "kTLS sockets whose TLS_TX_ZEROCOPY_RO the application set itself"},
+    {"app_flag_sends", "zctls_app_flag_sends_total", "",
+     "Sends on sockets whose flag the application set"},
+    {"app_zerocopy_sends", "zctls_app_zerocopy_sends_total", "",
+     "Of the zerocopy sends, those with the flag as the application set it (app_flag = respect)"},
+    {"app_zerocopy_bytes", "zctls_app_zerocopy_bytes_total", "", "Bytes of those sends"},
 };
 #undef ZCTLS_COPY
 

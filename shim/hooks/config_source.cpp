@@ -133,6 +133,7 @@ std::optional<Config> read_config(const std::string& path, bool file_exists,
   } else if (!have_file) {
     return std::nullopt;
   }
+  if (env.have_app_flag) config.app_flag = env.app_flag;
   return config;
 }
 

@@ -50,6 +50,14 @@ void capture_environment() noexcept {
             v);
       }
     }
+    if (const char* v = secure_getenv("ZCTLS_APP_FLAG")) {
+      if (auto mode = parse_app_flag(v)) {
+        e->have_app_flag = true;
+        e->app_flag = *mode;
+      } else {
+        log(LogLevel::warn, "ZCTLS_APP_FLAG=%s is not respect or govern; ignored", v);
+      }
+    }
     g_environment.store(e, std::memory_order_release);
   } catch (...) {
     g_disabled.store(true, std::memory_order_relaxed);  // out of memory: stay out of the way

@@ -14,9 +14,11 @@ struct Environment {
   bool have_config_path = false;
   bool have_rules = false;
   bool have_log_level = false;
+  bool have_app_flag = false;
   std::string config_path;  // ZCTLS_CONFIG
   std::string rules;        // ZCTLS_RULES
   LogLevel log_level = LogLevel::notice;
+  AppFlag app_flag = AppFlag::respect;  // ZCTLS_APP_FLAG: over the file's app_flag
 };
 
 // ZCTLS_DISABLE, or no memory for the rest at load time: every hook makes

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -160,6 +161,16 @@ inline bool make_ktls(const k::LoopbackPair& pair) {
   for (const int e : errs) {
     if (e != 0) {
       say(std::string("kTLS setup failed: ") + strerrorname_np(e));
+      return false;
+    }
+  }
+  // ZCTLS_TEST_APP_FLAG=0|1: the application sets the flag itself right
+  // after the TX key, as OpenSSL >= 3.2 does with KTLSTxZerocopySendfile
+  // (ssl/record/methods/ktls_meth.c), through libc's setsockopt.
+  if (const char* v = std::getenv("ZCTLS_TEST_APP_FLAG"); v != nullptr && *v != '\0') {
+    const unsigned int on = v[0] == '1' ? 1U : 0U;
+    if (setsockopt(pair.client(), SOL_TLS, TLS_TX_ZEROCOPY_RO, &on, sizeof on) != 0) {
+      say(std::string("setting the flag failed: ") + strerrorname_np(errno));
       return false;
     }
   }

@@ -167,6 +167,38 @@ TEST_F(ShimE2E, ApplicationSetFlagIsLeftAlone) {
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << "only the application's own call";
 }
 
+// Issue 19: OpenSSL >= 3.2 with KTLSTxZerocopySendfile sets the flag on
+// every connection right after the TX key (ZCTLS_TEST_APP_FLAG=1 makes the
+// sender do the same).  app_flag = "respect" (the default) leaves it, and
+// says so once.
+TEST_F(ShimE2E, AnApplicationsFlagIsRespectedAndSaidOnce) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_TEST_APP_FLAG=1",
+                        "raw " + private_file() + " " + static_file() + " " + private_file());
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "b.bin flag=1\na.bin flag=1\nb.bin flag=1\nbytes ok\n") << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << "only the application's own call";
+  EXPECT_EQ(zctls_e2e::count(r.err, "KTLSTxZerocopySendfile"), 1) << r.err;
+  EXPECT_NE(r.err.find("app_flag = \"respect\""), std::string::npos) << r.err;
+}
+
+// app_flag = "govern": the rules decide the application's flag too, before
+// each send (file key and environment variable).
+TEST_F(ShimE2E, GovernedApplicationFlagFollowsTheRules) {
+  const std::string rules = zctls_e2e::slurp(config());
+  for (const bool by_env : {false, true}) {
+    SCOPED_TRACE(by_env ? "ZCTLS_APP_FLAG=govern" : "app_flag = \"govern\"");
+    spit(config(), (by_env ? "app_flag = \"respect\"\n" : "app_flag = \"govern\"\n") + rules);
+    const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_TEST_APP_FLAG=1" +
+                              (by_env ? " ZCTLS_APP_FLAG=govern" : ""),
+                          "raw " + private_file() + " " + static_file() + " " + private_file());
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "b.bin flag=0\na.bin flag=1\nb.bin flag=0\nbytes ok\n") << r.err;
+    // The application's 1, then zctls's: off, on, off.
+    EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1, 0})) << r.strace;
+    EXPECT_NE(r.err.find("app_flag = \"govern\""), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(ShimE2E, DebugLogNamesTheRule) {
   const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_LOG_LEVEL=debug",
                         "raw " + static_file() + " " + private_file());

@@ -63,6 +63,16 @@ TEST(Config, DefaultsWhenEmpty) {
   EXPECT_FALSE(r.config->default_zerocopy);
   EXPECT_EQ(r.config->log_level, zctls::LogLevel::notice);
   EXPECT_FALSE(r.config->decide("/x").zerocopy);
+  EXPECT_EQ(r.config->app_flag, zctls::AppFlag::respect);
+}
+
+TEST(Config, AppFlag) {
+  const ConfigResult r = parse_config("app_flag = \"govern\"\n", "a.toml");
+  ASSERT_TRUE(r.config) << first_error(r);
+  EXPECT_EQ(r.config->app_flag, zctls::AppFlag::govern);
+  EXPECT_EQ(zctls::parse_app_flag("respect"), zctls::AppFlag::respect);
+  EXPECT_EQ(zctls::parse_app_flag("Govern"), std::nullopt);
+  EXPECT_EQ(zctls::to_string(zctls::AppFlag::govern), "govern");
 }
 
 TEST(Config, DefaultTrueAndLogLevel) {
@@ -117,6 +127,9 @@ const ErrorCase kErrors[] = {
      "c.toml:2:13: 'integrity.writeback' must be a boolean, not a string"},
     {"LogLevelChoice", "[log]\nlevel = \"loud\"\n",
      "c.toml:2:9: 'log.level' must be error, warn, notice, info or debug, not 'loud'"},
+    {"AppFlagChoice", "app_flag = \"obey\"\n",
+     "c.toml:1:12: 'app_flag' must be respect or govern, not 'obey'"},
+    {"AppFlagType", "app_flag = true\n", "c.toml:1:12: 'app_flag' must be a string"},
     {"UnknownIntegrityKey", "[integrity]\nsettel = 1\n",
      "c.toml:2:1: unknown key 'settel' in [integrity]"},
 };

@@ -261,9 +261,60 @@ TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
   const unsigned int one = 1;
   engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
-  engine_.before_send(7, 11, nullptr);  // would be "copy" by the rules
-  engine_.before_send(7, 10, nullptr);
+  sent(7, 11, nullptr, 100);  // would be "copy" by the rules
+  sent(7, 10, nullptr, 200);
   EXPECT_TRUE(kernel_.sets.empty());
+  // Both went zerocopy, as the application set it: counted so (issue 19:
+  // they were copy_app_managed), the socket once.
+  EXPECT_EQ(engine_.count(Counter::zerocopy_sends), 2U);
+  EXPECT_EQ(engine_.count(Counter::zerocopy_bytes), 300U);
+  EXPECT_EQ(engine_.count(Counter::app_zerocopy_sends), 2U);
+  EXPECT_EQ(engine_.count(Counter::app_zerocopy_bytes), 300U);
+  EXPECT_EQ(engine_.count(Counter::app_flag_sockets), 1U);
+  EXPECT_EQ(engine_.count(Counter::app_flag_sends), 2U);
+  EXPECT_EQ(engine_.count(Counter::copy_app_managed), 0U);
+}
+
+TEST_F(EngineTest, AnApplicationsFlagOffIsACopyOfItsOwn) {
+  app_tls_tx(7);
+  const unsigned int zero = 0;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &zero, sizeof zero);
+  sent(7, 10);  // would be zerocopy by the rules
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::copy_app_managed), 1U);
+  EXPECT_EQ(engine_.count(Counter::zerocopy_sends), 0U);
+  EXPECT_EQ(kernel_.stats, 0) << "respect, flag off: nothing to check";
+}
+
+TEST_F(EngineTest, GovernAppliesTheRulesToAnApplicationsFlag) {
+  config_.app_flag = zctls::AppFlag::govern;
+  app_tls_tx(7);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  sent(7, 11);  // uploads: copy rule -> off
+  sent(7, 10);  // zerocopy rule -> on
+  sent(7, 10);  // no change
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[0].second);
+  EXPECT_TRUE(kernel_.sets[1].second);
+  EXPECT_EQ(engine_.count(Counter::copy_rule_off), 1U);
+  EXPECT_EQ(engine_.count(Counter::zerocopy_sends), 2U);
+  EXPECT_EQ(engine_.count(Counter::app_zerocopy_sends), 0U) << "zctls decided them";
+  EXPECT_EQ(engine_.count(Counter::app_flag_sends), 3U);
+  EXPECT_EQ(engine_.count(Counter::app_flag_sockets), 1U);
+  EXPECT_TRUE(engine_.fd_state(7).app_managed);
+}
+
+TEST_F(EngineTest, GovernTurnsAnApplicationsFlagOffBeforeOtherSends) {
+  app_tls_tx(7);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  engine_.before_other_send(7);
+  EXPECT_TRUE(kernel_.sets.empty()) << "respect: the application's flag stays";
+  config_.app_flag = zctls::AppFlag::govern;
+  engine_.before_other_send(7);
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_FALSE(kernel_.sets[0].second);
 }
 
 TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
@@ -274,6 +325,34 @@ TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
   engine_.before_send(7, 10, nullptr);
   EXPECT_TRUE(kernel_.sets.empty());
+}
+
+TEST_F(EngineTest, AFlagSetBeforeAKeyInstalledOutOfSightStaysTheApplications) {
+  kernel_.sockets[7] = k::TxKind::ulp_without_tx;
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  kernel_.sockets[7] = k::TxKind::ktls_tx;  // key installed by a path no hook sees
+  kernel_.flags[7] = true;
+  sent(7, 11);
+  EXPECT_TRUE(engine_.fd_state(7).app_managed);
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::app_zerocopy_sends), 1U);
+}
+
+// A TLS 1.3 TX rekey (6.14+: a second TLS_TX) leaves the kernel's flag as
+// it was (ktls/*/KtlsPair.Tls13TxRekeyLeavesTheZerocopyFlagAsItWas); so
+// does zctls's record of it: no setsockopt is skipped or repeated.
+TEST_F(EngineTest, ATxRekeyKeepsWhatIsKnownOfTheFlag) {
+  app_tls_tx(7);
+  sent(7, 10);  // zerocopy: on
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  app_tls_tx(7);  // rekey
+  EXPECT_TRUE(engine_.fd_state(7).flag_on);
+  sent(7, 10);
+  EXPECT_EQ(kernel_.sets.size(), 1U) << "still on: nothing to set";
+  sent(7, 11);
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second);
 }
 
 TEST_F(EngineTest, InheritedKtlsSocketIsClassifiedLazily) {
@@ -540,8 +619,16 @@ TEST_F(EngineTest, EveryCountLandsWhereTheFirstConfigLoadPutsTheCounters) {
     EXPECT_EQ(get(Counter::zerocopy_sends) + copies, 4U);
     EXPECT_EQ(get(Counter::bytes), 4000U);
     EXPECT_EQ(get(Counter::zerocopy_bytes) + get(Counter::copy_bytes), 4000U);
-    EXPECT_EQ(get(app_managed ? Counter::copy_app_managed : Counter::copy_no_rule),
-              app_managed ? 4U : 1U);
+    // An application's flag on: its sends are zerocopy sends (issue 19).
+    if (app_managed) {
+      EXPECT_EQ(get(Counter::app_zerocopy_sends), 4U);
+      EXPECT_EQ(get(Counter::zerocopy_sends), 4U);
+      EXPECT_EQ(get(Counter::app_flag_sockets), 1U);
+      EXPECT_EQ(get(Counter::app_flag_sends), 4U);
+    } else {
+      EXPECT_EQ(get(Counter::copy_no_rule), 1U);
+      EXPECT_EQ(get(Counter::app_flag_sends), 0U);
+    }
   }
 }
 
@@ -683,6 +770,36 @@ TEST_F(IntegrityTest, ChangeDuringSendIsAnEventAndQuarantines) {
   engine_.before_send(7, 10, nullptr);
   ASSERT_EQ(kernel_.sets.size(), 3U);
   EXPECT_TRUE(kernel_.sets[2].second);
+}
+
+// Issue 19: a send with the flag the application set (OpenSSL's
+// KTLSTxZerocopySendfile) is as much at risk as one zctls set.
+TEST_F(IntegrityTest, AnApplicationsZerocopySendsAreCheckedToo) {
+  app_tls_tx(8);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  config_.integrity.on_change = zctls::OnChange::abort;
+  // A copy-rule file: the application's flag sends it zerocopy all the same.
+  const zctls::SendTicket t = engine_.before_send(8, 11, nullptr);
+  EXPECT_TRUE(t.guarded);
+  kernel_.files[11].ctime_nsec += 1;
+  off_t off = 4096;
+  engine_.after_send(t, 4096, &off);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
+  EXPECT_EQ(kernel_.shutdown_calls, std::vector<int>{8}) << "abort acts on it";
+  EXPECT_TRUE(kernel_.sets.empty()) << "the flag stays the application's";
+}
+
+TEST_F(IntegrityTest, AnApplicationsBytesInFlightAreCheckedAtClose) {
+  app_tls_tx(8);
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  config_.integrity.on_change = zctls::OnChange::log;
+  kernel_.progress = {100, 50};  // not all acknowledged
+  sent(8, 10, nullptr, 4096);
+  kernel_.files[10].size = 1;  // truncated
+  engine_.before_close(8);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
 }
 
 TEST_F(IntegrityTest, CopySendsAreNotChecked) {

@@ -128,10 +128,10 @@ TEST(Stats, TableRowsAddUpCopiesOverAllReasons) {
   const std::string table = zctls::cli::stats_table(three_processes());
   using Row = std::vector<std::string>;
   // nginx[101]: 10 sends, 7 zerocopy, 3 copies (no_rule 2 + quarantine 1), 1 event.
-  EXPECT_EQ(row(table, "101"), (Row{"101", "nginx", "alive", "10", "7", "3", "1"})) << table;
-  EXPECT_EQ(row(table, "99"), (Row{"99", "nginx", "exited", "5", "5", "0", "0"}));
-  EXPECT_EQ(row(table, "-"), (Row{"-", "(pruned)", "retired", "100", "0", "100", "0"}));
-  EXPECT_EQ(row(table, "total"), (Row{"total", "115", "12", "103", "1"}));
+  EXPECT_EQ(row(table, "101"), (Row{"101", "nginx", "alive", "10", "7", "3", "1", "0"})) << table;
+  EXPECT_EQ(row(table, "99"), (Row{"99", "nginx", "exited", "5", "5", "0", "0", "0"}));
+  EXPECT_EQ(row(table, "-"), (Row{"-", "(pruned)", "retired", "100", "0", "100", "0", "0"}));
+  EXPECT_EQ(row(table, "total"), (Row{"total", "115", "12", "103", "1", "0"}));
 }
 
 // Copy reasons appended later (unlinked, hard links) count as copies too.

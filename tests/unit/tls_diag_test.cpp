@@ -352,6 +352,16 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
   EXPECT_NE(text.find("processes running zctls: 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("nginx[10]: 5 sends, 3 zerocopy"), std::string::npos) << text;
   EXPECT_EQ(text.find("nginx[9]"), std::string::npos) << "exited processes are not listed";
+  EXPECT_EQ(text.find("flag set by the application"), std::string::npos) << text;
+  ProcessStats app = p;
+  app.values[static_cast<std::size_t>(Counter::app_flag_sockets)] = 2;
+  app.values[static_cast<std::size_t>(Counter::app_flag_sends)] = 4;
+  app.values[static_cast<std::size_t>(Counter::app_zerocopy_sends)] = 3;
+  EXPECT_NE(
+      cli::format_status({on}, {app})
+          .find("flag set by the application (KTLSTxZerocopySendfile?): 2 sockets, 4 sends, 3 of "
+                "them zerocopy as it set them\n"),
+      std::string::npos);
 
   const std::string json = cli::format_status_json({on, unknown}, {p, gone});
   EXPECT_NE(json.find("\"zerocopy_flag\": true, \"zerocopy\": \"no_effect\""), std::string::npos)
@@ -359,7 +369,8 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
   EXPECT_NE(json.find("\"zerocopy_flag\": null, \"zerocopy\": \"unknown\""), std::string::npos)
       << json;
   EXPECT_NE(json.find("\"zctls_processes\": [{\"pid\": 10, \"comm\": \"nginx\", \"sends\": 5, "
-                      "\"zerocopy_sends\": 3}]"),
+                      "\"zerocopy_sends\": 3, \"app_flag_sockets\": 0, \"app_flag_sends\": 0, "
+                      "\"app_zerocopy_sends\": 0}]"),
             std::string::npos)
       << json;
   EXPECT_NE(json.find("\"ktls_processes_without_zctls\": []"), std::string::npos) << json;
