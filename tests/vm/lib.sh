@@ -149,7 +149,7 @@ vm_apt_depends() {
 # linux-binary-V (/usr/lib/modules/V/vmlinuz) and linux-modules-V
 # (/usr/lib/modules/V/kernel/..., .ko.xz).
 vm_prepare_kernel() {
-    local series=$1 source set meta cache kdir pkg
+    local series=$1 source set meta cache kdir pkg lock=""
     source=$(vm_kernel_source "$series") ||
         vm_die $VM_EXIT_SETUP "unknown kernel '$series' (supported: $VM_KERNELS)"
     set=${source% *} meta=${source#* }
@@ -157,6 +157,16 @@ vm_prepare_kernel() {
     kdir=$cache/$series
     mkdir -p "$cache" || vm_die $VM_EXIT_SETUP "cannot create $cache"
 
+    if [ ! -e "$kdir/.complete" ] || [ -n "${ZCTLS_VM_REFRESH:-}" ]; then
+        # One fetch per suite set at a time: CTest starts the kernels'
+        # guests in parallel, and two apt-get updates of one list tree
+        # trip over each other's partial files.  Held until this shell
+        # exits (or the fetch is done).
+        mkdir -p "$(vm_cache_dir)/apt" || vm_die $VM_EXIT_SETUP "cannot create $(vm_cache_dir)/apt"
+        exec {lock}>"$(vm_cache_dir)/apt/$set.lock" &&
+            flock "$lock" || vm_die $VM_EXIT_SETUP "cannot lock the apt state for $set"
+    fi
+    # (Another run may have fetched it while this one waited.)
     if [ ! -e "$kdir/.complete" ] || [ -n "${ZCTLS_VM_REFRESH:-}" ]; then
         vm_apt_update "$set"
         pkg=$(vm_apt_depends "$set" "$meta" linux-image-) ||
@@ -206,6 +216,7 @@ vm_prepare_kernel() {
         touch "$kdir.tmp/.complete"
         rm -rf "$kdir" && mv "$kdir.tmp" "$kdir"
     fi
+    [ -n "${lock:-}" ] && exec {lock}>&-
 
     VM_KDIR=$kdir
     VM_KVER=$(cat "$kdir/version")
