@@ -115,9 +115,13 @@ FdState Engine::classify(int fd) noexcept {
   FdState state;
   // A ULP-only socket whose flag the application already set stays the
   // application's when its TX key turns up (installed out of our sight).
+  // Still ULP-only, it keeps the value the application set, which the TX
+  // key's hook then trusts (review of cc98cdb: a send before the key had
+  // reset it to off while the kernel had it on).
   if (const FdState known = fds_.get(fd); known.kind == SocketKind::ulp_only) {
     state.app_managed = known.app_managed;
     state.app_counted = known.app_counted;
+    state.flag_on = known.app_managed && known.flag_on;
   }
   switch (kernel_.query_tx(fd)) {
     case kernel::TxKind::not_ktls:

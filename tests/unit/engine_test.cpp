@@ -355,6 +355,22 @@ TEST_F(EngineTest, ATxRekeyKeepsWhatIsKnownOfTheFlag) {
   EXPECT_FALSE(kernel_.sets[1].second);
 }
 
+// Review of cc98cdb: the application sets the flag on a ULP-only socket,
+// a send comes before the key (classify), then the key through the hook:
+// the flag is still the application's 1.
+TEST_F(EngineTest, ASendBeforeTheKeyKeepsTheApplicationsFlag) {
+  kernel_.sockets[7] = k::TxKind::ulp_without_tx;
+  const unsigned int one = 1;
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  sent(7, 10);  // no key yet: not counted, not decided
+  app_tls_tx(7);
+  EXPECT_TRUE(engine_.fd_state(7).flag_on);
+  sent(7, 11);
+  EXPECT_EQ(engine_.count(Counter::app_zerocopy_sends), 1U);
+  EXPECT_EQ(engine_.count(Counter::copy_app_managed), 0U);
+  EXPECT_TRUE(kernel_.sets.empty());
+}
+
 TEST_F(EngineTest, InheritedKtlsSocketIsClassifiedLazily) {
   kernel_.sockets[8] = k::TxKind::ktls_tx;  // never seen through the hook
   engine_.before_send(8, 10, nullptr);
