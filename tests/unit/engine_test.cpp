@@ -185,6 +185,12 @@ zerocopy = true
     kernel_.sockets[fd] = k::TxKind::ktls_tx;
     engine_.after_app_setsockopt(fd, k::kSolTls, k::kTlsTx, nullptr, 0);
   }
+  // The application sets TLS_TX_ZEROCOPY_RO on `fd` itself, through the
+  // hook (as OpenSSL's KTLSTxZerocopySendfile does).
+  void app_sets_flag(int fd, bool on) {
+    const unsigned int value = on ? 1U : 0U;
+    engine_.after_app_setsockopt(fd, k::kSolTls, k::kTlsTxZerocopyRo, &value, sizeof value);
+  }
 
   Config config_;
   FakeKernel kernel_;
@@ -258,8 +264,7 @@ TEST_F(EngineTest, UnlinkedFilesAreCopied) {
 
 TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
   app_tls_tx(7);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
   sent(7, 11, nullptr, 100);  // would be "copy" by the rules
   sent(7, 10, nullptr, 200);
@@ -277,8 +282,7 @@ TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
 
 TEST_F(EngineTest, AnApplicationsFlagOffIsACopyOfItsOwn) {
   app_tls_tx(7);
-  const unsigned int zero = 0;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &zero, sizeof zero);
+  app_sets_flag(7, false);
   sent(7, 10);  // would be zerocopy by the rules
   EXPECT_TRUE(kernel_.sets.empty());
   EXPECT_EQ(engine_.count(Counter::copy_app_managed), 1U);
@@ -289,8 +293,7 @@ TEST_F(EngineTest, AnApplicationsFlagOffIsACopyOfItsOwn) {
 TEST_F(EngineTest, GovernAppliesTheRulesToAnApplicationsFlag) {
   config_.app_flag = zctls::AppFlag::govern;
   app_tls_tx(7);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   sent(7, 11);  // uploads: copy rule -> off
   sent(7, 10);  // zerocopy rule -> on
   sent(7, 10);  // no change
@@ -307,8 +310,7 @@ TEST_F(EngineTest, GovernAppliesTheRulesToAnApplicationsFlag) {
 
 TEST_F(EngineTest, GovernTurnsAnApplicationsFlagOffBeforeOtherSends) {
   app_tls_tx(7);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   engine_.before_other_send(7);
   EXPECT_TRUE(kernel_.sets.empty()) << "respect: the application's flag stays";
   config_.app_flag = zctls::AppFlag::govern;
@@ -319,8 +321,7 @@ TEST_F(EngineTest, GovernTurnsAnApplicationsFlagOffBeforeOtherSends) {
 
 TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
   kernel_.sockets[7] = k::TxKind::ulp_without_tx;
-  const unsigned int zero = 0;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &zero, sizeof zero);
+  app_sets_flag(7, false);
   app_tls_tx(7);
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
   engine_.before_send(7, 10, nullptr);
@@ -329,8 +330,7 @@ TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
 
 TEST_F(EngineTest, AFlagSetBeforeAKeyInstalledOutOfSightStaysTheApplications) {
   kernel_.sockets[7] = k::TxKind::ulp_without_tx;
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   kernel_.sockets[7] = k::TxKind::ktls_tx;  // key installed by a path no hook sees
   kernel_.flags[7] = true;
   sent(7, 11);
@@ -360,8 +360,7 @@ TEST_F(EngineTest, ATxRekeyKeepsWhatIsKnownOfTheFlag) {
 // the flag is still the application's 1.
 TEST_F(EngineTest, ASendBeforeTheKeyKeepsTheApplicationsFlag) {
   kernel_.sockets[7] = k::TxKind::ulp_without_tx;
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   sent(7, 10);  // no key yet: not counted, not decided
   app_tls_tx(7);
   EXPECT_TRUE(engine_.fd_state(7).flag_on);
@@ -449,8 +448,7 @@ TEST_F(EngineTest, TlsUlpOnANumberForgetsWhatItsOldSocketLeft) {
 
 TEST_F(EngineTest, AnAppManagedFlagDoesNotOutliveItsSocket) {
   app_tls_tx(7);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   engine_.after_app_setsockopt(7, SOL_TCP, TCP_ULP, "tls", 3);  // another socket now
   app_tls_tx(7);
   EXPECT_FALSE(engine_.fd_state(7).app_managed);
@@ -476,8 +474,7 @@ TEST_F(EngineTest, OtherSendsTurnALeftOnFlagOff) {
   engine_.before_other_send(5);
   EXPECT_EQ(kernel_.queries, 1);
   app_tls_tx(8);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(8, true);
   engine_.before_other_send(8);
   EXPECT_EQ(kernel_.sets.size(), 2U);
 }
@@ -656,8 +653,7 @@ TEST_F(EngineTest, ALateCloseDoesNotForgetTheNumbersNewSocket) {
   const std::uint32_t epoch = engine_.close_epoch(7);
   engine_.forget(7);  // another thread's accept() got 7 ...
   app_tls_tx(7);      // ... made it kTLS and set the flag itself
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(7, true);
   engine_.after_close_since(7, epoch);  // the first close's late forget
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
   engine_.after_close_since(7, engine_.close_epoch(7));  // its own close
@@ -792,8 +788,7 @@ TEST_F(IntegrityTest, ChangeDuringSendIsAnEventAndQuarantines) {
 // KTLSTxZerocopySendfile) is as much at risk as one zctls set.
 TEST_F(IntegrityTest, AnApplicationsZerocopySendsAreCheckedToo) {
   app_tls_tx(8);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(8, true);
   config_.integrity.on_change = zctls::OnChange::abort;
   // A copy-rule file: the application's flag sends it zerocopy all the same.
   const zctls::SendTicket t = engine_.before_send(8, 11, nullptr);
@@ -808,8 +803,7 @@ TEST_F(IntegrityTest, AnApplicationsZerocopySendsAreCheckedToo) {
 
 TEST_F(IntegrityTest, AnApplicationsBytesInFlightAreCheckedAtClose) {
   app_tls_tx(8);
-  const unsigned int one = 1;
-  engine_.after_app_setsockopt(8, k::kSolTls, k::kTlsTxZerocopyRo, &one, sizeof one);
+  app_sets_flag(8, true);
   config_.integrity.on_change = zctls::OnChange::log;
   kernel_.progress = {100, 50};  // not all acknowledged
   sent(8, 10, nullptr, 4096);

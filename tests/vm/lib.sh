@@ -169,8 +169,7 @@ vm_prepare_kernel() {
     # (Another run may have fetched it while this one waited.)
     if [ ! -e "$kdir/.complete" ] || [ -n "${ZCTLS_VM_REFRESH:-}" ]; then
         vm_apt_update "$set"
-        pkg=$(vm_apt_depends "$set" "$meta" linux-image-) ||
-            true
+        pkg=$(vm_apt_depends "$set" "$meta" linux-image-)
         [ -n "$pkg" ] ||
             vm_die $VM_EXIT_SETUP "cannot resolve $meta in $set to a kernel package"
         local pkgs=("$pkg") dep
