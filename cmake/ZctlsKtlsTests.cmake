@@ -59,20 +59,42 @@ endfunction()
 # A script (not a gtest binary) that needs kTLS: registered as
 # ktls/<kernel>/<name> on each kernel, in that kernel's shared guest.
 # TIMEOUT (seconds, default 900) bounds it in the guest and in CTest; ARGS
-# are passed to it.
+# are passed to it.  USERLAND <suite> runs it chrooted into that Debian
+# suite's root (tests/vm/userland; zctls_userland() makes the root) and
+# names it ktls/<kernel>/<suite>/<name>.
 function(zctls_add_ktls_script name script)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "KERNELS;ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;USERLAND" "KERNELS;ARGS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 900)
   endif()
   math(EXPR ctest_timeout "${ARG_TIMEOUT} + 60")
   get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
+  set(userland "")
+  set(suffix ${name})
+  if(ARG_USERLAND)
+    set(userland ${PROJECT_SOURCE_DIR}/tests/vm/userland exec ${ARG_USERLAND} --)
+    set(suffix ${ARG_USERLAND}/${name})
+  endif()
   foreach(kernel IN LISTS ARG_KERNELS)
-    add_test(NAME ktls/${kernel}/${name}
+    add_test(NAME ktls/${kernel}/${suffix}
       COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first}
-              --timeout ${ARG_TIMEOUT} -- ${script} ${ARG_ARGS})
-    set_tests_properties(ktls/${kernel}/${name} PROPERTIES
-      LABELS ktls FIXTURES_REQUIRED vm-${kernel} SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
+              --timeout ${ARG_TIMEOUT} -- ${userland} ${script} ${ARG_ARGS})
+    set(fixtures vm-${kernel})
+    if(ARG_USERLAND)
+      list(APPEND fixtures userland-${ARG_USERLAND})
+    endif()
+    set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES
+      LABELS ktls FIXTURES_REQUIRED "${fixtures}" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
       ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
   endforeach()
+endfunction()
+
+# The cached root of a Debian suite for USERLAND tests: a fixture, made
+# (or found fresh) once per CTest run.
+function(zctls_userland suite)
+  add_test(NAME userland/${suite}/prepare
+    COMMAND ${PROJECT_SOURCE_DIR}/tests/vm/userland prepare ${suite})
+  set_tests_properties(userland/${suite}/prepare PROPERTIES
+    FIXTURES_SETUP userland-${suite} LABELS "ktls;vm" TIMEOUT 900
+    ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
 endfunction()

@@ -11,7 +11,6 @@ and zctls stats must agree with strace.  Environment: ZCTLS_BUILD_DIR.
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverlib as sl  # noqa: E402
@@ -63,18 +62,7 @@ class SServerE2E(sl.ServerE2E):
                          "never for the others (fresh sockets start off)")
 
     def run(self):
-        started = time.time()
-        try:
-            self.make_files(FILES)
-            self.write_zctls_config()
-            self.start()
-            self.versions()
-        finally:
-            if self.server is not None:
-                self.server.stop()
-            self.cleanup([os.path.join(self.work, "s_server.out")])
-            print("s_server e2e: %.0f s" % (time.time() - started))
-        return self.c.finish()
+        return self.run_server(FILES, [self.versions], [os.path.join(self.work, "s_server.out")])
 
 
 if __name__ == "__main__":

@@ -120,9 +120,15 @@ def free_port():
 # Every cipher Linux kTLS implements (linux/tls.h TLS_CIPHER_*: AES-GCM-128,
 # AES-GCM-256, AES-CCM-128, ChaCha20-Poly1305; SM4 and ARIA have no TLS
 # suite in OpenSSL 3.0), over TLS 1.2 and 1.3: (version, name, curl options,
-# whether OpenSSL hands it to the kernel).  OpenSSL 3.0 keeps TLS 1.3
-# AES-CCM in user space (ssl/ktls.c: "broken on 5.x kernels"), so that
-# connection must work without kTLS and without the shim doing anything.
+# whether OpenSSL hands it to the kernel).  OpenSSL 3.0 (Debian 12) keeps
+# TLS 1.3 AES-CCM in user space (ssl/ktls.c: "broken on 5.x kernels"), so
+# that connection must work without kTLS and without the shim doing
+# anything; OpenSSL 3.5 (Debian 13, measured with 3.5.9) hands it to the
+# kernel like the others.  The servers and this process load the same
+# libssl (the userland's).
+TLS13_CCM_IN_KERNEL = ssl.OPENSSL_VERSION_INFO >= (3, 5)
+
+
 def _tls12(name):
     return ("1.2", name, ["--tls-max", "1.2", "--ciphers", name], True)
 
@@ -139,7 +145,7 @@ CIPHERS = [
     _tls13("TLS_AES_128_GCM_SHA256"),
     _tls13("TLS_AES_256_GCM_SHA384"),
     _tls13("TLS_CHACHA20_POLY1305_SHA256"),
-    _tls13("TLS_AES_128_CCM_SHA256", ktls=False),
+    _tls13("TLS_AES_128_CCM_SHA256", ktls=TLS13_CCM_IN_KERNEL),
 ]
 SERVER_TLS13_SUITES = ("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
                        "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256")
@@ -366,6 +372,7 @@ class ServerE2E:
     Subclasses start self.server (a StraceServer) and run phases."""
 
     def __init__(self, name):
+        self.name = name
         self.c = Checks()
         self.work = tempfile.mkdtemp(dir="/tmp", prefix=name + "-")
         os.chmod(self.work, 0o755)
@@ -380,12 +387,31 @@ class ServerE2E:
         self.digests = make_tree(self.www, files)
         self.created = time.time()
 
-    def write_zctls_config(self, stats_dir=None):
+    def run_server(self, files, steps, logs):
+        """The whole run of a one-process server test: the tree, the
+        config, self.start(), each step, then stop and clean up; the exit
+        status."""
+        started = time.time()
+        try:
+            self.make_files(files)
+            self.write_zctls_config()
+            self.start()
+            for step in steps:
+                step()
+        finally:
+            if self.server is not None:
+                self.server.stop()
+            self.cleanup(logs)
+            print("%s: %.0f s" % (self.name, time.time() - started))
+        return self.c.finish()
+
+    def write_zctls_config(self, stats_dir=None, top=""):
         """The shipped static-site config, for this tree, counting into
-        self.stats (or `stats_dir`; "" keeps counters private).  Written
-        whole and renamed into place, as a deploy should."""
+        self.stats (or `stats_dir`; "" keeps counters private), with `top`
+        (top-level keys) first.  Written whole and renamed into place, as a
+        deploy should."""
         with open(os.path.join(EXAMPLES_DIR, "zctls-static-site.toml")) as f:
-            toml = f.read().replace("/var/www/site", self.www)
+            toml = top + f.read().replace("/var/www/site", self.www)
         self.config = os.path.join(self.work, "zctls.toml")
         with open(self.config + ".new", "w") as f:
             f.write(toml + '\n[stats]\ndir = "%s"\n'

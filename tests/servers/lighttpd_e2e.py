@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Debian's lighttpd (mod_openssl with kTLS) under zctls on a kTLS kernel.
+
+lighttpd turns kTLS on through its OpenSSL configuration command
+(ssl.openssl.ssl-conf-cmd "Options" => "+KTLS"; from 1.4.7x also by
+itself where the kernel has the tls ULP) and then sends the rest of a file
+body with SSL_sendfile, which is sendfile(2) on the kTLS socket, after the
+response headers and the body's first chunk went out through SSL_write
+(src/mod_openssl.c, mod_openssl_write_cq_sendfile): small files never reach
+sendfile.  It runs as Debian's package runs it (started as root, drops to
+www-data), in one process, under `zctls run` with the rules of
+examples/zctls-static-site.toml.
+
+lighttpd >= 1.4.70 built with OpenSSL >= 3.2 sets
+SSL_OP_ENABLE_KTLS_TX_ZEROCOPY_SENDFILE unconditionally (NEWS 1.4.70): so
+Debian 13's 1.4.79 turns TLS_TX_ZEROCOPY_RO on for every kTLS connection
+and the app_flag modes decide (respect: every file zerocopy, one warning;
+govern: the rules), while Debian 12's 1.4.69 (OpenSSL 3.0) leaves the flag
+to zctls.  1.4.77 made TLSv1.3 the default minimum; the config below
+allows TLSv1.2 so that both versions are tested.
+
+As in nginx_e2e.py, the flag of every sendfile(2) comes from strace of the
+server, bytes from curl, and zctls stats must agree with strace.
+Environment: ZCTLS_BUILD_DIR.
+"""
+
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serverlib as sl  # noqa: E402
+
+MiB = 1 << 20
+FILES = {"assets/size-4097.bin": 4097, "assets/size-1048576.bin": MiB,
+         "assets/size-4194307.bin": 4 * MiB + 3, "uploads/size-4097.bin": 4097,
+         "uploads/size-2097153.bin": 2 * MiB + 1, "index.html": 1200}
+# One keep-alive connection per TLS version: zerocopy and copy files in turn.
+ORDER = ["assets/size-1048576.bin", "uploads/size-4097.bin", "assets/size-4194307.bin",
+         "index.html", "assets/size-4097.bin", "uploads/size-2097153.bin"]
+
+
+class LighttpdE2E(sl.ServerE2E):
+    def __init__(self):
+        super().__init__("lighttpd-e2e")
+
+    def start(self):
+        cert, key = sl.make_certificate(self.work)
+        self.error_log = os.path.join(self.work, "error.log")
+        # lighttpd opens its error log after dropping to www-data.
+        open(self.error_log, "w").close()
+        shutil.chown(self.error_log, "www-data", "www-data")
+        conf = os.path.join(self.work, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write('server.modules = ("mod_openssl")\n'
+                    'server.document-root = "%s"\n'
+                    'server.bind = "127.0.0.1"\n'
+                    'server.port = %d\n'
+                    'server.errorlog = "%s"\n'
+                    'server.pid-file = "%s"\n'
+                    'server.username = "www-data"\n'
+                    'server.groupname = "www-data"\n'
+                    'server.max-keep-alive-requests = 1000\n'
+                    'mimetype.assign = ("" => "application/octet-stream")\n'
+                    'ssl.engine = "enable"\n'
+                    'ssl.pemfile = "%s"\n'
+                    'ssl.privkey = "%s"\n'
+                    'ssl.openssl.ssl-conf-cmd = ("Options" => "+KTLS",'
+                    ' "MinProtocol" => "TLSv1.2")\n'
+                    % (self.www, self.port, self.error_log,
+                       os.path.join(self.work, "lighttpd.pid"), cert, key))
+        r = subprocess.run(["lighttpd", "-tt", "-f", conf], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        self.c.equal(r.returncode, 0, "lighttpd -tt accepts the config")
+        if r.returncode != 0:
+            print(r.stdout)
+        version = subprocess.run(["lighttpd", "-v"], stdout=subprocess.PIPE, text=True).stdout
+        print(version.splitlines()[0] if version else "lighttpd -v printed nothing")
+        m = re.search(r"lighttpd/(\d+)\.(\d+)\.(\d+)", version)
+        self.c.check(m, "lighttpd -v names its version", version)
+        self.app_sets_flag = bool(m) and tuple(int(x) for x in m.groups()) >= (1, 4, 70) \
+            and ssl.OPENSSL_VERSION_INFO >= (3, 2)
+        print("lighttpd sets TLS_TX_ZEROCOPY_RO itself: %s (%s)"
+              % ("yes" if self.app_sets_flag else "no", ssl.OPENSSL_VERSION))
+        self.server = sl.StraceServer(self.work, "lighttpd", ["lighttpd", "-D", "-f", conf],
+                                      config=self.config)
+        if not sl.wait_for_port(self.port):
+            with open(os.path.join(self.work, "lighttpd.out"), errors="replace") as out, \
+                    open(self.error_log, errors="replace") as log:
+                raise sl.Failure("lighttpd did not start: " + out.read()[-1000:] +
+                                 log.read()[-1000:])
+        self.wait_settled()
+
+    def versions(self, mode=None):
+        """Both TLS versions, one keep-alive connection each; `mode` is the
+        app_flag in force where lighttpd sets the flag itself."""
+        for version, opts in (("1.2", ["--tls-max", "1.2"]), ("1.3", ["--tlsv1.3"])):
+            label = "lighttpd TLS " + version + (", app_flag = " + mode if mode else "")
+            trace, f = self.phase(label, lambda: sl.fetch(self.port, ORDER, extra=opts))
+            self.check_fetch(f, label)
+            self.c.equal(f.cipher[0] if f.cipher else None, "TLSv" + version, label + ": negotiated")
+            self.c.equal(len(set(f.ports)), 1, label + ": one keep-alive connection")
+            port = f.ports[0]
+            sends = trace.for_port(port)
+            for rel in ORDER:
+                path = os.path.join(self.www, rel)
+                if os.path.getsize(path) > MiB // 2:
+                    sent = sum(max(s.result, 0) for s in sends if s.path == path)
+                    self.c.check(sent > 0, label + ": %s went (after its first chunk) by "
+                                 "sendfile on the kTLS socket" % rel, "sent %d" % sent)
+            sets = trace.flag_sets.get(port, [])
+            if mode == "respect":
+                self.c.check(sends and all(s.flag == 1 for s in sends),
+                             label + ": every file went zerocopy, as lighttpd set it (strace)",
+                             "%s" % sends[:4])
+                self.c.equal(sets, [1], label + ": lighttpd set the flag, zctls nothing (strace)")
+            else:
+                self.check_flags(trace, label, {port})
+                if mode == "govern":
+                    self.c.check(sets[:1] == [1] and 0 in sets, label + ": lighttpd set the "
+                                 "flag, zctls turned it off for the copy-rule files (strace)",
+                                 "sets %s" % sets)
+
+    def app_flag_modes(self):
+        log = os.path.join(self.work, "lighttpd.out")
+        self.versions("respect")
+        with open(log, errors="replace") as f:
+            said = [l for l in f if "KTLSTxZerocopySendfile" in l]
+        self.c.check(len(said) == 1 and "warn: " in said[0] and 'app_flag = "respect"' in said[0],
+                     "one warning naming KTLSTxZerocopySendfile and the mode", "%s" % said)
+        loads = self.stats_totals()["config_loads"]
+        self.write_zctls_config(top='app_flag = "govern"\n')
+        # The running process reloads it at a send, once the file has been
+        # quiet for a second: send until it has.
+        deadline = time.time() + 60
+        while self.stats_totals()["config_loads"] == loads and time.time() < deadline:
+            sl.fetch(self.port, ["assets/size-1048576.bin"])
+            time.sleep(0.5)
+        self.c.check(self.stats_totals()["config_loads"] > loads,
+                     "lighttpd's process reloaded the config with app_flag = govern")
+        self.versions("govern")
+
+    def run(self):
+        # After start(): whether lighttpd sets the flag itself is known then.
+        return self.run_server(FILES, [lambda: self.app_flag_modes() if self.app_sets_flag
+                                       else self.versions()],
+                               [os.path.join(self.work, "error.log"),
+                                os.path.join(self.work, "lighttpd.out")])
+
+
+if __name__ == "__main__":
+    sl.main_guard(lambda: LighttpdE2E().run())
