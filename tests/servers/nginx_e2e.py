@@ -19,7 +19,9 @@ per file); every size class 0 B .. 100 MiB around the 2 MiB
 sendfile_max_chunk; range requests at unaligned offsets; 64 concurrent
 clients; `nginx -s reload` during traffic; `aio threads` with open_file_cache;
 a binary upgrade (USR2, QUIT) during traffic; an in-place write while a
-response waits in a stalled socket.
+response waits in a stalled socket; HTTP/2; OpenSSL's own
+KTLSTxZerocopySendfile in both app_flag modes (OpenSSL >= 3.2); [stats]
+dir = "".  --phases picks some.
 Runs where kTLS is (tests/vm/session exec).  Environment: ZCTLS_BUILD_DIR.
 """
 
@@ -453,6 +455,53 @@ class NginxE2E(sl.ServerE2E):
                      "workers under [stats] dir = \"\" made no stats file anywhere",
                      "workers %s, files of %s" % (workers, workers & anywhere))
 
+    def http2(self):
+        """HTTP/2 over kTLS (issue 19 #4).  Measured with nginx 1.22.1 and
+        1.26.3: an h2 connection's TX goes to kTLS like an HTTP/1.1 one, and
+        file bodies go out by sendfile(2) there too, one call per DATA frame
+        payload of at most http2_chunk_size (8 KiB by default; 1 MiB = 128
+        calls, against 1 per 2 MiB over HTTP/1.1 with sendfile_max_chunk
+        2m).  So zctls acts on HTTP/2 responses as on HTTP/1.1 ones, with
+        its per-send checks that many times more often."""
+        version = subprocess.run(["nginx", "-v"], stderr=subprocess.PIPE, text=True).stderr
+        m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
+        new_style = m and tuple(int(x) for x in m.groups()) >= (1, 25, 1)
+        with open(self.site) as f:
+            original = f.read()
+        if new_style:  # 1.25.1 replaced "listen ... http2" by the http2 directive
+            site, n = re.subn(r"sendfile on;", "sendfile on;\n    http2 on;", original, count=1)
+        else:
+            site, n = re.subn(r"listen (127\.0\.0\.1:\d+) ssl;", r"listen \1 ssl http2;",
+                              original)
+        self.c.equal(n, 1, "HTTP/2 turned on in the site config (%s)" % version.strip())
+        files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097, "index.html"]
+        with open(self.site, "w") as f:
+            f.write(site)
+        try:
+            self.c.equal(self.nginx_signal("reload"), 0, "nginx -s reload with HTTP/2")
+            time.sleep(3)
+            trace, f = self.phase("HTTP/2", lambda: sl.fetch(self.port, files,
+                                                            extra=["--http2"]))
+            self.check_fetch(f, "HTTP/2")
+            self.c.equal({r["http_version"] for r in f.results}, {"2"}, "HTTP/2: negotiated h2")
+            port = f.ports[0]
+            self.c.check(port in trace.ktls_ports, "HTTP/2: the connection's TX is kTLS (strace)")
+            self.check_flags(trace, "HTTP/2", {port})
+            for rel in files:
+                path = os.path.join(self.www, rel)
+                sends = [s for s in trace.for_port(port) if s.path == path]
+                sent = sum(max(s.result, 0) for s in sends)
+                biggest = max((s.count for s in sends), default=0)
+                self.c.check(sent == os.path.getsize(path) and biggest <= 8192,
+                             "HTTP/2: %s went by sendfile in %d calls of at most 8 KiB "
+                             "(http2_chunk_size)" % (rel, len(sends)),
+                             "sent %d, largest call %d" % (sent, biggest))
+        finally:
+            with open(self.site, "w") as f:
+                f.write(original)
+            self.nginx_signal("reload")
+            time.sleep(3)
+
     def app_flag(self):
         """OpenSSL's own zerocopy option (issue 19 #3): with
         `ssl_conf_command Options KTLS,KTLSTxZerocopySendfile;` OpenSSL >= 3.2
@@ -572,8 +621,8 @@ class NginxE2E(sl.ServerE2E):
             self.write_configs()
             self.start()
             steps = [self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
-                     self.aio_threads, self.upgrade, self.write_in_flight, self.app_flag,
-                     self.private_counters]
+                     self.aio_threads, self.upgrade, self.write_in_flight, self.http2,
+                     self.app_flag, self.private_counters]
             # --phases ciphers,ranges or ZCTLS_E2E_PHASES=...: a subset (the
             # kernel-only runs of the matrix, the package install test).
             # All of them by default, app_flag only where OpenSSL has the

@@ -196,17 +196,19 @@ def fetch(port, paths, extra=(), ranges=None, timeout=600):
         cmd += list(extra)
         if ranges and ranges[i]:
             cmd += ["-r", ranges[i]]
-        cmd += ["-w", "%{http_code} %{size_download} %{local_port}\\n",
+        cmd += ["-w", "%{http_code} %{size_download} %{local_port} %{http_version}\\n",
                 "-o", os.path.join(outdir, str(i)), "https://127.0.0.1:%d/%s" % (port, p)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=timeout + 60)
     lines = proc.stdout.split("\n")
     results, ports = [], []
     for i, p in enumerate(paths):
-        status, size, local_port = ((lines[i].split() if i < len(lines) else []) + ["0"] * 3)[:3]
+        status, size, local_port, http = ((lines[i].split() if i < len(lines) else [])
+                                          + ["0"] * 4)[:4]
         body = os.path.join(outdir, str(i))
         digest = sha256_of_file(body) if os.path.exists(body) else None
-        results.append({"path": p, "status": int(status), "size": int(size), "sha256": digest})
+        results.append({"path": p, "status": int(status), "size": int(size), "sha256": digest,
+                        "http_version": http})
         ports.append(int(local_port))
     shutil.rmtree(outdir, ignore_errors=True)
     m = re.search(r"SSL connection using (\S+) / (\S+)", proc.stderr)
