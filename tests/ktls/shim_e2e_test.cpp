@@ -179,6 +179,8 @@ TEST_F(ShimE2E, AnApplicationsFlagIsRespectedAndSaidOnce) {
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << "only the application's own call";
   EXPECT_EQ(zctls_e2e::count(r.err, "KTLSTxZerocopySendfile"), 1) << r.err;
   EXPECT_NE(r.err.find("app_flag = \"respect\""), std::string::npos) << r.err;
+  // A warning: the rules do not reach this socket.
+  EXPECT_NE(r.err.find("warn: fd "), std::string::npos) << r.err;
 }
 
 // app_flag = "govern": the rules decide the application's flag too, before
@@ -196,6 +198,7 @@ TEST_F(ShimE2E, GovernedApplicationFlagFollowsTheRules) {
     // The application's 1, then zctls's: off, on, off.
     EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1, 0})) << r.strace;
     EXPECT_NE(r.err.find("app_flag = \"govern\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("notice: fd "), std::string::npos) << "a notice: the rules apply" << r.err;
   }
 }
 

@@ -17,7 +17,7 @@ import serverlib as sl  # noqa: E402
 
 MiB = 1 << 20
 FILES = {"assets/size-4097.bin": 4097, "assets/size-2097153.bin": 2 * MiB + 1,
-         "assets/size-16777219.bin": 16 * MiB + 3, "uploads/size-4097.bin": 4097,
+         "assets/size-4194307.bin": 4 * MiB + 3, "uploads/size-4097.bin": 4097,
          "uploads/size-2097153.bin": 2 * MiB + 1, "index.html": 1200}
 
 
