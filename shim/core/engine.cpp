@@ -289,7 +289,7 @@ bool Engine::app_flag_send(int out_fd, int in_fd, FdState& state, const Config* 
     // A warning where the rules do not reach those sockets (respect, or no
     // config): files under copy rules go zerocopy there.
     if (!app_flag_said_.exchange(true, std::memory_order_relaxed))
-      log(cfg != nullptr && mode == AppFlag::govern ? LogLevel::notice : LogLevel::warn,
+      log(mode == AppFlag::govern ? LogLevel::notice : LogLevel::warn,
           "fd %d: the application sets TLS_TX_ZEROCOPY_RO itself (%s; OpenSSL's "
           "KTLSTxZerocopySendfile option does so on every connection); app_flag = \"%s\": %s",
           out_fd, state.flag_on ? "on" : "off", to_string(mode).data(),

@@ -25,7 +25,6 @@ Environment: ZCTLS_BUILD_DIR.
 """
 
 import os
-import re
 import shutil
 import ssl
 import subprocess
@@ -78,12 +77,11 @@ class LighttpdE2E(sl.ServerE2E):
         self.c.equal(r.returncode, 0, "lighttpd -tt accepts the config")
         if r.returncode != 0:
             print(r.stdout)
-        version = subprocess.run(["lighttpd", "-v"], stdout=subprocess.PIPE, text=True).stdout
-        print(version.splitlines()[0] if version else "lighttpd -v printed nothing")
-        m = re.search(r"lighttpd/(\d+)\.(\d+)\.(\d+)", version)
-        self.c.check(m, "lighttpd -v names its version", version)
-        self.app_sets_flag = bool(m) and tuple(int(x) for x in m.groups()) >= (1, 4, 70) \
-            and ssl.OPENSSL_VERSION_INFO >= (3, 2)
+        text, version = sl.program_version(["lighttpd", "-v"], "lighttpd")
+        print(text.splitlines()[0] if text else "lighttpd -v printed nothing")
+        self.c.check(version, "lighttpd -v names its version", text)
+        self.app_sets_flag = bool(version) and version >= (1, 4, 70) \
+            and sl.OPENSSL_HAS_ZEROCOPY_OPTION
         print("lighttpd sets TLS_TX_ZEROCOPY_RO itself: %s (%s)"
               % ("yes" if self.app_sets_flag else "no", ssl.OPENSSL_VERSION))
         self.server = sl.StraceServer(self.work, "lighttpd", ["lighttpd", "-D", "-f", conf],

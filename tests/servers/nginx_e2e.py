@@ -25,6 +25,7 @@ dir = "".  --phases picks some.
 Runs where kTLS is (tests/vm/session exec).  Environment: ZCTLS_BUILD_DIR.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -171,6 +172,25 @@ class NginxE2E(sl.ServerE2E):
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], stdout=subprocess.PIPE,
                              text=True).stdout
         return master, {int(p) for p in out.split()}
+
+    @contextlib.contextmanager
+    def site_edited(self, pattern, repl, what, count=0):
+        """The site config with `pattern` replaced (once: checked), nginx
+        reloaded onto it for the body of the `with`; then the original
+        config back and reloaded."""
+        with open(self.site) as f:
+            original = f.read()
+        site, n = re.subn(pattern, repl, original, count=count)
+        self.c.equal(n, 1, "site config: %s" % what)
+        with open(self.site, "w") as f:
+            f.write(site)
+        try:
+            self.reload_workers(what)
+            yield
+        finally:
+            with open(self.site, "w") as f:
+                f.write(original)
+            self.reload_workers("with the site config as before")
 
     def reload_workers(self, what):
         """nginx -s reload, then wait until none of the old workers is left
@@ -475,22 +495,13 @@ class NginxE2E(sl.ServerE2E):
         calls, against 1 per 2 MiB over HTTP/1.1 with sendfile_max_chunk
         2m).  So zctls acts on HTTP/2 responses as on HTTP/1.1 ones, with
         its per-send checks that many times more often."""
-        version = subprocess.run(["nginx", "-v"], stderr=subprocess.PIPE, text=True).stderr
-        m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", version)
-        new_style = m and tuple(int(x) for x in m.groups()) >= (1, 25, 1)
-        with open(self.site) as f:
-            original = f.read()
-        if new_style:  # 1.25.1 replaced "listen ... http2" by the http2 directive
-            site, n = re.subn(r"sendfile on;", "sendfile on;\n    http2 on;", original, count=1)
+        text, version = sl.program_version(["nginx", "-v"], "nginx")
+        if version and version >= (1, 25, 1):  # 1.25.1 replaced "listen ... http2" by "http2 on"
+            edit = (r"sendfile on;", "sendfile on;\n    http2 on;", 1)
         else:
-            site, n = re.subn(r"listen (127\.0\.0\.1:\d+) ssl;", r"listen \1 ssl http2;",
-                              original)
-        self.c.equal(n, 1, "HTTP/2 turned on in the site config (%s)" % version.strip())
+            edit = (r"listen (127\.0\.0\.1:\d+) ssl;", r"listen \1 ssl http2;", 0)
         files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097, "index.html"]
-        with open(self.site, "w") as f:
-            f.write(site)
-        try:
-            self.reload_workers("with HTTP/2")
+        with self.site_edited(edit[0], edit[1], "HTTP/2 on (%s)" % text, count=edit[2]):
             trace, f = self.phase("HTTP/2", lambda: sl.fetch(self.port, files,
                                                             extra=["--http2"]))
             self.check_fetch(f, "HTTP/2")
@@ -507,10 +518,6 @@ class NginxE2E(sl.ServerE2E):
                              "HTTP/2: %s went by sendfile in %d calls of at most 8 KiB "
                              "(http2_chunk_size)" % (rel, len(sends)),
                              "sent %d, largest call %d" % (sent, biggest))
-        finally:
-            with open(self.site, "w") as f:
-                f.write(original)
-            self.reload_workers("without HTTP/2")
 
     def app_flag(self):
         """OpenSSL's own zerocopy option (issue 19 #3): with
@@ -522,14 +529,9 @@ class NginxE2E(sl.ServerE2E):
         both; error.log has one warning per worker under respect, naming
         the option (under govern it is a notice, below the shipped config's
         level)."""
-        if ssl.OPENSSL_VERSION_INFO < (3, 2):
+        if not sl.OPENSSL_HAS_ZEROCOPY_OPTION:
             raise sl.Failure("app_flag: %s has no KTLSTxZerocopySendfile (OpenSSL >= 3.2)"
                              % ssl.OPENSSL_VERSION)
-        with open(self.site) as f:
-            original = f.read()
-        site, n = re.subn(r"ssl_conf_command Options KTLS;",
-                          "ssl_conf_command Options KTLS,KTLSTxZerocopySendfile;", original)
-        self.c.equal(n, 1, "the site config has the one 'Options KTLS' line to extend")
         files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097,
                  "assets/size-%d.bin" % MiB, "index.html"]
 
@@ -537,7 +539,7 @@ class NginxE2E(sl.ServerE2E):
             self.write_zctls_config(top='app_flag = "%s"\n' % mode)
             time.sleep(3)  # the running workers read it (two checks a second apart)
             log_start = os.path.getsize(self.error_log)
-            workers = self.reload_workers("with KTLSTxZerocopySendfile, app_flag = %s" % mode)
+            workers = self.reload_workers("with app_flag = %s" % mode)
             before = self.stats_totals()
             trace, f = self.phase("app_flag = " + mode, lambda: sl.fetch(self.port, files))
             after = self.stats_totals()
@@ -585,17 +587,14 @@ class NginxE2E(sl.ServerE2E):
                          label + ": one warning per worker that met such a socket, naming the "
                          "option and the mode", "\n".join(said[:4]) or "none")
 
-        with open(self.site, "w") as f:
-            f.write(site)
         try:
-            run_mode("respect")
-            run_mode("govern")
+            with self.site_edited(r"ssl_conf_command Options KTLS;",
+                                  "ssl_conf_command Options KTLS,KTLSTxZerocopySendfile;",
+                                  "Options KTLS,KTLSTxZerocopySendfile"):
+                run_mode("respect")
+                run_mode("govern")
         finally:
-            with open(self.site, "w") as f:
-                f.write(original)
             self.write_zctls_config()
-            time.sleep(3)
-            self.reload_workers("with the site and config as before")
 
     def stop(self):
         if self.server is not None:
@@ -636,7 +635,7 @@ class NginxE2E(sl.ServerE2E):
             # All of them by default, app_flag only where OpenSSL has the
             # option it tests.
             wanted = self.phases or os.environ.get("ZCTLS_E2E_PHASES")
-            if not wanted and ssl.OPENSSL_VERSION_INFO < (3, 2):
+            if not wanted and not sl.OPENSSL_HAS_ZEROCOPY_OPTION:
                 print("-- app_flag: skipped, %s has no KTLSTxZerocopySendfile"
                       % ssl.OPENSSL_VERSION)
                 steps.remove(self.app_flag)

@@ -127,6 +127,16 @@ def free_port():
 # kernel like the others.  The servers and this process load the same
 # libssl (the userland's).
 TLS13_CCM_IN_KERNEL = ssl.OPENSSL_VERSION_INFO >= (3, 5)
+# KTLSTxZerocopySendfile (SSL_OP_ENABLE_KTLS_TX_ZEROCOPY_SENDFILE): OpenSSL >= 3.2.
+OPENSSL_HAS_ZEROCOPY_OPTION = ssl.OPENSSL_VERSION_INFO >= (3, 2)
+
+
+def program_version(argv, name):
+    """(text, (major, minor, patch) or None) from what `argv` prints
+    (stdout or stderr) as NAME/x.y.z, as `nginx -v` and `lighttpd -v` do."""
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    m = re.search(re.escape(name) + r"/(\d+)\.(\d+)\.(\d+)", r.stdout)
+    return r.stdout.strip(), tuple(int(x) for x in m.groups()) if m else None
 
 
 def _tls12(name):
