@@ -14,6 +14,15 @@
 
 set(ZCTLS_VM_CACHE_DIR "${PROJECT_BINARY_DIR}/vm" CACHE PATH "kTLS bench cache (kernels, sessions)")
 set(ZCTLS_TEST_RESULTS_DIR "${PROJECT_BINARY_DIR}/test-results")
+# vCPUs of each guest CTest boots.  CTest runs up to --parallel tests, so
+# up to that many guests, at once: their vCPUs must not outnumber the
+# host's cores.  Measured on 2 cores (qemu TCG), nginx-e2e's phases: 145 s
+# alone with 2 vCPUs, 580 s beside another 2-vCPU guest, 194 s beside
+# another with 1 vCPU each (a descheduled vCPU holding a guest lock stalls
+# the other).
+set(ZCTLS_VM_CPUS 1 CACHE STRING "vCPUs of each guest CTest boots (tests/vm/run: ZCTLS_VM_CPUS)")
+set(ZCTLS_VM_TEST_ENV
+  "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR};ZCTLS_VM_CPUS=${ZCTLS_VM_CPUS}")
 set(_zctls_session "${PROJECT_SOURCE_DIR}/tests/vm/session")
 
 function(zctls_ktls_sessions)
@@ -26,10 +35,10 @@ function(zctls_ktls_sessions)
     add_test(NAME vm/${kernel}/stop COMMAND ${_zctls_session} stop --kernel ${kernel})
     set_tests_properties(vm/${kernel}/start PROPERTIES
       FIXTURES_SETUP vm-${kernel} LABELS "ktls;vm" TIMEOUT 900
-      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
+      ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
     set_tests_properties(vm/${kernel}/stop PROPERTIES
       FIXTURES_CLEANUP vm-${kernel} LABELS "ktls;vm" TIMEOUT 120
-      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
+      ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
   endforeach()
   set_property(GLOBAL PROPERTY ZCTLS_FIRST_KERNEL ${first})
 endfunction()
@@ -85,7 +94,7 @@ function(zctls_add_ktls_script name script)
     endif()
     set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES
       LABELS ktls FIXTURES_REQUIRED "${fixtures}" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
-      ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
+      ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
   endforeach()
 endfunction()
 
@@ -96,5 +105,5 @@ function(zctls_userland suite)
     COMMAND ${PROJECT_SOURCE_DIR}/tests/vm/userland prepare ${suite})
   set_tests_properties(userland/${suite}/prepare PROPERTIES
     FIXTURES_SETUP userland-${suite} LABELS "ktls;vm" TIMEOUT 900 SKIP_RETURN_CODE 77
-    ENVIRONMENT "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR}")
+    ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
 endfunction()
