@@ -51,6 +51,9 @@ class MemoryKernel final : public zctls::KernelPort {
   k::TxKind query_tx(int fd) noexcept override {
     return fd < 100 ? k::TxKind::not_ktls : k::TxKind::ktls_tx;
   }
+  // Device offload: the sockets zctls works on (software ones cost a
+  // counted return).
+  k::TxOffload tx_offload(int) noexcept override { return k::TxOffload::device; }
   k::FlagState get_zerocopy(int) noexcept override { return {0, false}; }
   int set_zerocopy(int, bool) noexcept override { return 0; }
   std::int64_t realtime_ns() noexcept override { return 1'800'000'000'000'000'000; }

@@ -19,8 +19,9 @@
 // each made one send: the per-fd state of a busy server.
 //
 // Prints one line of key=value: sends, bytes, cpu_us (user+system of the
-// sending process), wall_us, rss_kb (VmRSS at the end), rss_before_kb (after
-// setup, before the first send), pid (the sender's, for callgrind's files).
+// sending process), wall_us, rss_kb (VmRSS at the end), rss_anon_kb (its
+// anonymous part), rss_before_kb (after setup, before the first send), pid
+// (the sender's, for callgrind's files).
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -68,13 +69,18 @@ struct Options {
   std::exit(2);
 }
 
-long rss_kb() {
+// A line of /proc/self/status in KiB: "VmRSS:" (all resident pages) or
+// "RssAnon:" (anonymous ones: the heap, bss and relocated data, not the
+// libraries' text).
+long status_kb(const char* field = "VmRSS:") {
   std::ifstream status("/proc/self/status");
   std::string line;
+  const std::size_t len = std::strlen(field);
   while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+    if (line.compare(0, len, field) == 0) return std::atol(line.c_str() + len);
   return -1;
 }
+long rss_kb() { return status_kb(); }
 
 bool make_ktls(int fd) {
   k::KeyMaterial key;
@@ -324,6 +330,7 @@ int main(int argc, char** argv) {
                            .count();
   const long cpu = cpu_us() - cpu_start;
   const long rss = rss_kb();
+  const long anon = status_kb("RssAnon:");
 
   Result total;
   for (const auto& r : results) {
@@ -355,8 +362,10 @@ int main(int argc, char** argv) {
     for (const auto& p : paths) unlink(p.c_str());
     rmdir(made_dir.c_str());
   }
-  std::printf("sends=%ld bytes=%lld cpu_us=%ld wall_us=%lld rss_kb=%ld rss_before_kb=%ld pid=%d\n",
-              total.sends, total.bytes, cpu, static_cast<long long>(wall_us), rss, rss_before,
-              static_cast<int>(getpid()));
+  std::printf(
+      "sends=%ld bytes=%lld cpu_us=%ld wall_us=%lld rss_kb=%ld rss_anon_kb=%ld rss_before_kb=%ld "
+      "pid=%d\n",
+      total.sends, total.bytes, cpu, static_cast<long long>(wall_us), rss, anon, rss_before,
+      static_cast<int>(getpid()));
   return 0;
 }

@@ -19,7 +19,8 @@ std::string format_check(const std::string& source, const ConfigResult& result) 
          (c.rules.size() == 1 ? "" : "s") + ", default " +
          (c.default_zerocopy ? "zerocopy" : "copy") + ", on_change " +
          std::string(to_string(c.integrity.on_change)) + ", kernel_quirks " +
-         std::string(to_string(c.integrity.kernel_quirks)) + "\n";
+         std::string(to_string(c.integrity.kernel_quirks)) + ", offload " +
+         std::string(to_string(c.kernel.offload)) + "\n";
 }
 
 namespace {

@@ -144,9 +144,16 @@ int check_command(int argc, char** argv) {
   const std::string report = zctls::cli::format_check(path, result);
   std::fputs(report.c_str(), result.config ? stdout : stderr);
   // Valid, but with rules that never decide anything: warnings, exit 0.
-  if (result.config)
+  if (result.config) {
     for (const std::string& w : zctls::cli::lint_rules(*result.config))
       std::fprintf(stderr, "%s\n", w.c_str());
+    if (const std::string& dir = result.config->stats.textfile_dir; !dir.empty())
+      std::fprintf(stderr,
+                   "%s: warning: [stats] textfile_dir is ignored: servers no longer write the "
+                   "textfile; run `zctls stats --textfile %s` from a timer "
+                   "(examples/systemd/zctls-textfile.timer)\n",
+                   path.c_str(), dir.c_str());
+  }
   return result.config ? 0 : 1;
 }
 
@@ -236,8 +243,8 @@ int stats_command(int argc, char** argv) {
     return 1;
   }
   if (!textfile_dir.empty()) {
-    // The shim refreshes the textfile only from its send path; run from a
-    // timer, this keeps it current while the servers are idle.
+    // Servers never write the textfile (no file I/O in their sendfile):
+    // this, run from a timer, is what keeps it current.
     const int err = zctls::write_textfile(textfile_dir, zctls::prometheus_text(all));
     if (err != 0) {
       std::fprintf(stderr, "zctls: stats --textfile: cannot write %s/zctls.prom: %s\n",

@@ -1,5 +1,4 @@
-// `zctls stats`'s table and JSON (the Prometheus text is in core: the shim
-// writes it too, for [stats] textfile_dir).
+// `zctls stats`'s table and JSON (the Prometheus text: stats_dir.cpp).
 #include "stats_format.h"
 
 #include <cstdio>
@@ -39,9 +38,11 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
   std::string out;
   char line[256];
   // APP-FLAG: sends on sockets whose flag the application set itself
-  // (app_flag_sends; OpenSSL's KTLSTxZerocopySendfile).
-  std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12s %12s %12s %8s %9s\n", "PID", "PROGRAM",
-                "STATE", "SENDS", "ZEROCOPY", "COPY", "EVENTS", "APP-FLAG");
+  // (app_flag_sends; OpenSSL's KTLSTxZerocopySendfile).  SOFTWARE: of the
+  // copies, sends on software kTLS sockets, which zctls leaves alone
+  // (copy_software_ktls; [kernel] offload = "auto").
+  std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12s %12s %12s %12s %8s %9s\n", "PID",
+                "PROGRAM", "STATE", "SENDS", "ZEROCOPY", "COPY", "SOFTWARE", "EVENTS", "APP-FLAG");
   out += line;
   const auto row = [&](const std::string& pid, const std::string& comm, const std::string& state,
                        const std::array<std::uint64_t, kCounterCount>& v) {
@@ -49,11 +50,12 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
     std::uint64_t copies = 0;
     for (int i = 0; i < kCounterCount; ++i)
       if (is_copy_reason(static_cast<Counter>(i))) copies += v[static_cast<std::size_t>(i)];
-    std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12llu %12llu %12llu %8llu %9llu\n",
+    std::snprintf(line, sizeof line, "%-8s %-16s %-8s %12llu %12llu %12llu %12llu %8llu %9llu\n",
                   pid.c_str(), comm.c_str(), state.c_str(),
                   static_cast<unsigned long long>(get(Counter::sends)),
                   static_cast<unsigned long long>(get(Counter::zerocopy_sends)),
                   static_cast<unsigned long long>(copies),
+                  static_cast<unsigned long long>(get(Counter::copy_software_ktls)),
                   static_cast<unsigned long long>(get(Counter::integrity_events)),
                   static_cast<unsigned long long>(get(Counter::app_flag_sends)));
     out += line;
@@ -63,6 +65,12 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
         p.values);
   const auto sum = totals(all);
   row("total", "", "", sum);
+  const auto total = [&](Counter c) { return sum[static_cast<std::size_t>(c)]; };
+  if (total(Counter::sends) > 0 && total(Counter::sends) == total(Counter::copy_software_ktls))
+    out +=
+        "\nEvery kTLS send was on a software kTLS socket: no interface here offloads TLS\n"
+        "TX, so TLS_TX_ZEROCOPY_RO would have no effect and zctls leaves those sends\n"
+        "alone ([kernel] offload = \"auto\"; zctls probe lists the interfaces).\n";
   out += "\n";
   for (int i = 0; i < kCounterCount; ++i) {
     std::snprintf(line, sizeof line, "  %-28s %llu\n",

@@ -50,6 +50,10 @@ class Demo(NginxE2E):
     def downloads(self):
         print("\n== nginx (kTLS, sendfile on) under zctls: %d downloads on one keep-alive "
               "connection ==" % len(SHOWN))
+        print("  (No NIC here offloads TLS, so this kTLS is software, where the flag has no "
+              "effect and zctls,\n  by default ([kernel] offload = \"auto\"), leaves every "
+              "send alone.  This demo runs it with\n  offload = \"assume\": every kTLS socket "
+              "treated as offloaded, so its decisions show.)")
         before = self.stats_totals()
         self.server.reset_trace()
         f = sl.fetch(self.port, SHOWN)

@@ -60,6 +60,23 @@ enum class AppFlag { respect, govern };
 std::string_view to_string(AppFlag mode) noexcept;
 std::optional<AppFlag> parse_app_flag(std::string_view text) noexcept;
 
+// Which kTLS TX sockets get zctls's work ([kernel] offload).  The kernel
+// reads TLS_TX_ZEROCOPY_RO only on the device-offload path
+// (net/tls/tls_device.c); a software kTLS socket (tls_sw.c) encrypts into
+// its own buffers, so its flag has no effect and a file changing under a
+// send cannot break a record.  automatic = learn each socket's TX mode
+// when it is first seen (no netdev with tls-hw-tx-offload means software;
+// else the kernel's TLS_INFO_TXCONF for that socket) and leave software
+// ones alone: no syscall per send; assume = treat every kTLS TX socket as
+// offloaded (tests and benchmarks on software kTLS, unusual hosts).
+enum class Offload { automatic, assume };
+std::string_view to_string(Offload mode) noexcept;
+std::optional<Offload> parse_offload(std::string_view text) noexcept;
+
+struct KernelConfig {
+  Offload offload = Offload::automatic;
+};
+
 struct IntegrityConfig {
   // A file changed less than this long ago is sent by copy (it may still be
   // being written).
@@ -82,7 +99,10 @@ struct IntegrityConfig {
 // Counters shared with `zctls stats` and node_exporter ([stats]).
 struct StatsConfig {
   std::string dir = "/dev/shm";  // per-process counter files; "" = keep them private
-  std::string textfile_dir;      // node_exporter textfile collector dir; "" = off
+  // Accepted and ignored (with a notice, and a `zctls check` warning): the
+  // library wrote the node_exporter textfile from its send path until
+  // issue 20; `zctls stats --textfile DIR` from a timer does it now.
+  std::string textfile_dir;
   std::int64_t textfile_interval_ns = 15'000'000'000;
 };
 
@@ -108,6 +128,7 @@ struct Config {
   LogTargetConfig log_target;
   IntegrityConfig integrity;
   StatsConfig stats;
+  KernelConfig kernel;
   std::string source;  // where it came from, for messages
   // Set by whoever publishes the config (a reload makes a new generation):
   // per-file decisions are cached per generation, so none made with an

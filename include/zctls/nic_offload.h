@@ -16,6 +16,8 @@ struct NicOffload {
 
 // Every interface in /sys/class/net, asked with the ethtool ioctls
 // (ETHTOOL_GSTRINGS for the feature's bit, ETHTOOL_GFEATURES for its state).
+// If the list itself cannot be made (no socket: EMFILE; no /sys), one
+// entry with an empty name and that errno.
 std::vector<NicOffload> tls_offload_nics();
 
 }  // namespace zctls::kernel

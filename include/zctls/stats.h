@@ -2,8 +2,8 @@
 //
 // Each process that uses kTLS keeps its counters in a small file it maps
 // shared (StatsFile): updates are relaxed atomic adds on that mapping, no
-// syscall and no lock.  `zctls stats` (and the node_exporter textfile
-// writer) read every such file in the stats directory.  The files outlive
+// syscall and no lock.  `zctls stats` (and its node_exporter textfile)
+// reads every such file in the stats directory.  The files outlive
 // their processes on purpose: the totals keep what exited processes did,
 // until `zctls stats --prune` folds them into one "retired" file or the
 // machine reboots (the default directory is a tmpfs).
@@ -52,15 +52,24 @@ enum class Counter : int {
   app_flag_sends,              // sends on them (any app_flag mode)
   app_zerocopy_sends,          // of zerocopy_sends, with the flag as the application set it
   app_zerocopy_bytes,          //   (app_flag = respect); their bytes
+  copy_software_ktls,          // sent by copy: software kTLS, where the flag has no effect
+  software_tx_sockets,         // kTLS TX sockets found software ([kernel] offload = "auto")
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
+// The file layout (StatsFile, magic "ZCLSTST2") has room for 32 counters:
+// a shard is 64-byte aligned, and 32 of them fill 256 bytes, the stride
+// every version so far has written and read, so that a reader of one
+// version sums the files of another (the extra counters are ignored, the
+// missing ones read 0).  A 33rd counter grows the stride: it needs a new
+// magic and a reader for both layouts.
+static_assert(kCounterCount <= 32, "a new stats file layout (see above)");
 
 // A reason a send went by copy: sends = zerocopy_sends + the sum of these.
 constexpr bool is_copy_reason(Counter c) noexcept {
   return (c >= Counter::copy_no_rule && c <= Counter::copy_no_config) ||
          c == Counter::copy_unlinked || c == Counter::copy_hard_links ||
-         c == Counter::copy_names_unknown;
+         c == Counter::copy_names_unknown || c == Counter::copy_software_ktls;
 }
 
 // One counter block; lives in a StatsFile mapping or in process memory.
@@ -87,6 +96,7 @@ struct Counters {
   }
   static std::size_t this_thread_shard() noexcept;
 };
+static_assert(sizeof(Counters::Shard) == 256, "the stats file layout's stride (see kCounterCount)");
 
 // The shared file: a header that says whose counters these are, then the
 // block.  Plain data, so a reader only needs read(2).
@@ -109,7 +119,8 @@ struct CounterName {
 };
 const CounterName& name_of(Counter c) noexcept;
 
-// --- reading the directory (zctls stats, the textfile writer) ---
+// --- reading the directory: the zctls command's (cli/stats_dir.cpp, in
+// zctls_cli_core; the library never reads other processes' files) ---
 
 struct ProcessStats {
   pid_t pid = 0;
@@ -124,7 +135,7 @@ struct ProcessStats {
 std::string stats_file_name(pid_t pid, std::uint64_t start_time);  // "zctls-PID-START.stats"
 std::uint64_t process_start_time(pid_t pid) noexcept;              // 0 if unknown
 // Every process file and the retired file, each exited process counted
-// exactly once even while prunes run (no lock: the shim reads it too).
+// exactly once even while prunes run (no lock: readers never wait).
 // *consistent = false only if prunes kept rewriting the retired file
 // through 100 attempts; the result may then count a process twice or not
 // at all.

@@ -69,6 +69,14 @@ std::optional<AppFlag> parse_app_flag(std::string_view text) noexcept {
   return std::nullopt;
 }
 
+std::string_view to_string(Offload mode) noexcept { return name_of(kOffloadNames, mode); }
+
+std::optional<Offload> parse_offload(std::string_view text) noexcept {
+  for (const auto& named : kOffloadNames)
+    if (named.name == text) return named.value;
+  return std::nullopt;
+}
+
 std::string ConfigError::to_string() const {
   if (line == 0) return source + ": " + message;
   return source + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;

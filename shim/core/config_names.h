@@ -23,6 +23,8 @@ inline constexpr NamedValue<HardLinks> kHardLinksNames[] = {{"copy", HardLinks::
                                                             {"by_path", HardLinks::by_path}};
 inline constexpr NamedValue<AppFlag> kAppFlagNames[] = {{"respect", AppFlag::respect},
                                                         {"govern", AppFlag::govern}};
+inline constexpr NamedValue<Offload> kOffloadNames[] = {{"auto", Offload::automatic},
+                                                        {"assume", Offload::assume}};
 
 template <typename Enum, std::size_t N>
 std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {

@@ -61,6 +61,8 @@ class Parser {
         parse_integrity(node, config.integrity);
       } else if (key == "stats") {
         parse_stats(node, config.stats);
+      } else if (key == "kernel") {
+        parse_kernel(node, config.kernel);
       } else {
         unknown_key(key, "the top level");
       }
@@ -252,6 +254,21 @@ class Parser {
       choices += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(names[i].name);
     }
     error(field.source(), what + " must be " + choices + ", not '" + *text + "'");
+  }
+
+  void parse_kernel(const toml::node& node, KernelConfig& kernel) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+      error(node.source(), "'kernel' must be a table: write [kernel]");
+      return;
+    }
+    for (const auto& [key, field] : *table) {
+      if (key == "offload") {
+        choose(field, "kernel.offload", kOffloadNames, kernel.offload);
+      } else {
+        unknown_key(key, "[kernel]");
+      }
+    }
   }
 
   void parse_integrity(const toml::node& node, IntegrityConfig& integrity) {

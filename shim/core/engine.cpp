@@ -148,10 +148,18 @@ FdState Engine::classify(int fd) noexcept {
   return state;
 }
 
+void Engine::learn_tx_mode(int fd, FdState& state, const Config& config) noexcept {
+  state.tx_mode_known = true;
+  state.software_tx = config.kernel.offload == Offload::automatic &&
+                      kernel_.tx_offload(fd) == kernel::TxOffload::software;
+  if (state.software_tx) counters().add(Counter::software_tx_sockets);
+  fds_.set(fd, state);
+}
+
 void Engine::before_other_send(int fd) noexcept {
   FdState state = fds_.get(fd);
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only) state = classify(fd);
-  if (state.kind != SocketKind::ktls_tx || !state.flag_on ||
+  if (state.kind != SocketKind::ktls_tx || !state.flag_on || state.software_tx ||
       kernel_unsupported_.load(std::memory_order_relaxed))
     return;
   // The config before anything is counted (issue 22), and it says whether
@@ -235,6 +243,22 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
   // config did not ask for).  after_send counts the send, by the ticket.
   std::uint32_t generation = 0;
   const Config* cfg = config(&generation);
+  if (cfg != nullptr && !state.tx_mode_known) learn_tx_mode(out_fd, state, *cfg);
+  if (state.software_tx) {
+    // Software kTLS: the kernel copies whatever the flag says, so there is
+    // nothing to set and nothing to check; counted, and that is all (an
+    // application's flag too: counted as its socket, not said).
+    ticket.reason = Counter::copy_software_ktls;
+    if (state.app_managed) {
+      ticket.app_socket = true;
+      if (!state.app_counted) {
+        state.app_counted = true;
+        fds_.set(out_fd, state);
+        ticket.app_first = true;
+      }
+    }
+    return ticket;
+  }
   if (state.app_managed && app_flag_send(out_fd, in_fd, state, cfg, ticket)) return ticket;
   if (kernel_unsupported_.load(std::memory_order_relaxed)) {
     ticket.reason = Counter::copy_kernel_unsupported;

@@ -24,6 +24,7 @@
 #include "zctls/kernel_quirks.h"
 #include "zctls/ktls.h"
 #include "zctls/stats.h"
+#include "zctls/tx_offload.h"
 
 namespace zctls {
 
@@ -41,6 +42,9 @@ class KernelPort {
   // -1 if unknown or longer than `size`.
   virtual ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept = 0;
   virtual kernel::TxKind query_tx(int fd) noexcept = 0;
+  // A kTLS TX socket's mode, asked once per socket under offload = "auto"
+  // (zctls/tx_offload.h): software, device, or unknown (treated as device).
+  virtual kernel::TxOffload tx_offload(int fd) noexcept = 0;
   virtual kernel::FlagState get_zerocopy(int fd) noexcept = 0;
   virtual int set_zerocopy(int fd, bool on) noexcept = 0;  // 0 or an errno value
   virtual std::int64_t realtime_ns() noexcept = 0;         // file timestamps' clock
@@ -183,6 +187,9 @@ class Engine {
   };
 
   FdState classify(int fd) noexcept;
+  // Learns a kTLS TX socket's TX mode (once per socket) under `config`'s
+  // [kernel] offload, counting the software ones.
+  void learn_tx_mode(int fd, FdState& state, const Config& config) noexcept;
   // Counter::zerocopy_sends for "zerocopy", else the copy reason.
   Counter zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset, const Config& config,
                            std::uint32_t generation, SendTicket& ticket) noexcept;

@@ -9,6 +9,8 @@ constexpr std::uint32_t kKindMask = 0x7;
 constexpr std::uint32_t kFlagOn = 1U << 3;
 constexpr std::uint32_t kAppManaged = 1U << 4;
 constexpr std::uint32_t kAppCounted = 1U << 5;
+constexpr std::uint32_t kTxModeKnown = 1U << 6;
+constexpr std::uint32_t kSoftwareTx = 1U << 7;
 constexpr int kEpochShift = 8;
 constexpr std::uint32_t kStateMask = (1U << kEpochShift) - 1;
 
@@ -24,7 +26,8 @@ constexpr int kChunkSize = 1 << FdTable::kChunkBits;
 
 std::uint32_t FdState::pack() const noexcept {
   return static_cast<std::uint32_t>(kind) | (flag_on ? kFlagOn : 0U) |
-         (app_managed ? kAppManaged : 0U) | (app_counted ? kAppCounted : 0U);
+         (app_managed ? kAppManaged : 0U) | (app_counted ? kAppCounted : 0U) |
+         (tx_mode_known ? kTxModeKnown : 0U) | (software_tx ? kSoftwareTx : 0U);
 }
 
 FdState FdState::unpack(std::uint32_t word) noexcept {
@@ -33,6 +36,8 @@ FdState FdState::unpack(std::uint32_t word) noexcept {
   s.flag_on = (word & kFlagOn) != 0;
   s.app_managed = (word & kAppManaged) != 0;
   s.app_counted = (word & kAppCounted) != 0;
+  s.tx_mode_known = (word & kTxModeKnown) != 0;
+  s.software_tx = (word & kSoftwareTx) != 0;
   s.epoch = word >> kEpochShift;
   return s;
 }

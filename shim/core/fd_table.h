@@ -24,6 +24,11 @@ struct FdState {
   bool flag_on = false;      // TLS_TX_ZEROCOPY_RO as the kernel has it
   bool app_managed = false;  // the application set the flag itself (app_flag decides)
   bool app_counted = false;  // counted in app_flag_sockets (once per socket)
+  // ktls_tx: whether its TX mode was learnt ([kernel] offload), and the
+  // answer: software kTLS, where the flag has no effect and sends need
+  // nothing from zctls.
+  bool tx_mode_known = false;
+  bool software_tx = false;
   // How many times this fd number was closed (or dup2'd over) through the
   // hooks, modulo 2^24: an in-flight record holding a file fd knows without
   // a syscall that the fd was closed since.  A hint only: whoever relies on

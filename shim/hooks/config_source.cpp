@@ -134,6 +134,7 @@ std::optional<Config> read_config(const std::string& path, bool file_exists,
     return std::nullopt;
   }
   if (env.have_app_flag) config.app_flag = env.app_flag;
+  if (env.have_offload) config.kernel.offload = env.offload;
   return config;
 }
 
@@ -153,6 +154,11 @@ const Config* publish(ConfigSource& src, Config config, const char* how) {
   log(LogLevel::info, "zctls %s: %s config %s: %zu rules, default %s", kVersion, how,
       published->source.c_str(), published->rules.size(),
       published->default_zerocopy ? "zerocopy" : "copy");
+  if (!published->stats.textfile_dir.empty())
+    log(LogLevel::notice,
+        "%s: [stats] textfile_dir is ignored: the library writes no textfile (no file I/O "
+        "in a server's sendfile); `zctls stats --textfile %s` from a timer does",
+        published->source.c_str(), published->stats.textfile_dir.c_str());
   return published;
 }
 

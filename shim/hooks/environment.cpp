@@ -58,6 +58,14 @@ void capture_environment() noexcept {
         log(LogLevel::warn, "ZCTLS_APP_FLAG=%s is not respect or govern; ignored", v);
       }
     }
+    if (const char* v = secure_getenv("ZCTLS_OFFLOAD")) {
+      if (auto mode = parse_offload(v)) {
+        e->have_offload = true;
+        e->offload = *mode;
+      } else {
+        log(LogLevel::warn, "ZCTLS_OFFLOAD=%s is not auto or assume; ignored", v);
+      }
+    }
     g_environment.store(e, std::memory_order_release);
   } catch (...) {
     g_disabled.store(true, std::memory_order_relaxed);  // out of memory: stay out of the way

@@ -141,6 +141,12 @@ class LibcKernel final : public KernelPort {
     return n > 0 && static_cast<std::size_t>(n) < size ? n : -1;
   }
   kernel::TxKind query_tx(int fd) noexcept override { return kernel::query_tx(fd, kRealSockopt); }
+  kernel::TxOffload tx_offload(int fd) noexcept override {
+    const int saved = errno;
+    const kernel::TxOffload mode = kernel::tx_offload(fd, monotonic_ns());
+    errno = saved;
+    return mode;
+  }
   kernel::FlagState get_zerocopy(int fd) noexcept override {
     return kernel::get_tx_zerocopy(fd, kRealSockopt);
   }

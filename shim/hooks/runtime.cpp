@@ -13,6 +13,7 @@
 #include "fork_safe.h"
 #include "libc_kernel.h"
 #include "log.h"
+#include "plain_fds.h"
 #include "real_calls.h"
 #include "shared_stats.h"
 
@@ -37,10 +38,12 @@ class Reentry {
   int saved_errno_;
 };
 
-// Built by the first hook that needs it (a send, or a setsockopt that
-// makes a kTLS socket), never destroyed: a server's other threads may
-// still be in a hook while exit() runs static destructors.
+// Built by the first hook that needs it (a send on a kTLS socket, or a
+// setsockopt that makes one), never destroyed: a server's other threads
+// may still be in a hook while exit() runs static destructors.
 BuiltOnce<Engine> g_engine;
+// Plain fds learnt while there is no engine (plain_fds.h).
+PlainFds g_plain;
 
 // A fork child's counters, until its first send gives it a stats file of
 // its own: the parent's mapping is shared with it.
@@ -92,21 +95,6 @@ __attribute__((constructor)) void load_time() {
   if (!disabled()) pthread_atfork(nullptr, nullptr, child_after_fork);
 }
 
-// A process that exits between two textfile intervals would leave its
-// last sends out of zctls.prom until another process rewrites it: write
-// it once more on the way out, if this process ever loaded a config that
-// asks for it.
-__attribute__((destructor)) void final_textfile() {
-  Engine* e = g_engine.get();
-  if (e == nullptr) return;
-  const int saved = errno;
-  if (const Config* cfg = e->current_config(); cfg != nullptr && !cfg->stats.textfile_dir.empty()) {
-    const Reentry guard;
-    if (guard.outermost()) write_textfile_now(cfg->stats);
-  }
-  errno = saved;
-}
-
 }  // namespace
 
 Engine* engine() noexcept {
@@ -116,6 +104,7 @@ Engine* engine() noexcept {
 }
 
 bool known_plain(int fd) noexcept {
+  if (g_plain.test(fd)) return true;
   const Engine* e = g_engine.get();
   return e != nullptr && e->known_plain(fd);
 }
@@ -124,8 +113,27 @@ SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   if (disabled()) return {};
   const Reentry guard;
   if (!guard.outermost()) return {};
-  Engine* e = engine();
-  if (e == nullptr) return {};
+  Engine* e = g_engine.get();
+  if (e == nullptr) {
+    // No kTLS socket yet in this process: classify this one without
+    // building anything; only a kTLS one brings the engine (issue 20 #4).
+    switch (libc_kernel().query_tx(out_fd)) {
+      case kernel::TxKind::not_ktls:
+        g_plain.set(out_fd);
+        // Another thread may have closed the number and made a kTLS socket
+        // on it between the query and the bit (each of its steps cleared
+        // the bit before it was set): ask once more, and let a setsockopt
+        // after this second look clear it again.  First send per fd only.
+        if (libc_kernel().query_tx(out_fd) != kernel::TxKind::not_ktls) g_plain.clear(out_fd);
+        return {};
+      case kernel::TxKind::ulp_without_tx:
+        return {};  // asked again at its next send, as the engine would
+      case kernel::TxKind::ktls_tx:
+        break;
+    }
+    e = engine();
+    if (e == nullptr) return {};
+  }
   if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
   return e->before_send(out_fd, in_fd, offset);
 }
@@ -135,23 +143,31 @@ void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) n
   const Reentry guard;
   if (!guard.outermost()) return;
   Engine* e = g_engine.get();  // built: the ticket came from it
+  // No file I/O here: the node_exporter textfile is the CLI's job
+  // (`zctls stats --textfile`, from the shipped timer), not a worker's
+  // inside sendfile (issue 20 #5).
   e->after_send(ticket, result, offset);
-  if (const Config* cfg = e->current_config(); cfg != nullptr && !cfg->stats.textfile_dir.empty())
-    maybe_write_textfile(cfg->stats, e->monotonic_now());
 }
 
 void after_setsockopt(int fd, int level, int optname, const void* value,
                       socklen_t length) noexcept {
-  if (disabled() || kernel::classify_sockopt(level, optname) == kernel::AppSockopt::other) return;
+  if (disabled()) return;
+  const kernel::AppSockopt what = kernel::classify_sockopt(level, optname);
+  if (what == kernel::AppSockopt::other) return;
+  g_plain.clear(fd);  // a ULP or a key: not the plain socket it may have been
   const Reentry guard;
   if (!guard.outermost()) return;
-  if (Engine* e = engine()) e->after_app_setsockopt(fd, level, optname, value, length);
+  // TCP_ULP alone makes no kTLS TX socket: the engine waits for a key or
+  // the application's flag (or a send that finds one).
+  Engine* e = what == kernel::AppSockopt::ulp ? g_engine.get() : engine();
+  if (e != nullptr) e->after_app_setsockopt(fd, level, optname, value, length);
 }
 
 // The fd hooks below run inside close() and dup2(), which must stay
 // async-signal-safe: they never build the engine (no engine, no state to
 // forget) and never allocate.
 std::uint32_t before_close(int fd) noexcept {
+  g_plain.clear(fd);
   Engine* e = g_engine.get();
   if (e == nullptr || disabled()) return kNoEpoch;
   const Reentry guard;
@@ -160,6 +176,7 @@ std::uint32_t before_close(int fd) noexcept {
 }
 
 void after_close(int fd, std::uint32_t epoch) noexcept {
+  g_plain.clear(fd);
   Engine* e = g_engine.get();
   if (e == nullptr) return;
   if (epoch == kNoEpoch) {
@@ -171,33 +188,41 @@ void after_close(int fd, std::uint32_t epoch) noexcept {
 
 void after_close_range(unsigned first, unsigned last, int flags) noexcept {
   if ((flags & CLOSE_RANGE_CLOEXEC) != 0) return;
+  g_plain.clear_range(first, last);
   if (Engine* e = g_engine.get()) e->after_close_range(first, last);
 }
 
 void after_dup(int oldfd, int newfd) noexcept {
   if (oldfd == newfd) return;
+  g_plain.clear(newfd);
   if (Engine* e = g_engine.get()) e->after_dup(newfd);
 }
 
 void after_new_fd(int fd) noexcept {
+  g_plain.clear(fd);
   if (Engine* e = g_engine.get()) e->forget(fd);
 }
 
 void after_new_fds(const int* fds, int n) noexcept {
-  if (Engine* e = g_engine.get())
-    for (int i = 0; i < n; ++i) e->forget(fds[i]);
+  Engine* e = g_engine.get();
+  for (int i = 0; i < n; ++i) {
+    g_plain.clear(fds[i]);
+    if (e != nullptr) e->forget(fds[i]);
+  }
 }
 
 void after_received_fds(const msghdr* msg) noexcept {
   if (msg == nullptr || msg->msg_control == nullptr || msg->msg_controllen == 0) return;
   Engine* e = g_engine.get();
-  if (e == nullptr) return;
   for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr;
        c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t bytes = c->cmsg_len - CMSG_LEN(0);
     const auto* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-    for (std::size_t i = 0; i < bytes / sizeof(int); ++i) e->forget(fds[i]);
+    for (std::size_t i = 0; i < bytes / sizeof(int); ++i) {
+      g_plain.clear(fds[i]);
+      if (e != nullptr) e->forget(fds[i]);
+    }
   }
 }
 

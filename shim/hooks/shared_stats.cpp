@@ -18,8 +18,6 @@
 namespace zctls::shim {
 namespace {
 
-std::atomic<std::int64_t> g_next_textfile{0};
-
 void program_name(char (&comm)[16]) noexcept {
   std::memset(comm, 0, sizeof comm);
   const int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
@@ -77,29 +75,6 @@ Counters* share_counters(const StatsConfig& stats) noexcept {
     return &file->block;
   } catch (...) {
     return nullptr;
-  }
-}
-
-void maybe_write_textfile(const StatsConfig& stats, std::int64_t now_ns) noexcept {
-  if (stats.textfile_dir.empty() || stats.dir.empty()) return;
-  std::int64_t next = g_next_textfile.load(std::memory_order_relaxed);
-  if (now_ns < next || !g_next_textfile.compare_exchange_strong(
-                           next, now_ns + stats.textfile_interval_ns, std::memory_order_relaxed))
-    return;
-  write_textfile_now(stats);
-}
-
-void write_textfile_now(const StatsConfig& stats) noexcept {
-  if (stats.textfile_dir.empty() || stats.dir.empty()) return;
-  try {
-    bool consistent = false;
-    const auto all = read_stats_dir(stats.dir, &consistent);
-    if (!consistent) return;  // prunes kept racing: keep the last good file
-    const int err = write_textfile(stats.textfile_dir, prometheus_text(all));
-    if (err != 0)
-      log(LogLevel::warn, "cannot write %s/zctls.prom: %s", stats.textfile_dir.c_str(),
-          std::strerror(err));
-  } catch (...) {
   }
 }
 

@@ -80,12 +80,23 @@ NicOffload query(int sock, const std::string& name) {
 
 std::vector<NicOffload> tls_offload_nics() {
   std::vector<NicOffload> nics;
+  // A list that cannot be made is one entry with no name and the errno.
+  const auto failed = [&nics] {
+    NicOffload unlisted;
+    unlisted.error = errno != 0 ? errno : EIO;
+    nics.push_back(unlisted);
+  };
   const int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return nics;
+  if (sock < 0) {
+    failed();
+    return nics;
+  }
   if (DIR* dir = opendir("/sys/class/net")) {
     while (const dirent* entry = readdir(dir))
       if (entry->d_name[0] != '.') nics.push_back(query(sock, entry->d_name));
     closedir(dir);
+  } else {
+    failed();
   }
   close(sock);
   std::sort(nics.begin(), nics.end(),

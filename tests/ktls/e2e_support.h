@@ -65,6 +65,11 @@ inline const std::string kNoSettle = "[integrity]\nsettle = 0\n";
 class ShimE2E : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The bench's kTLS is software (no NIC offloads TLS), where zctls under
+    // the default [kernel] offload = "auto" does nothing per send: every
+    // program these tests start treats kTLS sockets as offloaded unless a
+    // test says otherwise (OffloadE2E).
+    ASSERT_EQ(setenv("ZCTLS_OFFLOAD", "assume", 1), 0);
     char tmpl[] = "/tmp/zctls-e2e-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

@@ -418,8 +418,7 @@ int run_send_unlinked(const std::string& file) {
   Receiver receiver(pair.server(), bytes);
   off_t off = 0;
   while (off < static_cast<off_t>(bytes.size()))
-    if (sendfile(pair.client(), fd, &off, bytes.size() - static_cast<std::size_t>(off)) <= 0)
-      break;
+    if (sendfile(pair.client(), fd, &off, bytes.size() - static_cast<std::size_t>(off)) <= 0) break;
   say("unlinked flag=" + std::to_string(raw_flag(pair.client())));
   const bool same = receiver.compare();
   say(same ? "bytes ok" : "BYTES DIFFER");
@@ -552,8 +551,10 @@ int main(int argc, char** argv) {
   if (a.size() == 2 && a[0] == "mmap-store") return run_mmap_store(a[1]);
   if (a.size() == 2 && a[0] == "send-unlinked") return run_send_unlinked(a[1]);
   if (a.size() == 4 && a[0] == "names") return run_names(a[1], a[2], a[3]);
-  std::fprintf(stderr,
-               "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names|mmap-store|send-unlinked ...\n",
-               argv[0]);
+  std::fprintf(
+      stderr,
+      "usage: %s fork-storm|log-into-socket|stale-fd|splice|cancel|names|mmap-store|send-unlinked "
+      "...\n",
+      argv[0]);
   return 2;
 }

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,6 +24,7 @@
 
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
+#include "zctls/tx_offload.h"
 
 namespace k = zctls::kernel;
 
@@ -272,6 +274,55 @@ TEST_F(KtlsPair, Tls13TxRekeyLeavesTheZerocopyFlagAsItWas) {
     EXPECT_EQ(tls_stat("TlsTxRekeyOk"), -1) << "no rekey counters before 6.14";
   }
   EXPECT_EQ(raw_flag(), 1U);
+}
+
+// [kernel] offload = "auto" rests on this: the kernel says which TX path a
+// socket took (TLS_INFO_TXCONF in sock_diag's ULP info, tls_get_info), and
+// on this bench, which has no NIC with tls-hw-tx-offload, it is software;
+// /proc/net/tls_stat counts it in TlsCurrTxSw, not TlsCurrTxDevice.  A
+// plain TCP socket has no ULP info (ENODATA).  A caller without
+// CAP_NET_ADMIN (nginx's workers) gets none for a kTLS socket on 6.1 and
+// 6.12 (ENODATA: tx_offload then stops asking), and all of it on 7.3.
+TEST_F(KtlsPair, TheKernelSaysTheTxPathIsSoftware) {
+  k::TlsSocket socket;
+  ASSERT_EQ(k::query_tls_socket(tx(), &socket), 0);
+  EXPECT_EQ(socket.tx, k::TlsConf::sw);
+  EXPECT_EQ(socket.version, 0x0304);
+  EXPECT_EQ(k::offload_of(socket), k::TxOffload::software);
+  EXPECT_FALSE(k::host_may_offload(k::tls_offload_nics()));
+  EXPECT_EQ(k::tx_offload(tx(), 1), k::TxOffload::software);
+  EXPECT_GE(tls_stat("TlsCurrTxSw"), 1);
+  EXPECT_EQ(tls_stat("TlsCurrTxDevice"), 0);
+  k::LoopbackPair plain;
+  ASSERT_EQ(plain.error(), 0);
+  EXPECT_EQ(k::query_tls_socket(plain.client(), &socket), ENODATA);
+  // Unprivileged (nginx's workers): the socket is found, its ULP info is
+  // not given.  A child that drops to nobody asks about the same socket.
+  ASSERT_EQ(getuid(), 0U) << "the bench runs its tests as root";
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  // Exit status: the errno, or 200 + the TXCONF it got.
+  const int kSoftware = 200 + static_cast<int>(k::TlsConf::sw);
+  if (child == 0) {
+    k::TlsSocket s;
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(99);
+    const int err = k::query_tls_socket(tx(), &s);
+    _exit(err != 0 ? err : 200 + static_cast<int>(s.tx));
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  const int got = WEXITSTATUS(status);
+  if (kernel_series() >= std::make_pair(7, 0)) {
+    EXPECT_EQ(got, kSoftware) << "exit " << got;
+  } else {
+    EXPECT_EQ(got, ENODATA) << "exit " << got;
+  }
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  EXPECT_EQ(k::query_tls_socket(p[1], &socket), ENOTSOCK);
+  close(p[0]);
+  close(p[1]);
 }
 
 TEST(KernelKtlsPlainTcp, SolTlsOptionsFail) {

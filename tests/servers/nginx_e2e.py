@@ -471,6 +471,37 @@ class NginxE2E(sl.ServerE2E):
         self.c.check(after["copy_quarantine"] > before["copy_quarantine"],
                      "copies counted under quarantine")
 
+    def offload_auto(self):
+        """[kernel] offload = "auto", the default (issue 20): on the bench's
+        software kTLS, which no NIC offloads, the workers learn each
+        socket's TX mode once and then leave its sends alone: strace of the
+        workers shows no TLS_TX_ZEROCOPY_RO set, and zctls stats counts the
+        sends as software kTLS copies.  (That they make no syscall per send
+        is OffloadE2E's and the bench's count: nginx fstats files itself.)"""
+        self.write_zctls_config(offload="")
+        time.sleep(3)  # the running workers read it (two checks a second apart)
+        self.reload_workers("with [kernel] offload = \"auto\"")
+        files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097,
+                 "assets/size-%d.bin" % MiB, "index.html"]
+        before = self.stats_totals()
+        trace, f = self.phase("offload = auto", lambda: sl.fetch(self.port, files))
+        after = self.stats_totals()
+        self.check_fetch(f, "offload = auto")
+        port = f.ports[0]
+        sends = trace.for_port(port)
+        self.c.check(port in trace.ktls_ports and sends,
+                     "offload = auto: the connection's TX is kTLS and bodies went by sendfile")
+        self.c.equal(trace.flag_sets.get(port, []), [],
+                     "offload = auto on software kTLS: the flag is never set (strace)")
+        self.c.check(all(s.flag == 0 for s in sends), "offload = auto: every send by copy")
+        delta = {k: after[k] - before[k] for k in
+                 ("copy_software_ktls", "software_tx_sockets")}
+        self.c.equal(delta, {"copy_software_ktls": len(sends), "software_tx_sockets": 1},
+                     "offload = auto: zctls stats count the sends as software kTLS")
+        self.write_zctls_config()
+        time.sleep(3)
+        self.reload_workers("with offload = \"assume\" again")
+
     def private_counters(self):
         """[stats] dir = "" (issue 22): workers started under it keep their
         counters private and make no stats file anywhere; a forked worker
@@ -629,7 +660,7 @@ class NginxE2E(sl.ServerE2E):
             self.start()
             steps = [self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
                      self.aio_threads, self.upgrade, self.write_in_flight, self.http2,
-                     self.app_flag, self.private_counters]
+                     self.app_flag, self.offload_auto, self.private_counters]
             # --phases ciphers,ranges or ZCTLS_E2E_PHASES=...: a subset (the
             # kernel-only runs of the matrix, the package install test).
             # All of them by default, app_flag only where OpenSSL has the

@@ -417,17 +417,21 @@ class ServerE2E:
             print("%s: %.0f s" % (self.name, time.time() - started))
         return self.c.finish()
 
-    def write_zctls_config(self, stats_dir=None, top=""):
+    def write_zctls_config(self, stats_dir=None, top="", offload="assume"):
         """The shipped static-site config, for this tree, counting into
         self.stats (or `stats_dir`; "" keeps counters private), with `top`
-        (top-level keys) first.  Written whole and renamed into place, as a
-        deploy should."""
+        (top-level keys) first.  [kernel] offload = "assume" unless told
+        otherwise: the bench's kTLS is software, where under the default
+        ("auto") zctls leaves every send alone.  Written whole and renamed
+        into place, as a deploy should."""
         with open(os.path.join(EXAMPLES_DIR, "zctls-static-site.toml")) as f:
             toml = top + f.read().replace("/var/www/site", self.www)
         self.config = os.path.join(self.work, "zctls.toml")
         with open(self.config + ".new", "w") as f:
             f.write(toml + '\n[stats]\ndir = "%s"\n'
                     % (self.stats if stats_dir is None else stats_dir))
+            if offload:
+                f.write('\n[kernel]\noffload = "%s"\n' % offload)
         os.rename(self.config + ".new", self.config)
 
     def wait_settled(self):

@@ -76,7 +76,7 @@ TEST(Stats, PrometheusTextHasOneFamilyPerMetricAndOnlyReasonLabels) {
   EXPECT_NE(text.find("zctls_processes{state=\"alive\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("zctls_processes{state=\"exited\"} 1\n"), std::string::npos)
       << "the pruned file is not a process";
-  // Every sample line: a zctls_ name, at most a reason or state label.
+  // Every sample line: a zctls_ name, at most a reason, state or mode label.
   std::size_t start = 0;
   while (start < text.size()) {
     const std::size_t end = text.find('\n', start);
@@ -87,7 +87,7 @@ TEST(Stats, PrometheusTextHasOneFamilyPerMetricAndOnlyReasonLabels) {
     const std::size_t brace = line.find('{');
     if (brace != std::string::npos) {
       const std::string label = line.substr(brace + 1, line.find('=') - brace - 1);
-      EXPECT_TRUE(label == "reason" || label == "state") << line;
+      EXPECT_TRUE(label == "reason" || label == "state" || label == "mode") << line;
     }
     EXPECT_EQ(line.find('/'), std::string::npos) << "no paths: " << line;
   }
@@ -128,13 +128,16 @@ TEST(Stats, TableRowsAddUpCopiesOverAllReasons) {
   const std::string table = zctls::cli::stats_table(three_processes());
   using Row = std::vector<std::string>;
   // nginx[101]: 10 sends, 7 zerocopy, 3 copies (no_rule 2 + quarantine 1), 1 event.
-  EXPECT_EQ(row(table, "101"), (Row{"101", "nginx", "alive", "10", "7", "3", "1", "0"})) << table;
-  EXPECT_EQ(row(table, "99"), (Row{"99", "nginx", "exited", "5", "5", "0", "0", "0"}));
-  EXPECT_EQ(row(table, "-"), (Row{"-", "(pruned)", "retired", "100", "0", "100", "0", "0"}));
-  EXPECT_EQ(row(table, "total"), (Row{"total", "115", "12", "103", "1", "0"}));
+  EXPECT_EQ(row(table, "101"), (Row{"101", "nginx", "alive", "10", "7", "3", "0", "1", "0"}))
+      << table;
+  EXPECT_EQ(row(table, "99"), (Row{"99", "nginx", "exited", "5", "5", "0", "0", "0", "0"}));
+  EXPECT_EQ(row(table, "-"), (Row{"-", "(pruned)", "retired", "100", "0", "100", "0", "0", "0"}));
+  EXPECT_EQ(row(table, "total"), (Row{"total", "115", "12", "103", "0", "1", "0"}));
+  EXPECT_EQ(table.find("software kTLS"), std::string::npos) << "no software sockets, no note";
 }
 
-// Copy reasons appended later (unlinked, hard links) count as copies too.
+// Copy reasons appended later (unlinked, hard links, software kTLS) count
+// as copies too.
 TEST(Stats, EveryCopyReasonIsACopy) {
   int reasons = 0;
   for (int i = 0; i < zctls::kCounterCount; ++i) {
@@ -143,10 +146,33 @@ TEST(Stats, EveryCopyReasonIsACopy) {
     EXPECT_EQ(zctls::is_copy_reason(c), labelled) << zctls::name_of(c).key;
     reasons += labelled ? 1 : 0;
   }
-  EXPECT_EQ(reasons, 11);
+  EXPECT_EQ(reasons, 12);
   auto all = three_processes();
   all[0].values[static_cast<std::size_t>(zctls::Counter::copy_hard_links)] += 4;
   EXPECT_EQ(row(zctls::cli::stats_table(all), "101")[5], "7");
+}
+
+// Sends on software kTLS sockets: copies, in their own column, and a note
+// when every send was one (zctls idle because nothing offloads).
+TEST(Stats, SoftwareKtlsSendsHaveAColumnAndANote) {
+  std::vector<zctls::ProcessStats> all(1);
+  const auto at = [](zctls::Counter c) { return static_cast<std::size_t>(c); };
+  all[0].pid = 7;
+  all[0].comm = "nginx";
+  all[0].alive = true;
+  all[0].values[at(zctls::Counter::sends)] = 6;
+  all[0].values[at(zctls::Counter::copy_software_ktls)] = 6;
+  all[0].values[at(zctls::Counter::software_tx_sockets)] = 2;
+  std::string table = zctls::cli::stats_table(all);
+  using Row = std::vector<std::string>;
+  EXPECT_EQ(row(table, "7"), (Row{"7", "nginx", "alive", "6", "0", "6", "6", "0", "0"})) << table;
+  EXPECT_NE(table.find("Every kTLS send was on a software kTLS socket"), std::string::npos)
+      << table;
+  all[0].values[at(zctls::Counter::sends)] += 1;  // one send elsewhere: no note
+  all[0].values[at(zctls::Counter::zerocopy_sends)] += 1;
+  table = zctls::cli::stats_table(all);
+  EXPECT_EQ(table.find("Every kTLS send was on a software kTLS socket"), std::string::npos)
+      << table;
 }
 
 // A stats directory with process files written as the shim writes them.
