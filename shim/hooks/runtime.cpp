@@ -117,20 +117,14 @@ SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept {
   if (e == nullptr) {
     // No kTLS socket yet in this process: classify this one without
     // building anything; only a kTLS one brings the engine (issue 20 #4).
-    switch (libc_kernel().query_tx(out_fd)) {
-      case kernel::TxKind::not_ktls:
-        g_plain.set(out_fd);
-        // Another thread may have closed the number and made a kTLS socket
-        // on it between the query and the bit (each of its steps cleared
-        // the bit before it was set): ask once more, and let a setsockopt
-        // after this second look clear it again.  First send per fd only.
-        if (libc_kernel().query_tx(out_fd) != kernel::TxKind::not_ktls) g_plain.clear(out_fd);
-        return {};
-      case kernel::TxKind::ulp_without_tx:
-        return {};  // asked again at its next send, as the engine would
-      case kernel::TxKind::ktls_tx:
-        break;
-    }
+    // The bit goes in first: a close, new fd or setsockopt of another
+    // thread that lands after it clears it, and one that landed before is
+    // what the query then sees.  One query per fd, as the engine makes.
+    g_plain.set(out_fd);
+    const kernel::TxKind kind = libc_kernel().query_tx(out_fd);
+    if (kind == kernel::TxKind::not_ktls) return {};
+    g_plain.clear(out_fd);
+    if (kind == kernel::TxKind::ulp_without_tx) return {};  // asked again at its next send
     e = engine();
     if (e == nullptr) return {};
   }
