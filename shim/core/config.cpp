@@ -64,17 +64,13 @@ std::string_view to_string(HardLinks mode) noexcept { return name_of(kHardLinksN
 std::string_view to_string(AppFlag mode) noexcept { return name_of(kAppFlagNames, mode); }
 
 std::optional<AppFlag> parse_app_flag(std::string_view text) noexcept {
-  for (const auto& named : kAppFlagNames)
-    if (named.name == text) return named.value;
-  return std::nullopt;
+  return value_of(kAppFlagNames, text);
 }
 
 std::string_view to_string(Offload mode) noexcept { return name_of(kOffloadNames, mode); }
 
 std::optional<Offload> parse_offload(std::string_view text) noexcept {
-  for (const auto& named : kOffloadNames)
-    if (named.name == text) return named.value;
-  return std::nullopt;
+  return value_of(kOffloadNames, text);
 }
 
 std::string ConfigError::to_string() const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 #include "zctls/config.h"
@@ -25,6 +26,13 @@ inline constexpr NamedValue<AppFlag> kAppFlagNames[] = {{"respect", AppFlag::res
                                                         {"govern", AppFlag::govern}};
 inline constexpr NamedValue<Offload> kOffloadNames[] = {{"auto", Offload::automatic},
                                                         {"assume", Offload::assume}};
+
+template <typename Enum, std::size_t N>
+std::optional<Enum> value_of(const NamedValue<Enum> (&names)[N], std::string_view name) noexcept {
+  for (const auto& named : names)
+    if (named.name == name) return named.value;
+  return std::nullopt;
+}
 
 template <typename Enum, std::size_t N>
 std::string_view name_of(const NamedValue<Enum> (&names)[N], Enum value) noexcept {

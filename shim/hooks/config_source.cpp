@@ -133,8 +133,8 @@ std::optional<Config> read_config(const std::string& path, bool file_exists,
   } else if (!have_file) {
     return std::nullopt;
   }
-  if (env.have_app_flag) config.app_flag = env.app_flag;
-  if (env.have_offload) config.kernel.offload = env.offload;
+  if (env.app_flag) config.app_flag = *env.app_flag;
+  if (env.offload) config.kernel.offload = *env.offload;
   return config;
 }
 

@@ -15,6 +15,16 @@ std::atomic<bool> g_disabled{false};
 std::atomic<const Environment*> g_environment{nullptr};
 const Environment kNothing{};
 
+// A variable naming one of an enum's values: set `out`, or say why not.
+template <typename Enum>
+void choice(const char* name, std::optional<Enum> (*parse)(std::string_view) noexcept,
+            const char* choices, std::optional<Enum>& out) {
+  const char* v = secure_getenv(name);
+  if (v == nullptr) return;
+  out = parse(v);
+  if (!out) log(LogLevel::warn, "%s=%s is not %s; ignored", name, v, choices);
+}
+
 }  // namespace
 
 bool disabled() noexcept { return g_disabled.load(std::memory_order_relaxed); }
@@ -50,22 +60,8 @@ void capture_environment() noexcept {
             v);
       }
     }
-    if (const char* v = secure_getenv("ZCTLS_APP_FLAG")) {
-      if (auto mode = parse_app_flag(v)) {
-        e->have_app_flag = true;
-        e->app_flag = *mode;
-      } else {
-        log(LogLevel::warn, "ZCTLS_APP_FLAG=%s is not respect or govern; ignored", v);
-      }
-    }
-    if (const char* v = secure_getenv("ZCTLS_OFFLOAD")) {
-      if (auto mode = parse_offload(v)) {
-        e->have_offload = true;
-        e->offload = *mode;
-      } else {
-        log(LogLevel::warn, "ZCTLS_OFFLOAD=%s is not auto or assume; ignored", v);
-      }
-    }
+    choice("ZCTLS_APP_FLAG", parse_app_flag, "respect or govern", e->app_flag);
+    choice("ZCTLS_OFFLOAD", parse_offload, "auto or assume", e->offload);
     g_environment.store(e, std::memory_order_release);
   } catch (...) {
     g_disabled.store(true, std::memory_order_relaxed);  // out of memory: stay out of the way

@@ -4,6 +4,7 @@
 // it (as jemalloc does with MALLOC_CONF).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "zctls/config.h"
@@ -14,13 +15,11 @@ struct Environment {
   bool have_config_path = false;
   bool have_rules = false;
   bool have_log_level = false;
-  bool have_app_flag = false;
-  bool have_offload = false;
   std::string config_path;  // ZCTLS_CONFIG
   std::string rules;        // ZCTLS_RULES
   LogLevel log_level = LogLevel::notice;
-  AppFlag app_flag = AppFlag::respect;   // ZCTLS_APP_FLAG: over the file's app_flag
-  Offload offload = Offload::automatic;  // ZCTLS_OFFLOAD: over the file's [kernel] offload
+  std::optional<AppFlag> app_flag;  // ZCTLS_APP_FLAG: over the file's app_flag
+  std::optional<Offload> offload;   // ZCTLS_OFFLOAD: over the file's [kernel] offload
 };
 
 // ZCTLS_DISABLE, or no memory for the rest at load time: every hook makes
