@@ -226,12 +226,14 @@ vm_prepare_kernel() {
     vm_build_initrd
 }
 
-# The modules the initramfs needs to mount the host over virtio-9p, in load
+# The modules the initramfs needs to mount the host over virtio-9p (and an
+# overlay over a booted system's root), in load
 # order, as modprobe resolves them for this kernel (6.1 has virtio_pci as a
 # module, 6.12 builds it in).
 vm_initrd_modules() {
     local m
-    for m in virtio_pci 9pnet_virtio 9p; do
+    # overlay: the upper layer of a booted system (tests/vm/run --system).
+    for m in virtio_pci 9pnet_virtio 9p overlay; do
         modprobe -d "$VM_MODROOT" -S "$VM_KVER" --show-depends "$m" 2>/dev/null |
             awk '$1 == "insmod" {print $2}'
     done | awk '!seen[$0]++'
@@ -239,8 +241,8 @@ vm_initrd_modules() {
 
 vm_build_initrd() {
     local stamp want
-    # Rebuild when the init script or busybox changes.
-    want=$(cat "$VM_LIB_DIR/guest/init" /bin/busybox | sha256sum | cut -c1-16)
+    # Rebuild when the init script, busybox or the module list changes.
+    want=$({ cat "$VM_LIB_DIR/guest/init" /bin/busybox; vm_initrd_modules; } | sha256sum | cut -c1-16)
     stamp=$VM_KDIR/initrd.stamp
     [ -e "$VM_INITRD" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
 
@@ -269,7 +271,8 @@ vm_build_initrd() {
 
 # Start qemu in the background for session directory $1.  Options via
 # globals: VM_TLS (1 = load tls, 0 = make tls unloadable), VM_MAX_SECONDS
-# (hard limit on the guest's life).  Writes $1/qemu.pid.
+# (hard limit on the guest's life), VM_SYSTEM_ROOT (a root to boot with
+# systemd as PID 1, guest/init).  Writes $1/qemu.pid.
 vm_start_qemu() {
     local sess=$1 sec_model=passthrough keep="" path
     # Trees that must stay shared even under /tmp or /run (guest/init).
@@ -301,7 +304,7 @@ EOS
         -smp "${ZCTLS_VM_CPUS:-2}" -nodefaults -display none -no-reboot \
         -serial "file:$sess/console.log" \
         -kernel "$VM_VMLINUZ" -initrd "$VM_INITRD" \
-        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.keep=$keep zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}" \
+        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.keep=$keep zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}${VM_SYSTEM_ROOT:+ zctls.system=$VM_SYSTEM_ROOT zctls.modules=$VM_MODROOT/lib/modules/$VM_KVER}" \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=$sec_model,id=hostroot,multidevs=remap" \
         </dev/null >"$sess/qemu.log" 2>&1 &
     echo $! > "$sess/qemu.pid"
