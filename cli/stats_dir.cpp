@@ -219,6 +219,25 @@ std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>&
   return sum;
 }
 
+namespace {
+
+// A label value in the text exposition format: backslash, double quote and
+// newline escaped (prometheus/docs, "Text-based format").
+std::string label_value(std::string_view raw) {
+  std::string out;
+  for (const char ch : raw) {
+    if (ch == '\\' || ch == '"') out += '\\';
+    if (ch == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += ch;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string prometheus_text(const std::vector<ProcessStats>& all) {
   const auto sum = totals(all);
   std::string out;
@@ -250,6 +269,29 @@ std::string prometheus_text(const std::vector<ProcessStats>& all) {
   out += "# TYPE zctls_processes gauge\n";
   out += "zctls_processes{state=\"alive\"} " + std::to_string(alive) + "\n";
   out += "zctls_processes{state=\"exited\"} " + std::to_string(exited) + "\n";
+  // Per live process (a dashboard's "sends per process"): labelled by pid
+  // and comm, so a reload's new workers are new series and exited ones end;
+  // their counts stay in the totals above.
+  const struct {
+    Counter counter;
+    const char* metric;
+    const char* help;
+  } per_process[] = {
+      {Counter::sends, "zctls_process_sends_total",
+       "sendfile calls on kTLS TX sockets, per live process"},
+      {Counter::zerocopy_sends, "zctls_process_zerocopy_sends_total",
+       "Sends with the flag on, per live process"},
+  };
+  for (const auto& family : per_process) {
+    out += std::string("# HELP ") + family.metric + " " + family.help + "\n";
+    out += std::string("# TYPE ") + family.metric + " counter\n";
+    for (const ProcessStats& p : all) {
+      if (!p.alive) continue;
+      out += std::string(family.metric) + "{pid=\"" + std::to_string(p.pid) + "\",comm=\"" +
+             label_value(p.comm) + "\"} " +
+             std::to_string(p.values[static_cast<std::size_t>(family.counter)]) + "\n";
+    }
+  }
   return out;
 }
 

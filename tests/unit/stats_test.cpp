@@ -76,7 +76,14 @@ TEST(Stats, PrometheusTextHasOneFamilyPerMetricAndOnlyReasonLabels) {
   EXPECT_NE(text.find("zctls_processes{state=\"alive\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("zctls_processes{state=\"exited\"} 1\n"), std::string::npos)
       << "the pruned file is not a process";
-  // Every sample line: a zctls_ name, at most a reason, state or mode label.
+  // Live processes only, by pid and comm: the exited one is in the totals.
+  EXPECT_NE(text.find("zctls_process_sends_total{pid=\"101\",comm=\"nginx\"} 10\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("zctls_process_zerocopy_sends_total{pid=\"101\",comm=\"nginx\"} 7\n"),
+            std::string::npos);
+  EXPECT_EQ(text.find("pid=\"99\""), std::string::npos);
+  // Every sample line: a zctls_ name, at most a reason, state or mode
+  // label, or a live process's pid and comm.
   std::size_t start = 0;
   while (start < text.size()) {
     const std::size_t end = text.find('\n', start);
@@ -87,10 +94,19 @@ TEST(Stats, PrometheusTextHasOneFamilyPerMetricAndOnlyReasonLabels) {
     const std::size_t brace = line.find('{');
     if (brace != std::string::npos) {
       const std::string label = line.substr(brace + 1, line.find('=') - brace - 1);
-      EXPECT_TRUE(label == "reason" || label == "state" || label == "mode") << line;
+      EXPECT_TRUE(label == "reason" || label == "state" || label == "mode" || label == "pid")
+          << line;
     }
     EXPECT_EQ(line.find('/'), std::string::npos) << "no paths: " << line;
   }
+}
+
+TEST(Stats, PrometheusLabelValuesAreEscaped) {
+  std::vector<ProcessStats> all{process(7, "a\"b\\c\nd", true)};
+  const std::string text = prometheus_text(all);
+  EXPECT_NE(text.find("zctls_process_sends_total{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\"} 0\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST(Stats, JsonListsEveryProcessWithItsStateAndTotals) {
