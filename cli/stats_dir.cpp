@@ -222,16 +222,20 @@ std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>&
 namespace {
 
 // A label value in the text exposition format: backslash, double quote and
-// newline escaped (prometheus/docs, "Text-based format").
+// newline escaped (prometheus/docs, "Text-based format").  A comm is any
+// 15 bytes a process chose (prctl PR_SET_NAME); a byte that is not
+// printable ASCII becomes '?', since invalid UTF-8 would make node_exporter
+// reject the whole file.
 std::string label_value(std::string_view raw) {
   std::string out;
   for (const char ch : raw) {
+    const auto byte = static_cast<unsigned char>(ch);
     if (ch == '\\' || ch == '"') out += '\\';
     if (ch == '\n') {
       out += "\\n";
       continue;
     }
-    out += ch;
+    out += byte >= 0x20 && byte < 0x7f ? ch : '?';
   }
   return out;
 }
@@ -285,8 +289,13 @@ std::string prometheus_text(const std::vector<ProcessStats>& all) {
   for (const auto& family : per_process) {
     out += std::string("# HELP ") + family.metric + " " + family.help + "\n";
     out += std::string("# TYPE ") + family.metric + " counter\n";
+    // One series per pid: a second file claiming a live pid (a copy under
+    // another name) would be a duplicate series, and node_exporter rejects
+    // a textfile with one.  `all` is sorted by pid.
+    pid_t last = -1;
     for (const ProcessStats& p : all) {
-      if (!p.alive) continue;
+      if (!p.alive || p.pid == last) continue;
+      last = p.pid;
       out += std::string(family.metric) + "{pid=\"" + std::to_string(p.pid) + "\",comm=\"" +
              label_value(p.comm) + "\"} " +
              std::to_string(p.values[static_cast<std::size_t>(family.counter)]) + "\n";

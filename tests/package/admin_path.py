@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -76,6 +77,13 @@ class AdminPath:
         rc, out = sh("pgrep", "-P", str(master))
         return master, [int(p) for p in out.split()] if rc == 0 else []
 
+    def zctls_totals(self):
+        rc, out = sh("zctls", "stats", "--json")
+        try:
+            return json.loads(out).get("totals", {}) if rc == 0 else {}
+        except ValueError:
+            return {}
+
     def maps_library(self, pid):
         try:
             with open("/proc/%d/maps" % pid) as f:
@@ -91,9 +99,17 @@ class AdminPath:
         return sh("journalctl", "--no-pager", "--since", since, *args)[1]
 
     def prom_query(self, expr):
+        """The API's reply; a refused query (HTTP 400: a bad expression)
+        is returned as its error reply, not raised."""
         url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        with urllib.request.urlopen(url, timeout=30) as r:
-            return json.load(r)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            try:
+                return json.load(e)
+            except ValueError:
+                return {"status": "error", "error": "HTTP %d" % e.code}
 
     def prom_value(self, expr):
         """The sum of an instant query's samples, or None if it has none."""
@@ -199,6 +215,24 @@ class AdminPath:
         self.c.equal(flags, {"assets/app.js": {1}, "uploads/report.pdf": {0}},
                      "strace: the flag on for assets/ (zerocopy rule), off for uploads/")
 
+        step("zctls status, zctls stats and zctls explain, as the README's Verify says")
+        rc, out = sh("zctls", "status", "--json")
+        try:
+            status = json.loads(out)
+        except ValueError:
+            status = {}
+        ours = {p["pid"] for p in status.get("zctls_processes", [])}
+        served = {s.tid for s in sends}  # nginx's workers are single-threaded: tid = pid
+        self.c.check(rc == 0 and served and served <= ours,
+                     "zctls status lists the worker that served the downloads",
+                     "served by %s, status lists %s" % (sorted(served), sorted(ours)))
+        stats = self.zctls_totals()
+        self.c.check(stats.get("zerocopy_sends", 0) >= 1 and stats.get("copy_rule_off", 0) >= 1,
+                     "zctls stats: zerocopy sends and rule_off copies", "%s" % stats)
+        for rel, want in (("assets/app.js", "zerocopy"), ("uploads/report.pdf", "copy")):
+            out = sh("zctls", "explain", os.path.join(WWW, rel))[1]
+            self.c.check(want in out, "zctls explain %s says %s" % (rel, want), out[-300:])
+
     def broken_config(self):
         step("a config with an error fails the restart, with zctls check's message in the journal")
         since = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -238,7 +272,14 @@ class AdminPath:
         self.c.check(len(lines) == 1, "the event is in nginx's error.log", "%s" % lines)
 
         self.write_config(self.config.replace('level = "warn"', 'level = "warn"\ntarget = "syslog"'))
-        time.sleep(3)  # a config edit is picked up within two seconds
+        # Workers re-read an edited config at their next send, at most
+        # every two seconds: which worker the next connection meets is not
+        # ours to choose, so reload nginx (new workers load the new config
+        # at their first send) and wait until the old workers are gone.
+        _, old = self.nginx_pids()
+        self.ran("systemctl reload nginx", "systemctl", "reload", "nginx")
+        self.wait_for("the workers from before the reload have exited",
+                      lambda: not any(os.path.exists("/proc/%d" % p) for p in old), 60)
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         path = self.integrity_event("assets/big-2.bin", "journal")
         time.sleep(2)
@@ -280,9 +321,15 @@ class AdminPath:
         rate = self.prom_value("sum(rate(zctls_zerocopy_bytes_total[1m]))")
         self.c.check(rate is not None and rate > 0, "rate(zctls_zerocopy_bytes_total[1m]) > 0",
                      "%s" % rate)
+        # Exactly what zctls's counter files hold (no traffic since), and at
+        # least what the test sent zerocopy: app.js twice, and each big
+        # file's first MiB before the write.
+        totals = self.zctls_totals()
         zc = self.prom_value("sum(zctls_zerocopy_bytes_total)")
-        self.c.check(zc is not None and zc >= 2 * (MiB + 3), "zerocopy bytes >= app.js twice",
-                     "%s" % zc)
+        self.c.check(zc is not None and zc == totals.get("zerocopy_bytes") and
+                     zc >= 2 * (MiB + 3) + 2 * MiB,
+                     "Prometheus's zerocopy bytes are zctls stats's, and at least what was sent "
+                     "zerocopy", "Prometheus %s, zctls stats %s" % (zc, totals.get("zerocopy_bytes")))
         in_flight = self.prom_value("sum(zctls_integrity_events_in_flight_total)")
         self.c.equal(in_flight, float(self.events), "both events were caught in flight")
 
@@ -294,9 +341,15 @@ class AdminPath:
             board = json.load(f)
         exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
         self.must(len(exprs) >= 4, "the dashboard has its panels' queries", "%d" % len(exprs))
+        # The host variable's query (label_values(zctls_sends_total,
+        # instance)) as PromQL: it must offer this host.
+        hosts = self.prom_query("count by (instance) (zctls_sends_total)")["data"]["result"]
+        self.c.check(len(hosts) == 1, "the dashboard's host variable finds this host", "%s" % hosts)
         for expr in exprs:
-            # Grafana's own variables, as Grafana would fill them in.
-            concrete = expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+            # Grafana's own variables, as Grafana would fill them in
+            # (all hosts selected).
+            concrete = (expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+                        .replace("$instance", ".*"))
             # A rate needs two scrapes of a series: the workers nginx
             # started at the last restart may have had only one so far.
             deadline = time.time() + 60
@@ -310,13 +363,27 @@ class AdminPath:
             self.c.check(reply.get("status") == "success" and reply["data"]["result"],
                          "dashboard query returns series: " + expr, "%s" % reply)
 
+    def upgrade(self):
+        step("the package again over itself (an upgrade's maintainer scripts): the timer runs on")
+        self.ran("apt-get install --reinstall ./zctls_*.deb", "apt-get", "install", "--reinstall",
+                 "-y", self.deb)
+        self.c.equal(sh("systemctl", "is-active", "zctls-textfile.timer")[1].strip(), "active",
+                     "zctls-textfile.timer still active")
+
     def remove(self):
-        step("remove the drop-in, purge the package: nginx clean, nothing left, metrics gone")
+        step("remove the drop-in, remove and purge the package: nginx clean, nothing left, "
+             "metrics gone")
         os.remove("/etc/systemd/system/nginx.service.d/zctls.conf")
         self.must(self.restart_nginx() == 0, "nginx restarts without the drop-in")
         master, workers = self.nginx_pids()
         self.c.check(workers and not any(self.maps_library(p) for p in [master] + workers),
                      "no nginx process maps the library")
+        self.ran("apt-get remove zctls", "apt-get", "remove", "-y", "zctls")
+        self.c.equal(sh("systemctl", "is-active", "zctls-textfile.timer")[1].strip() == "active",
+                     False, "apt remove stopped the timer")
+        self.c.equal(os.path.exists(os.path.join(TEXTFILE_DIR, "zctls.prom")), False,
+                     "apt remove took zctls.prom from the textfile directory")
+        self.c.check(os.path.exists("/etc/zctls.toml"), "apt remove keeps /etc/zctls.toml")
         self.ran("apt-get purge zctls", "apt-get", "purge", "-y", "zctls")
         left = [p for p in self.package_files + ["/etc/zctls.toml"] if os.path.exists(p)]
         self.c.equal(left, [], "no file of the package is left")
@@ -343,6 +410,7 @@ class AdminPath:
             self.integrity()
             self.prometheus()
             self.dashboard()
+            self.upgrade()
             self.remove()
         except sl.Failure as e:
             print("stopped at: %s" % e)

@@ -101,12 +101,13 @@ TEST(Stats, PrometheusTextHasOneFamilyPerMetricAndOnlyReasonLabels) {
   }
 }
 
-TEST(Stats, PrometheusLabelValuesAreEscaped) {
-  std::vector<ProcessStats> all{process(7, "a\"b\\c\nd", true)};
+TEST(Stats, PrometheusLabelValuesAreEscapedAndPrintable) {
+  std::vector<ProcessStats> all{process(7, "a\"b\\c\nd\xff\x01", true), process(7, "copy", true)};
   const std::string text = prometheus_text(all);
-  EXPECT_NE(text.find("zctls_process_sends_total{pid=\"7\",comm=\"a\\\"b\\\\c\\nd\"} 0\n"),
+  EXPECT_NE(text.find("zctls_process_sends_total{pid=\"7\",comm=\"a\\\"b\\\\c\\nd??\"} 0\n"),
             std::string::npos)
       << text;
+  EXPECT_EQ(text.find("comm=\"copy\""), std::string::npos) << "one series per pid: " << text;
 }
 
 TEST(Stats, JsonListsEveryProcessWithItsStateAndTotals) {
