@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include "tls_sockets.h"
 #include "zctls/json.h"
 #include "zctls/ktls.h"
 

@@ -1,12 +1,13 @@
-// Every kTLS socket on the host, from sock_diag (NETLINK_SOCK_DIAG): the
-// kernel reports a TCP socket's ULP in INET_DIAG_ULP_INFO, and for "tls"
-// its version, cipher, TX/RX mode (sw, hw, hw_record) and, since 5.19,
-// whether TLS_TX_ZEROCOPY_RO is set.
+// kTLS sockets as sock_diag (NETLINK_SOCK_DIAG) reports them: the kernel
+// gives a TCP socket's ULP in INET_DIAG_ULP_INFO, and for "tls" its
+// version, cipher, TX/RX mode (sw, hw, hw_record) and, since 5.19, whether
+// TLS_TX_ZEROCOPY_RO is set (net/tls/tls_main.c, tls_get_info).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,19 +35,20 @@ struct TlsSocket {
   bool zerocopy = false;  // TLS_INFO_ZC_RO_TX present: the flag is set (5.19+, hw only)
 };
 
-std::string tls_version_name(std::uint16_t version);
-std::string tls_cipher_name(std::uint16_t cipher);
-
 // Parses one sock_diag reply datagram; appends the kTLS sockets (others
 // are skipped).  Returns false at NLMSG_DONE or NLMSG_ERROR (*error set to
 // its errno value, 0 for DONE).  Pure: unit-tested with recorded replies.
 bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector<TlsSocket>& out,
                          int* error);
 
-// Dumps TCP over IPv4 and IPv6.  Returns an errno value (0 = ok).  A
-// recorder, if given, sees every reply datagram as received: how the unit
-// tests' fixtures were recorded on the bench kernels.
-using DiagRecorder = std::function<void(const std::uint8_t* data, std::size_t size)>;
-int list_tls_sockets(std::vector<TlsSocket>& out, const DiagRecorder& recorder = {});
+// One sock_diag exchange: sends `request` (an nlmsghdr and its
+// inet_diag_req_v2, `size` bytes) on a new NETLINK_SOCK_DIAG socket, then
+// hands each reply datagram, received into `buffer`, to on_datagram until
+// it returns false.  Returns an errno value (0 = ok; a failed send or recv).
+// The library asks it about one socket (kernel/tx_offload.cpp), zctls
+// status for all of them (cli/tls_sockets.cpp).
+using DiagDatagram = std::function<bool(const std::uint8_t* data, std::size_t size)>;
+int sock_diag_exchange(const void* request, std::size_t size, std::span<std::uint8_t> buffer,
+                       const DiagDatagram& on_datagram);
 
 }  // namespace zctls::kernel

@@ -15,8 +15,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "zctls/ktls.h"
-
 namespace zctls::kernel {
 namespace {
 
@@ -107,30 +105,6 @@ const char* to_string(TlsConf c) noexcept {
   return "?";
 }
 
-// The names are ktls.h's, so that probe and status print the same words.
-std::string tls_version_name(std::uint16_t v) {
-  if (v == TLS_1_2_VERSION) return std::string(to_string(TlsVersion::tls12));
-  if (v == TLS_1_3_VERSION) return std::string(to_string(TlsVersion::tls13));
-  char out[16];
-  std::snprintf(out, sizeof out, "0x%04x", v);
-  return out;
-}
-
-std::string tls_cipher_name(std::uint16_t c) {
-  switch (c) {
-    case TLS_CIPHER_AES_GCM_128:
-      return std::string(to_string(Cipher::aes_gcm_128));
-    case TLS_CIPHER_AES_GCM_256:
-      return std::string(to_string(Cipher::aes_gcm_256));
-    case TLS_CIPHER_AES_CCM_128:
-      return std::string(to_string(Cipher::aes_ccm_128));
-    case TLS_CIPHER_CHACHA20_POLY1305:
-      return std::string(to_string(Cipher::chacha20_poly1305));
-    default:
-      return "cipher " + std::to_string(c);
-  }
-}
-
 bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector<TlsSocket>& out,
                          int* error) {
   *error = 0;
@@ -170,42 +144,25 @@ bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector
   return true;
 }
 
-int list_tls_sockets(std::vector<TlsSocket>& out, const DiagRecorder& recorder) {
-  for (const int family : {AF_INET, AF_INET6}) {
-    const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0) return errno;
-    struct {
-      nlmsghdr header;
-      inet_diag_req_v2 request;
-    } req{};
-    req.header.nlmsg_len = sizeof req;
-    req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.request.sdiag_family = static_cast<std::uint8_t>(family);
-    req.request.sdiag_protocol = IPPROTO_TCP;
-    req.request.idiag_states = ~0U;
-    // ULP info comes with INET_DIAG_INFO (tcp_diag_get_aux).
-    req.request.idiag_ext = 1 << (INET_DIAG_INFO - 1);
-    if (send(nl, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req)) {
-      const int err = errno;
-      close(nl);
-      return err;
-    }
-    alignas(nlmsghdr) std::uint8_t buf[32768];
-    int err = 0;
+int sock_diag_exchange(const void* request, std::size_t size, std::span<std::uint8_t> buffer,
+                       const DiagDatagram& on_datagram) {
+  const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (nl < 0) return errno;
+  int err = 0;
+  if (send(nl, request, size, 0) != static_cast<ssize_t>(size)) {
+    err = errno;
+  } else {
     for (;;) {
-      const ssize_t n = recv(nl, buf, sizeof buf, 0);
+      const ssize_t n = recv(nl, buffer.data(), buffer.size(), 0);
       if (n < 0) {
         err = errno;
         break;
       }
-      if (recorder) recorder(buf, static_cast<std::size_t>(n));
-      if (!parse_diag_datagram(buf, static_cast<std::size_t>(n), out, &err)) break;
+      if (!on_datagram(buffer.data(), static_cast<std::size_t>(n))) break;
     }
-    close(nl);
-    if (err != 0) return err;
   }
-  return 0;
+  close(nl);
+  return err;
 }
 
 }  // namespace zctls::kernel

@@ -109,19 +109,16 @@ int query_tls_socket(int fd, TlsSocket* out) {
   req.request.idiag_states = ~0U;
   // ULP info comes with INET_DIAG_INFO (tcp_diag_get_aux).
   req.request.idiag_ext = 1 << (INET_DIAG_INFO - 1);
-  const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (nl < 0) return errno;
-  int err = 0;
   alignas(nlmsghdr) std::uint8_t buf[8192];
-  ssize_t n = -1;
-  if (send(nl, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req) ||
-      (n = recv(nl, buf, sizeof buf, 0)) < 0)
-    err = errno;
-  close(nl);
-  if (err != 0) return err;
   std::vector<TlsSocket> found;
-  parse_diag_datagram(buf, static_cast<std::size_t>(n), found, &err);
-  if (err != 0) return err;  // ENOENT: no such socket
+  int parsed = 0;
+  // One reply: the socket, or an error (ENOENT: no such socket).
+  int err = sock_diag_exchange(&req, sizeof req, buf, [&](const std::uint8_t* data, std::size_t n) {
+    parse_diag_datagram(data, n, found, &parsed);
+    return false;
+  });
+  if (err == 0) err = parsed;
+  if (err != 0) return err;
   // Found, but without the tls ULP's info: not a kTLS socket, or a caller
   // without CAP_NET_ADMIN, whom tcp_diag_get_aux gives no ULP info.
   if (found.empty()) return ENODATA;

@@ -69,9 +69,9 @@
 
 #include "ktls_app.h"
 #include "openssl_send.h"
+#include "tls_sockets.h"
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
-#include "zctls/tls_diag.h"
 
 namespace k = zctls::kernel;
 using namespace zctls_ktls_app;

@@ -8,8 +8,6 @@
 // those recordings with the ULP attribute re-encoded as the kernel's
 // tls_get_info() encodes it for a device-offloaded socket; the encoder is
 // first checked to reproduce every recorded ULP attribute byte for byte.
-#include "zctls/tls_diag.h"
-
 #include <gtest/gtest.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -26,6 +24,7 @@
 #include <vector>
 
 #include "../../cli/status.h"
+#include "tls_sockets.h"
 
 namespace zctls::kernel {
 namespace {
