@@ -3,11 +3,8 @@
 // neither).
 #include "tls_sockets.h"
 
-#include <linux/inet_diag.h>
 #include <linux/netlink.h>
-#include <linux/sock_diag.h>
 #include <linux/tls.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cstdio>
@@ -42,25 +39,12 @@ std::string tls_cipher_name(std::uint16_t c) {
 
 int list_tls_sockets(std::vector<TlsSocket>& out, const DiagRecorder& recorder) {
   for (const int family : {AF_INET, AF_INET6}) {
-    struct {
-      nlmsghdr header;
-      inet_diag_req_v2 request;
-    } req{};
-    req.header.nlmsg_len = sizeof req;
-    req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    req.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.request.sdiag_family = static_cast<std::uint8_t>(family);
-    req.request.sdiag_protocol = IPPROTO_TCP;
-    req.request.idiag_states = ~0U;
-    // ULP info comes with INET_DIAG_INFO (tcp_diag_get_aux).
-    req.request.idiag_ext = 1 << (INET_DIAG_INFO - 1);
     alignas(nlmsghdr) std::uint8_t buf[32768];
     int parsed = 0;
-    int err =
-        sock_diag_exchange(&req, sizeof req, buf, [&](const std::uint8_t* data, std::size_t n) {
-          if (recorder) recorder(data, n);
-          return parse_diag_datagram(data, n, out, &parsed);
-        });
+    int err = tcp_ulp_diag(family, nullptr, buf, [&](const std::uint8_t* data, std::size_t n) {
+      if (recorder) recorder(data, n);
+      return parse_diag_datagram(data, n, out, &parsed);
+    });
     if (err == 0) err = parsed;
     if (err != 0) return err;
   }

@@ -4,6 +4,8 @@
 // TLS_TX_ZEROCOPY_RO is set (net/tls/tls_main.c, tls_get_info).
 #pragma once
 
+#include <linux/inet_diag.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -41,14 +43,15 @@ struct TlsSocket {
 bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector<TlsSocket>& out,
                          int* error);
 
-// One sock_diag exchange: sends `request` (an nlmsghdr and its
-// inet_diag_req_v2, `size` bytes) on a new NETLINK_SOCK_DIAG socket, then
-// hands each reply datagram, received into `buffer`, to on_datagram until
-// it returns false.  Returns an errno value (0 = ok; a failed send or recv).
-// The library asks it about one socket (kernel/tx_offload.cpp), zctls
-// status for all of them (cli/tls_sockets.cpp).
+// One sock_diag request for TCP sockets of `family` (AF_INET, AF_INET6)
+// with their ULP info: every one (id == nullptr: a dump) or the one whose
+// 4-tuple is *id.  Sends it on a new NETLINK_SOCK_DIAG socket, then hands
+// each reply datagram, received into `buffer`, to on_datagram until it
+// returns false.  Returns an errno value (0 = ok; a failed send or recv).
+// The library asks about one socket (kernel/tx_offload.cpp), zctls status
+// about all of them (cli/tls_sockets.cpp).
 using DiagDatagram = std::function<bool(const std::uint8_t* data, std::size_t size)>;
-int sock_diag_exchange(const void* request, std::size_t size, std::span<std::uint8_t> buffer,
-                       const DiagDatagram& on_datagram);
+int tcp_ulp_diag(int family, const inet_diag_sockid* id, std::span<std::uint8_t> buffer,
+                 const DiagDatagram& on_datagram);
 
 }  // namespace zctls::kernel

@@ -144,12 +144,25 @@ bool parse_diag_datagram(const std::uint8_t* data, std::size_t size, std::vector
   return true;
 }
 
-int sock_diag_exchange(const void* request, std::size_t size, std::span<std::uint8_t> buffer,
-                       const DiagDatagram& on_datagram) {
+int tcp_ulp_diag(int family, const inet_diag_sockid* id, std::span<std::uint8_t> buffer,
+                 const DiagDatagram& on_datagram) {
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } req{};
+  req.header.nlmsg_len = sizeof req;
+  req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.header.nlmsg_flags = static_cast<std::uint16_t>(NLM_F_REQUEST | (id ? 0 : NLM_F_DUMP));
+  req.request.sdiag_family = static_cast<std::uint8_t>(family);
+  req.request.sdiag_protocol = IPPROTO_TCP;
+  req.request.idiag_states = ~0U;
+  // ULP info comes with INET_DIAG_INFO (tcp_diag_get_aux).
+  req.request.idiag_ext = 1 << (INET_DIAG_INFO - 1);
+  if (id != nullptr) req.request.id = *id;
   const int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (nl < 0) return errno;
   int err = 0;
-  if (send(nl, request, size, 0) != static_cast<ssize_t>(size)) {
+  if (send(nl, &req, sizeof req, 0) != static_cast<ssize_t>(sizeof req)) {
     err = errno;
   } else {
     for (;;) {

@@ -95,25 +95,15 @@ bool diag_id(int fd, std::uint8_t* family, inet_diag_sockid* id) {
 }  // namespace
 
 int query_tls_socket(int fd, TlsSocket* out) {
-  struct {
-    nlmsghdr header;
-    inet_diag_req_v2 request;
-  } req{};
+  std::uint8_t family = 0;
+  inet_diag_sockid id{};
   errno = 0;
-  if (!diag_id(fd, &req.request.sdiag_family, &req.request.id))
-    return errno != 0 ? errno : EAFNOSUPPORT;
-  req.header.nlmsg_len = sizeof req;
-  req.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.header.nlmsg_flags = NLM_F_REQUEST;
-  req.request.sdiag_protocol = IPPROTO_TCP;
-  req.request.idiag_states = ~0U;
-  // ULP info comes with INET_DIAG_INFO (tcp_diag_get_aux).
-  req.request.idiag_ext = 1 << (INET_DIAG_INFO - 1);
+  if (!diag_id(fd, &family, &id)) return errno != 0 ? errno : EAFNOSUPPORT;
   alignas(nlmsghdr) std::uint8_t buf[8192];
   std::vector<TlsSocket> found;
   int parsed = 0;
   // One reply: the socket, or an error (ENOENT: no such socket).
-  int err = sock_diag_exchange(&req, sizeof req, buf, [&](const std::uint8_t* data, std::size_t n) {
+  int err = tcp_ulp_diag(family, &id, buf, [&](const std::uint8_t* data, std::size_t n) {
     parse_diag_datagram(data, n, found, &parsed);
     return false;
   });
