@@ -106,12 +106,16 @@ std::vector<SocketOwner> owners_without_zctls(const std::vector<StatusSocket>& s
       if (!seen.emplace(o.pid, true).second) continue;
       std::FILE* f = std::fopen(("/proc/" + std::to_string(o.pid) + "/maps").c_str(), "re");
       if (f == nullptr) continue;  // gone, or not ours to read
-      bool mapped = false;
+      bool hooks = false, engine = false;
       char line[4096];
-      while (!mapped && std::fgets(line, sizeof line, f) != nullptr)
-        mapped = std::strstr(line, "/libzctls.so") != nullptr;
+      while (!engine && std::fgets(line, sizeof line, f) != nullptr) {
+        hooks = hooks || std::strstr(line, "/libzctls.so") != nullptr;
+        engine = std::strstr(line, "/libzctls-engine.so") != nullptr;
+      }
       std::fclose(f);
-      if (!mapped) out.push_back(o);
+      if (engine) continue;
+      out.push_back(o);
+      out.back().hooks_only = hooks;
     }
   }
   return out;
@@ -163,12 +167,21 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
       out += line;
     }
   }
-  if (!without_zctls.empty()) {
-    out += "kTLS processes without zctls: " + std::to_string(without_zctls.size()) +
+  std::size_t hooks_only = 0;
+  for (const SocketOwner& o : without_zctls) hooks_only += o.hooks_only ? 1 : 0;
+  if (without_zctls.size() > hooks_only) {
+    out += "kTLS processes without zctls: " + std::to_string(without_zctls.size() - hooks_only) +
            " (no libzctls.so mapped: started without it, or an nginx binary upgrade without "
            "`env LD_PRELOAD;`)\n";
     for (const SocketOwner& o : without_zctls)
-      out += "  " + o.comm + "[" + std::to_string(o.pid) + "]\n";
+      if (!o.hooks_only) out += "  " + o.comm + "[" + std::to_string(o.pid) + "]\n";
+  }
+  if (hooks_only > 0) {
+    out += "kTLS processes with zctls's hooks but no engine: " + std::to_string(hooks_only) +
+           " (libzctls-engine.so not mapped: its load failed, said once on the process's "
+           "stderr; or the process has not keyed or sent on a kTLS socket yet)\n";
+    for (const SocketOwner& o : without_zctls)
+      if (o.hooks_only) out += "  " + o.comm + "[" + std::to_string(o.pid) + "]\n";
   }
   return out;
 }
@@ -217,7 +230,8 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
   out += "], \"ktls_processes_without_zctls\": [";
   for (std::size_t i = 0; i < without_zctls.size(); ++i)
     out += std::string(i > 0 ? ", " : "") + "{\"pid\": " + std::to_string(without_zctls[i].pid) +
-           ", \"comm\": " + json_quote(without_zctls[i].comm) + "}";
+           ", \"comm\": " + json_quote(without_zctls[i].comm) +
+           ", \"hooks_only\": " + (without_zctls[i].hooks_only ? "true" : "false") + "}";
   return out + "]}\n";
 }
 

@@ -14,6 +14,10 @@ struct SocketOwner {
   int pid = 0;
   std::string comm;
   int fd = -1;  // one of its fds for the socket
+  // owners_without_zctls: it maps libzctls.so (the hooks) but not
+  // libzctls-engine.so, which the hooks load at a process's first kTLS TX
+  // socket; false: it maps neither.
+  bool hooks_only = false;
 };
 
 struct StatusSocket {
@@ -26,8 +30,10 @@ struct StatusSocket {
 };
 
 // Pure formatting (unit-tested with recorded sock_diag replies).
-// `without_zctls`: processes holding kTLS sockets that do not map
-// libzctls.so, e.g. an nginx whose binary upgrade dropped LD_PRELOAD.
+// `without_zctls`: processes holding kTLS sockets that do not map the
+// engine: no libzctls.so at all (an nginx whose binary upgrade dropped
+// LD_PRELOAD), or the hooks alone (the engine failed to load, or the
+// process has not keyed or sent on a kTLS socket yet: an inherited one).
 std::string format_status(const std::vector<StatusSocket>& sockets,
                           const std::vector<ProcessStats>& shim_processes,
                           const std::vector<SocketOwner>& without_zctls = {});
@@ -35,7 +41,8 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
                                const std::vector<ProcessStats>& shim_processes,
                                const std::vector<SocketOwner>& without_zctls = {});
 
-// Owners of `sockets` whose /proc/PID/maps has no libzctls.so, each once.
+// Owners of `sockets` whose /proc/PID/maps has no libzctls-engine.so, each
+// once (hooks_only: libzctls.so is there).
 std::vector<SocketOwner> owners_without_zctls(const std::vector<StatusSocket>& sockets);
 
 // Gathers and prints; returns the exit status.

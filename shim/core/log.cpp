@@ -235,8 +235,7 @@ void log_to_file(const char* path) noexcept {
   g_target.store(static_cast<int>(Target::file), std::memory_order_release);
 }
 
-void capture_log_environment() noexcept {
-  const char* stream = secure_getenv("JOURNAL_STREAM");
+void capture_log_environment(const char* stream) noexcept {
   unsigned long long dev = 0, ino = 0;
   if (stream != nullptr && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2) {
     g_journal_dev.store(dev, std::memory_order_relaxed);

@@ -36,8 +36,9 @@ bool log_enabled(LogLevel level) noexcept;
 void log_to_stderr() noexcept;  // the default
 void log_to_syslog() noexcept;
 void log_to_file(const char* path) noexcept;
-// Reads JOURNAL_STREAM (secure_getenv): called once, at load time.
-void capture_log_environment() noexcept;
+// Takes JOURNAL_STREAM's value ("DEV:INO", or nullptr), as the hook
+// library captured it at load: called once, when the engine attaches.
+void capture_log_environment(const char* journal_stream) noexcept;
 
 __attribute__((format(printf, 2, 3))) void log(LogLevel level, const char* format, ...) noexcept;
 

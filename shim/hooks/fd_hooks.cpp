@@ -16,7 +16,7 @@
 // (TCP_ULP resets the entry).  ARCHITECTURE.md lists what still escapes.
 //
 // The close-side hooks must stay async-signal-safe: they only touch atomics
-// (runtime.h).  noexcept exactly where glibc declares the function __THROW;
+// (front.h).  noexcept exactly where glibc declares the function __THROW;
 // the others are cancellation points, through which pthread_cancel unwinds
 // (integration/cancellation).
 #include <fcntl.h>
@@ -27,8 +27,8 @@
 #include <cerrno>
 #include <cstdarg>
 
+#include "front.h"
 #include "real_calls.h"
-#include "runtime.h"
 
 #define ZCTLS_EXPORT extern "C" __attribute__((visibility("default")))
 

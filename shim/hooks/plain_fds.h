@@ -6,7 +6,9 @@
 // the first on each fd (issue 20 #4).
 //
 // One bit per fd number in static storage (128 KiB of BSS for 1 Mi fds):
-// no allocation, no lock.  A page of it costs memory only once a bit in it
+// no allocation, no lock.  A plain zero-initialised object (the members are
+// reached through std::atomic_ref), so that front.cpp can place it in a
+// .bss section of its own.  A page of it costs memory only once a bit in it
 // is set; the closing hooks read a bit before clearing it, so a process
 // that never sets one only ever maps the zero page.  Safe in close() and
 // dup2() (atomics only).
@@ -28,8 +30,9 @@ class PlainFds {
   void set(int fd) noexcept {
     if (fd < 0 || fd >= kMaxFds) return;
     word(fd).fetch_or(bit(fd), std::memory_order_acq_rel);
-    int end = end_.load(std::memory_order_relaxed);
-    while (fd >= end && !end_.compare_exchange_weak(end, fd + 1, std::memory_order_relaxed)) {
+    std::atomic_ref<int> end_ref(end_);
+    int end = end_ref.load(std::memory_order_relaxed);
+    while (fd >= end && !end_ref.compare_exchange_weak(end, fd + 1, std::memory_order_relaxed)) {
     }
   }
   // The number now names something else (closed, dup2'd over, a new fd,
@@ -39,7 +42,8 @@ class PlainFds {
   }
   // close_range, closefrom: a word at a time, up to the highest fd set.
   void clear_range(unsigned first, unsigned last) noexcept {
-    const auto end = static_cast<unsigned>(end_.load(std::memory_order_relaxed));
+    const auto end =
+        static_cast<unsigned>(std::atomic_ref<int>(end_).load(std::memory_order_relaxed));
     if (end == 0 || first >= end) return;
     const unsigned stop = last < end - 1 ? last : end - 1;  // inclusive
     for (unsigned w = first >> 6; w <= stop >> 6; ++w) {
@@ -48,20 +52,22 @@ class PlainFds {
       const std::uint64_t mask =
           (hi == 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (hi + 1)) - 1) &
           ~((std::uint64_t{1} << lo) - 1);
-      if ((words_[w].load(std::memory_order_acquire) & mask) != 0)
-        words_[w].fetch_and(~mask, std::memory_order_acq_rel);
+      std::atomic_ref<std::uint64_t> word_ref(words_[w]);
+      if ((word_ref.load(std::memory_order_acquire) & mask) != 0)
+        word_ref.fetch_and(~mask, std::memory_order_acq_rel);
     }
   }
 
  private:
-  std::atomic<std::uint64_t>& word(int fd) noexcept { return words_[fd >> 6]; }
-  const std::atomic<std::uint64_t>& word(int fd) const noexcept { return words_[fd >> 6]; }
+  std::atomic_ref<std::uint64_t> word(int fd) const noexcept {
+    return std::atomic_ref<std::uint64_t>(const_cast<std::uint64_t&>(words_[fd >> 6]));
+  }
   static std::uint64_t bit(int fd) noexcept { return std::uint64_t{1} << (fd & 63); }
 
-  std::atomic<std::uint64_t> words_[kMaxFds / 64] = {};
-  // One past the highest fd ever set: bounds clear_range.  (All zero: the
-  // object stays in .bss, no page of it touched until a bit is set.)
-  std::atomic<int> end_{0};
+  // Zero in static storage: no page of it touched until a bit is set.
+  alignas(64) std::uint64_t words_[kMaxFds / 64];
+  // One past the highest fd ever set: bounds clear_range.
+  int end_;
 };
 
 }  // namespace zctls::shim

@@ -123,12 +123,4 @@ ZCTLS_REAL(ZCTLS_NOTHROW, int, pidfd_getfd, (int pidfd, int targetfd, unsigned i
 #undef ZCTLS_NOTHROW
 #undef ZCTLS_REAL
 
-ClockGettimeFn libc_clock_gettime() noexcept {
-  void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-  if (libc == nullptr) return nullptr;
-  void* sym = dlsym(libc, "clock_gettime");
-  dlclose(libc);  // only drops the reference RTLD_NOLOAD took: libc stays
-  return reinterpret_cast<ClockGettimeFn>(sym);
-}
-
 }  // namespace zctls::real

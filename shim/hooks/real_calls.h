@@ -3,6 +3,10 @@
 // lock (a race resolves twice to the same pointer).  If a symbol cannot be
 // resolved, or resolves back to the shim, the raw syscall stands in, so a
 // hook can always do what the application asked for.
+//
+// Defined in the hook library (real_calls.cpp); inside the engine, the
+// three it calls (setsockopt, getsockopt, close) forward to the hook
+// library's (shim/engine/real_forward.cpp), as does libc_clock_gettime.
 #pragma once
 
 #include <fcntl.h>
@@ -43,7 +47,7 @@ int pidfd_getfd(int pidfd, int targetfd, unsigned int flags) noexcept;
 
 // The C library's own clock_gettime, looked up in libc.so.6 itself rather
 // than in the global scope (where a time-faking preload would answer), or
-// nullptr.  Called once, at load time (clock.h).
+// nullptr.  Called once, when the engine attaches (clock.h).
 using ClockGettimeFn = int (*)(clockid_t, timespec*);
 ClockGettimeFn libc_clock_gettime() noexcept;
 

@@ -14,14 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "front.h"
 #include "real_calls.h"
-#include "runtime.h"
 
 #define ZCTLS_EXPORT extern "C" __attribute__((visibility("default")))
 
 ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
   if (zctls::shim::known_plain(out_fd)) return zctls::real::sendfile(out_fd, in_fd, offset, count);
-  const zctls::SendTicket ticket = zctls::shim::before_send(out_fd, in_fd, offset);
+  zctls::shim::Ticket ticket;
+  zctls::shim::before_send(ticket, out_fd, in_fd, offset);
   const ssize_t rc = zctls::real::sendfile(out_fd, in_fd, offset, count);
   zctls::shim::after_send(ticket, rc, offset);
   return rc;
@@ -31,7 +32,8 @@ ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t c
   static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets only");
   auto* off = reinterpret_cast<off_t*>(offset);
   if (zctls::shim::known_plain(out_fd)) return zctls::real::sendfile64(out_fd, in_fd, off, count);
-  const zctls::SendTicket ticket = zctls::shim::before_send(out_fd, in_fd, off);
+  zctls::shim::Ticket ticket;
+  zctls::shim::before_send(ticket, out_fd, in_fd, off);
   const ssize_t rc = zctls::real::sendfile64(out_fd, in_fd, off, count);
   zctls::shim::after_send(ticket, rc, off);
   return rc;

@@ -6,6 +6,7 @@
 
 namespace {
 
+using zctls_e2e::count;
 using zctls_e2e::lines_of;
 using zctls_e2e::Outcome;
 using zctls_e2e::ShimE2E;
@@ -200,6 +201,40 @@ TEST_F(ShimE2E, GovernedApplicationFlagFollowsTheRules) {
     EXPECT_NE(r.err.find("app_flag = \"govern\""), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("notice: fd "), std::string::npos) << "a notice: the rules apply" << r.err;
   }
+}
+
+// The engine (libzctls-engine.so) is loaded from the directory of the
+// hooks, at the first kTLS TX socket; a relative LD_PRELOAD path is taken
+// from the working directory of the time.
+TEST_F(ShimE2E, EngineLoadsBesideARelativePreloadPath) {
+  const std::string shim = ZCTLS_SHIM_PATH;
+  const std::string shim_dir = shim.substr(0, shim.rfind('/'));
+  char here[4096];
+  ASSERT_NE(getcwd(here, sizeof here), nullptr);
+  ASSERT_EQ(chdir(shim_dir.c_str()), 0);
+  const Outcome r =
+      run("LD_PRELOAD=./libzctls.so ZCTLS_CONFIG=" + config(),
+          "raw " + static_file() + " " + private_file() + " " + static_file(), /*preload=*/false);
+  ASSERT_EQ(chdir(here), 0);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=1\nb.bin flag=0\na.bin flag=1\nbytes ok\n") << r.err;
+  EXPECT_EQ(r.flag_sets(), (std::vector<int>{1, 0, 1})) << r.strace;
+}
+
+// Hooks without their engine (a copy elsewhere, a chroot without it): one
+// line says so, and every send passes through untouched.
+TEST_F(ShimE2E, WithoutItsEngineTheHooksPassThrough) {
+  const std::string lonely = dir_ + "/lonely";
+  ASSERT_EQ(mkdir(lonely.c_str(), 0755), 0);
+  ASSERT_EQ(std::system(("cp " ZCTLS_SHIM_PATH " '" + lonely + "/'").c_str()), 0);
+  const Outcome r =
+      run("LD_PRELOAD=" + lonely + "/libzctls.so ZCTLS_CONFIG=" + config(),
+          "raw " + static_file() + " " + private_file() + " " + static_file(), /*preload=*/false);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\na.bin flag=0\nbytes ok\n") << r.err;
+  EXPECT_TRUE(r.flag_sets().empty()) << r.strace;
+  EXPECT_EQ(count(r.err, "cannot load the engine " + lonely + "/libzctls-engine.so"), 1) << r.err;
+  EXPECT_NE(r.err.find("passes everything through"), std::string::npos) << r.err;
 }
 
 TEST_F(ShimE2E, DebugLogNamesTheRule) {

@@ -36,6 +36,7 @@ import serverlib as sl  # noqa: E402
 
 EXAMPLES = "/usr/share/doc/zctls/examples"
 LIBRARY = "/usr/lib/x86_64-linux-gnu/zctls/libzctls.so"
+ENGINE = "/usr/lib/x86_64-linux-gnu/zctls/libzctls-engine.so"
 WWW = "/var/www/site"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 DASHBOARD = os.path.join(EXAMPLES, "grafana", "zctls.json")
@@ -84,10 +85,10 @@ class AdminPath:
         except ValueError:
             return {}
 
-    def maps_library(self, pid):
+    def maps_library(self, pid, library=LIBRARY):
         try:
             with open("/proc/%d/maps" % pid) as f:
-                return any(line.rstrip().endswith(LIBRARY) for line in f)
+                return any(line.rstrip().endswith(library) for line in f)
         except OSError:
             return False
 
@@ -226,6 +227,13 @@ class AdminPath:
         self.c.check(rc == 0 and served and served <= ours,
                      "zctls status lists the worker that served the downloads",
                      "served by %s, status lists %s" % (sorted(served), sorted(ours)))
+        # The hooks load the engine at a process's first kTLS socket: the
+        # worker that served TLS maps it, the master (no TLS) does not.
+        master, _ = self.nginx_pids()
+        self.c.check(all(self.maps_library(p, ENGINE) for p in served)
+                     and not self.maps_library(master, ENGINE),
+                     "the engine is mapped by the worker that served kTLS, not by the master",
+                     "served by %s, master %d" % (sorted(served), master))
         stats = self.zctls_totals()
         self.c.check(stats.get("zerocopy_sends", 0) >= 1 and stats.get("copy_rule_off", 0) >= 1,
                      "zctls stats: zerocopy sends and rule_off copies", "%s" % stats)

@@ -118,15 +118,13 @@ TEST(Log, TheJournalsSocketOnStderrIsALog) {
   ASSERT_EQ(fstat(sv[0], &st), 0);
   const std::string stream =
       std::to_string(st.st_dev) + ":" + std::to_string(static_cast<unsigned long long>(st.st_ino));
-  setenv("JOURNAL_STREAM", stream.c_str(), 1);
-  zctls::capture_log_environment();
+  zctls::capture_log_environment(stream.c_str());
   {
     const StderrIs redirect(sv[0]);
     next_second();
     zctls::log(zctls::LogLevel::warn, "to the journal");
   }
-  unsetenv("JOURNAL_STREAM");
-  zctls::capture_log_environment();
+  zctls::capture_log_environment(nullptr);
   close(sv[0]);
   EXPECT_NE(drain(sv[1]).find("warn: to the journal\n"), std::string::npos);
   close(sv[1]);

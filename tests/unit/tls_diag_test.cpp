@@ -384,24 +384,49 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
       << lost_text;
   EXPECT_NE(lost_text.find("  nginx[21]\n"), std::string::npos) << lost_text;
   EXPECT_NE(cli::format_status_json({on}, {p}, lost)
-                .find("\"ktls_processes_without_zctls\": [{\"pid\": 21, \"comm\": \"nginx\"}]"),
+                .find("\"ktls_processes_without_zctls\": [{\"pid\": 21, \"comm\": \"nginx\", "
+                      "\"hooks_only\": false}]"),
+            std::string::npos);
+  EXPECT_EQ(lost_text.find("hooks but no engine"), std::string::npos) << lost_text;
+
+  // The hooks without their engine (its dlopen failed): said apart.
+  const std::vector<cli::SocketOwner> half = {{21, "nginx", 5}, {22, "nginx", 6, true}};
+  const std::string half_text = cli::format_status({on}, {p}, half);
+  EXPECT_NE(half_text.find("kTLS processes without zctls: 1 (no libzctls.so mapped"),
+            std::string::npos)
+      << half_text;
+  EXPECT_NE(half_text.find("kTLS processes with zctls's hooks but no engine: 1 "
+                           "(libzctls-engine.so not mapped"),
+            std::string::npos)
+      << half_text;
+  EXPECT_NE(half_text.find("engine: 1 (libzctls-engine.so not mapped: its load failed, said once "
+                           "on the process's stderr; or the process has not keyed or sent on a "
+                           "kTLS socket yet)\n  nginx[22]\n"),
+            std::string::npos)
+      << half_text;
+  EXPECT_NE(cli::format_status_json({on}, {p}, half)
+                .find("\"pid\": 22, \"comm\": \"nginx\", "
+                      "\"hooks_only\": true}"),
             std::string::npos);
 }
 
-// The owners' /proc/PID/maps decide: this test program maps libzctls only
-// when integration/unit-tests-under-preload runs it.
+// The owners' /proc/PID/maps decide: this test program maps libzctls.so
+// (never its engine: no kTLS on the host) only when
+// integration/unit-tests-under-preload runs it.
 TEST(Status, OwnersWithoutTheShimAreFoundByTheirMaps) {
   std::ifstream maps("/proc/self/maps");
   const std::string mine{std::istreambuf_iterator<char>(maps), {}};
   const bool preloaded = mine.find("/libzctls.so") != std::string::npos;
+  const bool engine = mine.find("/libzctls-engine.so") != std::string::npos;
   cli::StatusSocket s;
   s.owners = {{static_cast<int>(getpid()), "self", 3},
               {static_cast<int>(getpid()), "self", 4},
               {999999999, "gone", 3}};
   const auto lost = cli::owners_without_zctls({s});
-  ASSERT_EQ(lost.size(), preloaded ? 0U : 1U) << "each process once; a vanished one is skipped";
-  if (!preloaded) {
+  ASSERT_EQ(lost.size(), engine ? 0U : 1U) << "each process once; a vanished one is skipped";
+  if (!engine) {
     EXPECT_EQ(lost[0].pid, static_cast<int>(getpid()));
+    EXPECT_EQ(lost[0].hooks_only, preloaded);
   }
 }
 

@@ -17,9 +17,9 @@ const Environment kNothing{};
 
 // A variable naming one of an enum's values: set `out`, or say why not.
 template <typename Enum>
-void choice(const char* name, std::optional<Enum> (*parse)(std::string_view) noexcept,
-            const char* choices, std::optional<Enum>& out) {
-  const char* v = secure_getenv(name);
+void choice(const char* name, const char* v,
+            std::optional<Enum> (*parse)(std::string_view) noexcept, const char* choices,
+            std::optional<Enum>& out) {
   if (v == nullptr) return;
   out = parse(v);
   if (!out) log(LogLevel::warn, "%s=%s is not %s; ignored", name, v, choices);
@@ -34,23 +34,18 @@ const Environment& environment() noexcept {
   return e != nullptr ? *e : kNothing;
 }
 
-void capture_environment() noexcept {
+void capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept {
   try {
-    if (const char* v = secure_getenv("ZCTLS_DISABLE");
-        v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0) {
-      g_disabled.store(true, std::memory_order_relaxed);
-      return;
-    }
     auto* e = new Environment;
-    if (const char* v = secure_getenv("ZCTLS_CONFIG")) {
+    if (const char* v = values[ZCTLS_ENV_CONFIG]) {
       e->have_config_path = true;
       e->config_path = v;
     }
-    if (const char* v = secure_getenv("ZCTLS_RULES")) {
+    if (const char* v = values[ZCTLS_ENV_RULES]) {
       e->have_rules = true;
       e->rules = v;
     }
-    if (const char* v = secure_getenv("ZCTLS_LOG_LEVEL")) {
+    if (const char* v = values[ZCTLS_ENV_LOG_LEVEL]) {
       if (auto level = parse_log_level(v)) {
         e->have_log_level = true;
         e->log_level = *level;
@@ -60,8 +55,9 @@ void capture_environment() noexcept {
             v);
       }
     }
-    choice("ZCTLS_APP_FLAG", parse_app_flag, "respect or govern", e->app_flag);
-    choice("ZCTLS_OFFLOAD", parse_offload, "auto or assume", e->offload);
+    choice("ZCTLS_APP_FLAG", values[ZCTLS_ENV_APP_FLAG], parse_app_flag, "respect or govern",
+           e->app_flag);
+    choice("ZCTLS_OFFLOAD", values[ZCTLS_ENV_OFFLOAD], parse_offload, "auto or assume", e->offload);
     g_environment.store(e, std::memory_order_release);
   } catch (...) {
     g_disabled.store(true, std::memory_order_relaxed);  // out of memory: stay out of the way

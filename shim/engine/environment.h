@@ -1,12 +1,15 @@
-// The ZCTLS_* environment, read once when the library is loaded: nginx
-// clears its workers' environment, and they inherit this copy across fork.
-// secure_getenv: setuid, setgid and file-capability programs ignore all of
-// it (as jemalloc does with MALLOC_CONF).
+// The ZCTLS_* environment, as the hook library captured it at load (nginx
+// clears its workers' environment, and they inherit that copy across fork;
+// secure_getenv there: setuid, setgid and file-capability programs ignore
+// all of it, as jemalloc does with MALLOC_CONF), parsed when the engine
+// attaches.  ZCTLS_DISABLE is the hook library's: with it the engine is
+// never loaded.
 #pragma once
 
 #include <optional>
 #include <string>
 
+#include "engine_abi.h"
 #include "zctls/config.h"
 
 namespace zctls::shim {
@@ -22,13 +25,14 @@ struct Environment {
   std::optional<Offload> offload;   // ZCTLS_OFFLOAD: over the file's [kernel] offload
 };
 
-// ZCTLS_DISABLE, or no memory for the rest at load time: every hook makes
+// No memory for the environment when the engine attached: every hook makes
 // the real call and nothing else.  One relaxed load.
 bool disabled() noexcept;
 // The variables as captured at load time (empty if capture failed, which
 // also sets disabled()).
 const Environment& environment() noexcept;
-// Reads them; called once by the library's constructor, before any hook.
-void capture_environment() noexcept;
+// Parses the captured values (engine_abi.h's order, nullptr = unset) and
+// logs the ones it ignores; called once, when the engine attaches.
+void capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept;
 
 }  // namespace zctls::shim

@@ -1,7 +1,9 @@
-// The process-wide side of the shim: the engine instance, and the glue
-// every hook calls.  Each function here is noexcept, keeps errno, and does
-// nothing when zctls is disabled or when called from inside the shim itself
-// (a thread-local guard).
+// What the exported hooks call around the real functions (send_hooks.cpp,
+// fd_hooks.cpp): the hook library's side of zctls.  Until this process
+// meets a kTLS TX socket these only keep the plain-fd bitmap (plain_fds.h);
+// from then on they forward to the engine (engine_abi.h), which front.cpp
+// loads at that moment.  Each function is noexcept, keeps errno, and does
+// nothing when ZCTLS_DISABLE is set.
 #pragma once
 
 #include <sys/socket.h>
@@ -9,20 +11,22 @@
 
 #include <cstdint>
 
-#include "engine.h"
+#include "engine_abi.h"
 
 namespace zctls::shim {
 
-// The process's engine, built by the first hook that needs one; nullptr if
-// memory ran out then (the hooks pass through).
-Engine* engine() noexcept;
+// A send's state from before_send to after_send: opaque engine bytes.
+struct Ticket {
+  bool counted;  // after_send has work to do
+  alignas(16) unsigned char bytes[ZCTLS_TICKET_BYTES];
+};
 
 // True if `fd` is known to be a plain (not kTLS) socket or file: the hook
-// can make the real call and nothing else.  One atomic load and an fd-table
-// read; false whenever in doubt.
+// can make the real call and nothing else.  One atomic load and a bitmap
+// (or fd-table) read; false whenever in doubt.
 bool known_plain(int fd) noexcept;
-SendTicket before_send(int out_fd, int in_fd, const off_t* offset) noexcept;
-void after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept;
+void before_send(Ticket& ticket, int out_fd, int in_fd, const off_t* offset) noexcept;
+void after_send(const Ticket& ticket, ssize_t result, const off_t* offset) noexcept;
 void after_setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
 // The pair around a real close: before_close looks at the socket one last
 // time and returns its close epoch; after_close forgets the number unless

@@ -1,0 +1,193 @@
+// The engine library's entry point and the runtime calls behind the hooks
+// (engine_abi.h): the Engine instance, the re-entry guard, and what a fork
+// child must redo.  Each call is noexcept, keeps errno, and does nothing
+// when called from inside zctls itself (a thread-local guard).
+#include "runtime.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cerrno>
+#include <new>
+#include <type_traits>
+
+#include "clock.h"
+#include "config_source.h"
+#include "environment.h"
+#include "fork_safe.h"
+#include "libc_kernel.h"
+#include "log.h"
+#include "real_calls.h"
+#include "shared_stats.h"
+
+namespace zctls::shim {
+namespace {
+
+thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
+
+// Marks the shim's own work on this thread; hooks reached from inside it
+// (a libc function calling close, a signal handler) just pass through.
+class Reentry {
+ public:
+  Reentry() noexcept : outermost_(t_depth++ == 0), saved_errno_(errno) {}
+  ~Reentry() {
+    --t_depth;
+    errno = saved_errno_;
+  }
+  bool outermost() const noexcept { return outermost_; }
+
+ private:
+  bool outermost_;
+  int saved_errno_;
+};
+
+// Built when the hooks attach (at the first kTLS TX socket), never
+// destroyed: a server's other threads may still be in a hook while exit()
+// runs static destructors.
+BuiltOnce<Engine> g_engine;
+zctls_hook_side g_side{};
+
+// A fork child's counters, until its first send gives it a stats file of
+// its own: the parent's mapping is shared with it.
+Counters g_child_counters;
+std::atomic<bool> g_reshare_counters{false};
+
+void child_after_fork() noexcept {
+  // First: every SpinLock another thread of the parent held is free now.
+  note_fork_in_child();
+  config_source_after_fork();
+  Engine* e = g_engine.get();
+  if (e == nullptr) return;
+  for (auto& shard : g_child_counters.shards)
+    for (auto& v : shard.values) v.store(0, std::memory_order_relaxed);
+  e->use_counters(&g_child_counters);
+  g_reshare_counters.store(true, std::memory_order_relaxed);
+}
+
+// A fork child's own stats file, made where the config it inherited says
+// ([stats] dir; "" keeps the counters private, and no file is made).  A
+// child whose parent never loaded a config (nginx's master) has nothing to
+// do here: its first config load shares the counters (config_source.cpp).
+// The issue-22 stray file was this made before any config was known, in
+// the default directory.
+// Under a lock that every thread seeing the flag waits for: a child's
+// threads (nginx's aio pool) must not count into the private block while
+// its counts are being carried over.
+SpinLock g_reshare_lock;
+
+void reshare_counters(Engine& e) noexcept {
+  const SpinGuard guard(g_reshare_lock);
+  if (!g_reshare_counters.load(std::memory_order_acquire)) return;
+  if (e.config_loaded()) {
+    const Config* cfg = e.current_config();
+    if (Counters* shared = share_counters(cfg != nullptr ? cfg->stats : StatsConfig{})) {
+      e.use_counters(shared);  // first: from now on nothing lands in the private block
+      for (int i = 0; i < kCounterCount; ++i)
+        shared->add(static_cast<Counter>(i), g_child_counters.get(static_cast<Counter>(i)));
+    }
+  }
+  g_reshare_counters.store(false, std::memory_order_release);
+}
+
+// --- the calls behind the hooks (zctls_engine_ops) -----------------------
+
+static_assert(sizeof(SendTicket) <= ZCTLS_TICKET_BYTES && alignof(SendTicket) <= 16,
+              "SendTicket outgrew the hooks' ticket buffer (engine_abi.h)");
+static_assert(std::is_trivially_destructible_v<SendTicket>, "tickets are never destroyed");
+
+int op_known_plain(int fd) noexcept { return g_engine.get()->known_plain(fd) ? 1 : 0; }
+
+int op_before_send(void* ticket, int out_fd, int in_fd, const off_t* offset) noexcept {
+  auto* t = new (ticket) SendTicket{};
+  if (disabled()) return 0;
+  const Reentry guard;
+  if (!guard.outermost()) return 0;
+  Engine* e = g_engine.get();
+  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
+  *t = e->before_send(out_fd, in_fd, offset);
+  return t->counted ? 1 : 0;
+}
+
+void op_after_send(const void* ticket, ssize_t result, const off_t* offset) noexcept {
+  const Reentry guard;
+  if (!guard.outermost()) return;
+  // No file I/O here: the node_exporter textfile is the CLI's job
+  // (`zctls stats --textfile`, from the shipped timer), not a worker's
+  // inside sendfile (issue 20 #5).
+  g_engine.get()->after_send(*static_cast<const SendTicket*>(ticket), result, offset);
+}
+
+void op_after_setsockopt(int fd, int level, int optname, const void* value,
+                         socklen_t length) noexcept {
+  if (disabled()) return;
+  const Reentry guard;
+  if (!guard.outermost()) return;
+  g_engine.get()->after_app_setsockopt(fd, level, optname, value, length);
+}
+
+// The fd calls below run inside close() and dup2(), which must stay
+// async-signal-safe: atomics only, no allocation.
+std::uint32_t op_before_close(int fd) noexcept {
+  Engine* e = g_engine.get();
+  if (disabled()) return ~0U;
+  const Reentry guard;
+  if (guard.outermost()) e->before_close(fd);
+  return e->close_epoch(fd);
+}
+
+void op_after_close(int fd, std::uint32_t epoch) noexcept {
+  Engine* e = g_engine.get();
+  if (epoch == ~0U) {
+    e->after_close(fd);
+  } else {
+    e->after_close_since(fd, epoch);
+  }
+}
+
+void op_after_close_range(unsigned first, unsigned last) noexcept {
+  g_engine.get()->after_close_range(first, last);
+}
+
+void op_after_dup(int newfd) noexcept { g_engine.get()->after_dup(newfd); }
+
+void op_forget(int fd) noexcept { g_engine.get()->forget(fd); }
+
+void op_before_other_send(int fd) noexcept {
+  if (disabled()) return;
+  const Reentry guard;
+  if (!guard.outermost()) return;
+  g_engine.get()->before_other_send(fd);
+}
+
+constexpr zctls_engine_ops kOps{
+    ZCTLS_ENGINE_ABI,    op_known_plain,  op_before_send,       op_after_send,
+    op_after_setsockopt, op_before_close, op_after_close,       op_after_close_range,
+    op_after_dup,        op_forget,       op_before_other_send, child_after_fork,
+};
+
+}  // namespace
+
+Engine* engine() noexcept { return g_engine.get(); }
+
+const zctls_hook_side& hook_side() noexcept { return g_side; }
+
+}  // namespace zctls::shim
+
+// The engine library's one export (engine_abi.h): called once per process,
+// by the hook that met the first kTLS TX socket.
+extern "C" __attribute__((visibility("default"))) const zctls_engine_ops* zctls_engine_attach(
+    const zctls_hook_side* side) noexcept {
+  using namespace zctls;
+  using namespace zctls::shim;
+  if (side == nullptr || side->abi != ZCTLS_ENGINE_ABI) return nullptr;
+  g_side = *side;
+  // The kernel's clock, not an interposed one (clock.h).
+  if (const ClockGettime fn = real::libc_clock_gettime()) use_clock(fn);
+  capture_log_environment(side->env[ZCTLS_ENV_JOURNAL_STREAM]);  // first: the next may log
+  capture_environment(side->env);
+  if (disabled()) return nullptr;
+  Engine* e = g_engine.get_or_build([]() noexcept {
+    return new (std::nothrow) Engine(libc_kernel(), load_config, reload_config);
+  });
+  return e != nullptr ? &kOps : nullptr;
+}

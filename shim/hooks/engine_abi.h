@@ -1,0 +1,79 @@
+// The boundary between the two halves of zctls (issue 20 #4):
+//
+//   libzctls.so         the hooks.  Preloaded into every process; plain
+//                       C++ with no C++ runtime (no libstdc++, no
+//                       exceptions, no RTTI), so that a process that never
+//                       uses kTLS pays only for mapping a small library.
+//   libzctls-engine.so  everything else (config, rules, integrity, stats,
+//                       logging, libstdc++ linked in).  dlopen'd from the
+//                       directory libzctls.so was loaded from, by the first
+//                       hook that meets a kTLS TX socket (a key installed by
+//                       setsockopt, or a send on a socket that has one).
+//
+// Both are built from one tree and shipped together; `abi` refuses a pair
+// from different builds whose calls differ (a server started before a
+// package upgrade that loads the new engine: it then passes through, with
+// one message).  Plain C types only: nothing here needs a C++ runtime.
+#pragma once
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+// Bumped whenever a struct below changes shape or meaning.
+#define ZCTLS_ENGINE_ABI 1u
+// The engine's one export: dlsym(handle, ZCTLS_ENGINE_ENTRY).
+#define ZCTLS_ENGINE_ENTRY "zctls_engine_attach"
+// Bytes the hooks reserve on the stack for the engine's per-send ticket
+// (zctls::SendTicket; the engine checks that it fits).
+#define ZCTLS_TICKET_BYTES 256u
+
+extern "C" {
+
+// The variables the engine reads, as the hooks captured them when the
+// library was loaded (nginx replaces its workers' environment later; the
+// strings are copies).  nullptr: unset, or ignored (secure execution).
+enum zctls_env_index {
+  ZCTLS_ENV_CONFIG,          // ZCTLS_CONFIG
+  ZCTLS_ENV_RULES,           // ZCTLS_RULES
+  ZCTLS_ENV_LOG_LEVEL,       // ZCTLS_LOG_LEVEL
+  ZCTLS_ENV_APP_FLAG,        // ZCTLS_APP_FLAG
+  ZCTLS_ENV_OFFLOAD,         // ZCTLS_OFFLOAD
+  ZCTLS_ENV_JOURNAL_STREAM,  // JOURNAL_STREAM (systemd: stderr is the journal)
+  ZCTLS_ENV_COUNT
+};
+
+// What the hooks give the engine: the real (next) functions the engine
+// must call instead of the hooked names, and the captured environment.
+struct zctls_hook_side {
+  unsigned abi;  // ZCTLS_ENGINE_ABI
+  int (*real_setsockopt)(int fd, int level, int optname, const void* value, socklen_t length);
+  int (*real_getsockopt)(int fd, int level, int optname, void* value, socklen_t* length);
+  int (*real_close)(int fd);
+  const char* env[ZCTLS_ENV_COUNT];
+};
+
+// What the engine gives the hooks: the runtime calls (shim/engine/runtime.cpp
+// documents each).  Every one is noexcept, keeps errno, and is safe to call
+// from any thread once attach has returned.
+struct zctls_engine_ops {
+  unsigned abi;  // ZCTLS_ENGINE_ABI
+  int (*known_plain)(int fd);
+  // Fills `ticket` (ZCTLS_TICKET_BYTES); returns nonzero if after_send
+  // must be called with it.
+  int (*before_send)(void* ticket, int out_fd, int in_fd, const off_t* offset);
+  void (*after_send)(const void* ticket, ssize_t result, const off_t* offset);
+  void (*after_setsockopt)(int fd, int level, int optname, const void* value, socklen_t length);
+  uint32_t (*before_close)(int fd);  // the fd's close epoch
+  void (*after_close)(int fd, uint32_t epoch);
+  void (*after_close_range)(unsigned first, unsigned last);
+  void (*after_dup)(int newfd);
+  void (*forget)(int fd);  // a new object on this number
+  void (*before_other_send)(int fd);
+  void (*child_after_fork)(void);  // the atfork child handler's part
+};
+
+// Returns the engine's calls, or nullptr (another ABI, or no memory: the
+// hooks then pass through).  Called once per process.
+typedef const struct zctls_engine_ops* (*zctls_engine_attach_fn)(const struct zctls_hook_side*);
+}
