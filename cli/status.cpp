@@ -178,8 +178,8 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
   }
   if (hooks_only > 0) {
     out += "kTLS processes with zctls's hooks but no engine: " + std::to_string(hooks_only) +
-           " (libzctls-engine.so not mapped: its load failed, said once on the process's "
-           "stderr; or the process has not keyed or sent on a kTLS socket yet)\n";
+           " (libzctls-engine.so not mapped: its load failed, said once on its stderr; or it "
+           "has not yet set a TX key or sent on a kTLS TX socket: RX only, or inherited)\n";
     for (const SocketOwner& o : without_zctls)
       if (o.hooks_only) out += "  " + o.comm + "[" + std::to_string(o.pid) + "]\n";
   }
@@ -227,11 +227,18 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
            std::to_string(p.values[static_cast<std::size_t>(Counter::app_zerocopy_sends)]) + "}";
     first = false;
   }
-  out += "], \"ktls_processes_without_zctls\": [";
-  for (std::size_t i = 0; i < without_zctls.size(); ++i)
-    out += std::string(i > 0 ? ", " : "") + "{\"pid\": " + std::to_string(without_zctls[i].pid) +
-           ", \"comm\": " + json_quote(without_zctls[i].comm) +
-           ", \"hooks_only\": " + (without_zctls[i].hooks_only ? "true" : "false") + "}";
+  // Two lists: no libzctls.so at all, and the hooks without their engine.
+  for (const bool hooks_only : {false, true}) {
+    out += hooks_only ? "], \"ktls_processes_without_engine\": ["
+                      : "], \"ktls_processes_without_zctls\": [";
+    bool first_owner = true;
+    for (const SocketOwner& o : without_zctls) {
+      if (o.hooks_only != hooks_only) continue;
+      out += std::string(first_owner ? "" : ", ") + "{\"pid\": " + std::to_string(o.pid) +
+             ", \"comm\": " + json_quote(o.comm) + "}";
+      first_owner = false;
+    }
+  }
   return out + "]}\n";
 }
 

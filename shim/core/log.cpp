@@ -1,14 +1,11 @@
 #include "log.h"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <syslog.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -19,6 +16,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "stderr_log.h"
 
 namespace zctls {
 namespace {
@@ -144,32 +142,9 @@ void note_to_syslog(const char* format, ...) noexcept {
 
 // Whether fd 2 is a log; if not, `why` says what it is.
 bool stderr_is_a_log(const char** why) noexcept {
-  struct stat st {};
-  if (syscall(SYS_fstat, 2, &st) != 0) {
-    *why = "closed";
-    return false;
-  }
-  if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)) return true;
-  if (S_ISCHR(st.st_mode)) {
-    // A terminal (a serial console too) or /dev/null (1:3); not whatever
-    // other device a daemon may have opened on fd 2 (/dev/net/tun, fuse).
-    termios tio{};
-    if ((major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) ||
-        syscall(SYS_ioctl, 2, TCGETS, &tio) == 0)
-      return true;
-    *why = "a device that is neither a terminal nor /dev/null";
-    return false;
-  }
-  if (S_ISSOCK(st.st_mode)) {
-    if (g_journal_ino.load(std::memory_order_relaxed) != 0 &&
-        g_journal_dev.load(std::memory_order_relaxed) == st.st_dev &&
-        g_journal_ino.load(std::memory_order_relaxed) == st.st_ino)
-      return true;
-    *why = "a socket, not the journal's (JOURNAL_STREAM)";
-    return false;
-  }
-  *why = "neither a file, a pipe nor a terminal";
-  return false;
+  *why = stderr_not_a_log(g_journal_dev.load(std::memory_order_relaxed),
+                          g_journal_ino.load(std::memory_order_relaxed));
+  return *why == nullptr;
 }
 
 void emit(LogLevel level, char* line, int n) noexcept {

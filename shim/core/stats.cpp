@@ -15,7 +15,8 @@ namespace zctls {
 std::size_t Counters::this_thread_shard() noexcept {
   static std::atomic<std::size_t> next{0};
   // initial-exec: a plain %fs-relative load instead of a __tls_get_addr
-  // call per count (libzctls.so is preloaded, so its TLS is static).
+  // call per count.  libzctls-engine.so is dlopened: glibc places its TLS
+  // in the static surplus (integration/exports keeps the segment small).
   thread_local const std::size_t shard __attribute__((tls_model("initial-exec"))) =
       next.fetch_add(1, std::memory_order_relaxed) % kShards;
   return shard;

@@ -1,17 +1,14 @@
 #include "environment.h"
 
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #include "log.h"
 
 namespace zctls::shim {
 namespace {
 
-std::atomic<bool> g_disabled{false};
-// Built by the constructor, never destroyed: other threads may still be in
-// a hook while exit() runs static destructors.
+// Built when the engine attaches, never destroyed: other threads may still
+// be in a hook while exit() runs static destructors.
 std::atomic<const Environment*> g_environment{nullptr};
 const Environment kNothing{};
 
@@ -27,14 +24,12 @@ void choice(const char* name, const char* v,
 
 }  // namespace
 
-bool disabled() noexcept { return g_disabled.load(std::memory_order_relaxed); }
-
 const Environment& environment() noexcept {
   const Environment* e = g_environment.load(std::memory_order_acquire);
   return e != nullptr ? *e : kNothing;
 }
 
-void capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept {
+bool capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept {
   try {
     auto* e = new Environment;
     if (const char* v = values[ZCTLS_ENV_CONFIG]) {
@@ -58,9 +53,12 @@ void capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept {
     choice("ZCTLS_APP_FLAG", values[ZCTLS_ENV_APP_FLAG], parse_app_flag, "respect or govern",
            e->app_flag);
     choice("ZCTLS_OFFLOAD", values[ZCTLS_ENV_OFFLOAD], parse_offload, "auto or assume", e->offload);
+    // A second attach (after one that ran out of memory) replaces the
+    // first's; the first is leaked, as a reader may hold it.
     g_environment.store(e, std::memory_order_release);
+    return true;
   } catch (...) {
-    g_disabled.store(true, std::memory_order_relaxed);  // out of memory: stay out of the way
+    return false;  // out of memory: attach fails, and is asked again later
   }
 }
 

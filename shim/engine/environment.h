@@ -25,14 +25,11 @@ struct Environment {
   std::optional<Offload> offload;   // ZCTLS_OFFLOAD: over the file's [kernel] offload
 };
 
-// No memory for the environment when the engine attached: every hook makes
-// the real call and nothing else.  One relaxed load.
-bool disabled() noexcept;
-// The variables as captured at load time (empty if capture failed, which
-// also sets disabled()).
+// The variables as parsed when the engine attached.
 const Environment& environment() noexcept;
 // Parses the captured values (engine_abi.h's order, nullptr = unset) and
-// logs the ones it ignores; called once, when the engine attaches.
-void capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept;
+// logs the ones it ignores; called when the engine attaches.  False when
+// memory ran out (attach then fails and is tried again later).
+bool capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept;
 
 }  // namespace zctls::shim

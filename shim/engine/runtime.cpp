@@ -23,6 +23,8 @@
 namespace zctls::shim {
 namespace {
 
+// initial-exec: no __tls_get_addr (which may allocate on a thread's first
+// touch) inside close(); dlopen puts it in glibc's static TLS surplus.
 thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
 
 // Marks the shim's own work on this thread; hooks reached from inside it
@@ -99,7 +101,6 @@ int op_known_plain(int fd) noexcept { return g_engine.get()->known_plain(fd) ? 1
 
 int op_before_send(void* ticket, int out_fd, int in_fd, const off_t* offset) noexcept {
   auto* t = new (ticket) SendTicket{};
-  if (disabled()) return 0;
   const Reentry guard;
   if (!guard.outermost()) return 0;
   Engine* e = g_engine.get();
@@ -119,7 +120,6 @@ void op_after_send(const void* ticket, ssize_t result, const off_t* offset) noex
 
 void op_after_setsockopt(int fd, int level, int optname, const void* value,
                          socklen_t length) noexcept {
-  if (disabled()) return;
   const Reentry guard;
   if (!guard.outermost()) return;
   g_engine.get()->after_app_setsockopt(fd, level, optname, value, length);
@@ -129,7 +129,6 @@ void op_after_setsockopt(int fd, int level, int optname, const void* value,
 // async-signal-safe: atomics only, no allocation.
 std::uint32_t op_before_close(int fd) noexcept {
   Engine* e = g_engine.get();
-  if (disabled()) return ~0U;
   const Reentry guard;
   if (guard.outermost()) e->before_close(fd);
   return e->close_epoch(fd);
@@ -137,7 +136,7 @@ std::uint32_t op_before_close(int fd) noexcept {
 
 void op_after_close(int fd, std::uint32_t epoch) noexcept {
   Engine* e = g_engine.get();
-  if (epoch == ~0U) {
+  if (epoch == ZCTLS_NO_EPOCH) {
     e->after_close(fd);
   } else {
     e->after_close_since(fd, epoch);
@@ -153,11 +152,15 @@ void op_after_dup(int newfd) noexcept { g_engine.get()->after_dup(newfd); }
 void op_forget(int fd) noexcept { g_engine.get()->forget(fd); }
 
 void op_before_other_send(int fd) noexcept {
-  if (disabled()) return;
   const Reentry guard;
   if (!guard.outermost()) return;
   g_engine.get()->before_other_send(fd);
 }
+
+// What another build's hooks get: abi 0 (never an ABI), nothing callable.
+// A ticket buffer too small for this engine's SendTicket counts as another
+// build.
+constexpr zctls_engine_ops kRefusal{};  // abi 0
 
 constexpr zctls_engine_ops kOps{
     ZCTLS_ENGINE_ABI,    op_known_plain,  op_before_send,       op_after_send,
@@ -179,13 +182,13 @@ extern "C" __attribute__((visibility("default"))) const zctls_engine_ops* zctls_
     const zctls_hook_side* side) noexcept {
   using namespace zctls;
   using namespace zctls::shim;
-  if (side == nullptr || side->abi != ZCTLS_ENGINE_ABI) return nullptr;
+  // Another build's hooks: refused by them on seeing this table's abi.
+  if (side->abi != ZCTLS_ENGINE_ABI || side->ticket_bytes < sizeof(SendTicket)) return &kRefusal;
   g_side = *side;
   // The kernel's clock, not an interposed one (clock.h).
   if (const ClockGettime fn = real::libc_clock_gettime()) use_clock(fn);
   capture_log_environment(side->env[ZCTLS_ENV_JOURNAL_STREAM]);  // first: the next may log
-  capture_environment(side->env);
-  if (disabled()) return nullptr;
+  if (!capture_environment(side->env)) return nullptr;           // out of memory: asked again later
   Engine* e = g_engine.get_or_build([]() noexcept {
     return new (std::nothrow) Engine(libc_kernel(), load_config, reload_config);
   });

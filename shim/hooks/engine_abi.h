@@ -13,7 +13,9 @@
 // Both are built from one tree and shipped together; `abi` refuses a pair
 // from different builds whose calls differ (a server started before a
 // package upgrade that loads the new engine: it then passes through, with
-// one message).  Plain C types only: nothing here needs a C++ runtime.
+// one message).  `abi` is the first member of both structs in every
+// version, so that any two builds can read each other's.  Plain C types
+// only: nothing here needs a C++ runtime.
 #pragma once
 
 #include <stdint.h>
@@ -21,14 +23,18 @@
 #include <sys/types.h>
 
 // Bumped whenever a struct below changes shape or meaning.
-#define ZCTLS_ENGINE_ABI 1u
+#define ZCTLS_ENGINE_ABI 1u  // never 0
 // The engine's one export: dlsym(handle, ZCTLS_ENGINE_ENTRY).
 #define ZCTLS_ENGINE_ENTRY "zctls_engine_attach"
 // Bytes the hooks reserve on the stack for the engine's per-send ticket
 // (zctls::SendTicket; the engine checks that it fits).
 #define ZCTLS_TICKET_BYTES 256u
+// before_close's "no epoch": after_close then forgets the fd outright.
+#define ZCTLS_NO_EPOCH 0xffffffffu
 
+#ifdef __cplusplus
 extern "C" {
+#endif
 
 // The variables the engine reads, as the hooks captured them when the
 // library was loaded (nginx replaces its workers' environment later; the
@@ -46,7 +52,8 @@ enum zctls_env_index {
 // What the hooks give the engine: the real (next) functions the engine
 // must call instead of the hooked names, and the captured environment.
 struct zctls_hook_side {
-  unsigned abi;  // ZCTLS_ENGINE_ABI
+  unsigned abi;           // ZCTLS_ENGINE_ABI
+  unsigned ticket_bytes;  // ZCTLS_TICKET_BYTES: the engine checks its ticket fits
   int (*real_setsockopt)(int fd, int level, int optname, const void* value, socklen_t length);
   int (*real_getsockopt)(int fd, int level, int optname, void* value, socklen_t* length);
   int (*real_close)(int fd);
@@ -64,7 +71,7 @@ struct zctls_engine_ops {
   int (*before_send)(void* ticket, int out_fd, int in_fd, const off_t* offset);
   void (*after_send)(const void* ticket, ssize_t result, const off_t* offset);
   void (*after_setsockopt)(int fd, int level, int optname, const void* value, socklen_t length);
-  uint32_t (*before_close)(int fd);  // the fd's close epoch
+  uint32_t (*before_close)(int fd);  // the fd's close epoch, or ZCTLS_NO_EPOCH
   void (*after_close)(int fd, uint32_t epoch);
   void (*after_close_range)(unsigned first, unsigned last);
   void (*after_dup)(int newfd);
@@ -73,7 +80,12 @@ struct zctls_engine_ops {
   void (*child_after_fork)(void);  // the atfork child handler's part
 };
 
-// Returns the engine's calls, or nullptr (another ABI, or no memory: the
-// hooks then pass through).  Called once per process.
+// Returns the engine's calls, or nullptr when memory ran out (the hooks
+// pass through and try again later).  When the hooks' `abi` is not the
+// engine's (or their ticket is too small for it), the engine does nothing
+// and returns a table whose `abi` is 0, never an ABI: the hooks refuse it.  Called once per
+// process, or again after a nullptr.
 typedef const struct zctls_engine_ops* (*zctls_engine_attach_fn)(const struct zctls_hook_side*);
+#ifdef __cplusplus
 }
+#endif

@@ -31,7 +31,7 @@ void after_setsockopt(int fd, int level, int optname, const void* value, socklen
 // The pair around a real close: before_close looks at the socket one last
 // time and returns its close epoch; after_close forgets the number unless
 // another thread's new fd on it overtook the close (kNoEpoch: forget).
-inline constexpr std::uint32_t kNoEpoch = ~0U;
+inline constexpr std::uint32_t kNoEpoch = ZCTLS_NO_EPOCH;
 std::uint32_t before_close(int fd) noexcept;
 void after_close(int fd, std::uint32_t epoch = kNoEpoch) noexcept;
 void after_close_range(unsigned first, unsigned last, int flags) noexcept;

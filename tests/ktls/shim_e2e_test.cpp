@@ -237,6 +237,24 @@ TEST_F(ShimE2E, WithoutItsEngineTheHooksPassThrough) {
   EXPECT_NE(r.err.find("passes everything through"), std::string::npos) << r.err;
 }
 
+// An engine installed by an upgrade after the process started (another
+// ABI): refused, said once, everything passes through.
+TEST_F(ShimE2E, AnotherBuildsEngineIsRefused) {
+  const std::string dir = dir_ + "/upgraded";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(std::system(("cp " ZCTLS_SHIM_PATH " '" + dir +
+                         "/' && cp " ZCTLS_OTHER_ENGINE_PATH " '" + dir + "/libzctls-engine.so'")
+                            .c_str()),
+            0);
+  const Outcome r =
+      run("LD_PRELOAD=" + dir + "/libzctls.so ZCTLS_CONFIG=" + config(),
+          "raw " + static_file() + " " + private_file() + " " + static_file(), /*preload=*/false);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\na.bin flag=0\nbytes ok\n") << r.err;
+  EXPECT_TRUE(r.flag_sets().empty()) << r.strace;
+  EXPECT_EQ(count(r.err, "it is from another build of zctls"), 1) << r.err;
+}
+
 TEST_F(ShimE2E, DebugLogNamesTheRule) {
   const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_LOG_LEVEL=debug",
                         "raw " + static_file() + " " + private_file());

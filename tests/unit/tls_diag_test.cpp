@@ -384,8 +384,8 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
       << lost_text;
   EXPECT_NE(lost_text.find("  nginx[21]\n"), std::string::npos) << lost_text;
   EXPECT_NE(cli::format_status_json({on}, {p}, lost)
-                .find("\"ktls_processes_without_zctls\": [{\"pid\": 21, \"comm\": \"nginx\", "
-                      "\"hooks_only\": false}]"),
+                .find("\"ktls_processes_without_zctls\": [{\"pid\": 21, \"comm\": \"nginx\"}], "
+                      "\"ktls_processes_without_engine\": []"),
             std::string::npos);
   EXPECT_EQ(lost_text.find("hooks but no engine"), std::string::npos) << lost_text;
 
@@ -400,13 +400,13 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
             std::string::npos)
       << half_text;
   EXPECT_NE(half_text.find("engine: 1 (libzctls-engine.so not mapped: its load failed, said once "
-                           "on the process's stderr; or the process has not keyed or sent on a "
-                           "kTLS socket yet)\n  nginx[22]\n"),
+                           "on its stderr; or it has not yet set a TX key or sent on a kTLS TX "
+                           "socket: RX only, or inherited)\n  nginx[22]\n"),
             std::string::npos)
       << half_text;
   EXPECT_NE(cli::format_status_json({on}, {p}, half)
-                .find("\"pid\": 22, \"comm\": \"nginx\", "
-                      "\"hooks_only\": true}"),
+                .find("\"ktls_processes_without_zctls\": [{\"pid\": 21, \"comm\": \"nginx\"}], "
+                      "\"ktls_processes_without_engine\": [{\"pid\": 22, \"comm\": \"nginx\"}]"),
             std::string::npos);
 }
 
