@@ -2,7 +2,8 @@
 #
 # Every kTLS test case is registered once per kernel of the matrix as
 # ktls/<kernel>/<Suite.Case> (or, if it matches zctls_add_ktls_tests'
-# KERNEL_INDEPENDENT regex, on the matrix's last kernel only), labelled
+# KERNEL_INDEPENDENT regex, on INDEPENDENT_KERNEL only, else the matrix's
+# last kernel), labelled
 # "ktls", and run through
 # `tests/vm/session exec`.  A fixture per kernel (vm/<kernel>/start and
 # vm/<kernel>/stop) boots one guest that all of that kernel's tests share,
@@ -44,7 +45,7 @@ function(zctls_ktls_sessions)
 endfunction()
 
 function(zctls_add_ktls_tests target)
-  cmake_parse_arguments(ARG "" "KERNEL_INDEPENDENT" "KERNELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "KERNEL_INDEPENDENT;INDEPENDENT_KERNEL" "KERNELS" ${ARGN})
   get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
   set(ctest_file "${CMAKE_CURRENT_BINARY_DIR}/${target}_ktls_tests.cmake")
   string(REPLACE ";" "," kernels "${ARG_KERNELS}")
@@ -55,6 +56,7 @@ function(zctls_add_ktls_tests target)
       -D SESSION=${_zctls_session}
       -D KERNELS=${kernels}
       "-DKERNEL_INDEPENDENT=${ARG_KERNEL_INDEPENDENT}"
+      "-DINDEPENDENT_KERNEL=${ARG_INDEPENDENT_KERNEL}"
       -D FIRST_KERNEL=${first}
       -D RESULTS_DIR=${ZCTLS_TEST_RESULTS_DIR}
       -D VM_CACHE=${ZCTLS_VM_CACHE_DIR}
