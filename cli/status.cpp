@@ -178,8 +178,9 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
   }
   if (hooks_only > 0) {
     out += "kTLS processes with zctls's hooks but no engine: " + std::to_string(hooks_only) +
-           " (libzctls-engine.so not mapped: its load failed, said once on its stderr; or it "
-           "has not yet set a TX key or sent on a kTLS TX socket: RX only, or inherited)\n";
+           " (libzctls-engine.so not mapped: its load failed, said on its stderr if that is a "
+           "log; or it has not yet set a TX key or sent on a kTLS TX socket: RX only, or "
+           "inherited)\n";
     for (const SocketOwner& o : without_zctls)
       if (o.hooks_only) out += "  " + o.comm + "[" + std::to_string(o.pid) + "]\n";
   }

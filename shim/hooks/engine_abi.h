@@ -4,18 +4,19 @@
 //                       C++ with no C++ runtime (no libstdc++, no
 //                       exceptions, no RTTI), so that a process that never
 //                       uses kTLS pays only for mapping a small library.
-//   libzctls-engine.so  everything else (config, rules, integrity, stats,
+//   libzctls-engine.so.ABI  everything else (config, rules, integrity, stats,
 //                       logging, libstdc++ linked in).  dlopen'd from the
 //                       directory libzctls.so was loaded from, by the first
 //                       hook that meets a kTLS TX socket (a key installed by
 //                       setsockopt, or a send on a socket that has one).
 //
-// Both are built from one tree and shipped together; `abi` refuses a pair
-// from different builds whose calls differ (a server started before a
-// package upgrade that loads the new engine: it then passes through, with
-// one message).  `abi` is the first member of both structs in every
-// version, so that any two builds can read each other's.  Plain C types
-// only: nothing here needs a C++ runtime.
+// Both are built from one tree and shipped together.  The engine's file
+// name carries ZCTLS_ENGINE_ABI (libzctls-engine.so.1): hooks never load,
+// and so never run the constructors of, an engine of another ABI (a server
+// started before a package upgrade that changed it finds no file, and
+// passes through with one message); `abi` in both tables checks it again.  `abi` is the first
+// member of both structs in every version, so that any two builds can read each other's.  Plain C
+// types only: nothing here needs a C++ runtime.
 #pragma once
 
 #include <stdint.h>

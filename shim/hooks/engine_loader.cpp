@@ -22,8 +22,8 @@ namespace zctls::shim {
 namespace {
 
 // Built with -fno-zero-initialized-in-bss (front.cpp): the small variables
-// sit in .data; the path buffer, written only for a relative LD_PRELOAD,
-// in a .bss section of its own.
+// sit in .data; the buffers, written only for a relative LD_PRELOAD or
+// while loading (one thread at a time), in a .bss section of their own.
 #define ZCTLS_LARGE __attribute__((section(".bss.zctls_large")))
 
 zctls_hook_side g_side{};
@@ -40,11 +40,20 @@ std::atomic<const zctls_engine_ops*> g_ops{nullptr};
 // A failed try for want of fds or memory: not again before this
 // (CLOCK_MONOTONIC, ns).
 std::atomic<long long> g_retry_after_ns{0};
-std::atomic<bool> g_said{false};  // the one message is out
+// The messages: at most one "tries again" and one final one per process.
+std::atomic<bool> g_said_transient{false}, g_said_final{false};
 // Set on this thread for the whole of load_engine: a hook reached from
 // inside dlopen (the engine's constructors) or from a signal handler that
 // interrupted this thread passes through instead of waiting for itself.
 thread_local bool t_loading __attribute__((tls_model("initial-exec"))) = false;
+
+// The loading thread's buffers (only the thread in kLoading uses them):
+// kept off its stack, which may be small.
+ZCTLS_LARGE char g_path[PATH_MAX];    // the engine tried last
+ZCTLS_LARGE char g_name[PATH_MAX];    // this library's name, made absolute
+ZCTLS_LARGE char g_target[PATH_MAX];  // ...and resolved
+ZCTLS_LARGE char g_message[1024];     // the line to say, once the state is out
+bool g_message_transient = false;
 
 long long now_ns() noexcept {
   timespec ts{};
@@ -53,79 +62,87 @@ long long now_ns() noexcept {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-// libzctls-engine.so in the directory of `lib` (the link map's name; made
-// absolute with the working directory of load time), into `out`
-// (PATH_MAX bytes); false if unknown or too long.
-bool engine_beside(const char* lib, bool relative, char* out) noexcept {
+// The engine file in the directory of `lib` (made absolute with the
+// working directory of load time if `relative`), into g_path; false if too
+// long.
+bool engine_beside(const char* lib, bool relative) noexcept {
   const char* slash = strrchr(lib, '/');
   const size_t dir = slash != nullptr ? static_cast<size_t>(slash - lib) + 1 : 0;
-  const int n = snprintf(out, PATH_MAX, "%s%s%.*s%s", relative ? g_lib_cwd : "",
+  const int n = snprintf(g_path, sizeof g_path, "%s%s%.*s%s", relative ? g_lib_cwd : "",
                          relative ? "/" : "", static_cast<int>(dir), lib, ZCTLS_ENGINE_FILE);
   return n > 0 && n < PATH_MAX;
 }
 
-// The same beside the file the name resolves to, if that differs (a
-// symlink elsewhere pointing at the packaged library).
-bool engine_beside_target(char* out) noexcept {
-  char name[PATH_MAX], target[PATH_MAX];
+// The same beside the file this library's name resolves to, if that is
+// another directory's (a symlink elsewhere pointing at the packaged one).
+bool engine_beside_target() noexcept {
   const bool relative = g_lib_path[0] != '/';
-  const int n = snprintf(name, sizeof name, "%s%s%s", relative ? g_lib_cwd : "",
+  const int n = snprintf(g_name, sizeof g_name, "%s%s%s", relative ? g_lib_cwd : "",
                          relative ? "/" : "", g_lib_path);
-  if (n <= 0 || n >= PATH_MAX || realpath(name, target) == nullptr) return false;
-  return strcmp(target, name) != 0 && engine_beside(target, false, out);
+  if (n <= 0 || n >= PATH_MAX || realpath(g_name, g_target) == nullptr) return false;
+  return strcmp(g_target, g_name) != 0 && engine_beside(g_target, false);
 }
 
-// The one message, on fd 2 if that is a log (stderr_log.h), written with a
-// raw syscall (write(3) is a cancellation point; sendfile and setsockopt
-// are not).
-void say(const char* path, const char* what) noexcept {
-  if (g_said.exchange(true, std::memory_order_relaxed)) return;
+// dlopen of g_path; errno is what this dlopen left (0 if it set none: most
+// of its errors are not errno's).
+void* open_engine(int* err) noexcept {
+  errno = 0;
+  void* handle = dlopen(g_path, RTLD_NOW | RTLD_LOCAL);
+  *err = errno;
+  return handle;
+}
+
+// Prepares the message about g_path; say() writes it later.
+void message(const char* what, bool transient) noexcept {
+  snprintf(g_message, sizeof g_message, "zctls[%d]: error: cannot load the engine %s: %s; %s",
+           static_cast<int>(getpid()), g_path[0] != '\0' ? g_path : ZCTLS_ENGINE_FILE, what,
+           transient ? "zctls passes through and tries again"
+                     : "zctls passes everything through in this process");
+  g_message_transient = transient;
+}
+
+// Writes the prepared message (after the state is published: a full pipe
+// on fd 2 must not keep other threads waiting), on fd 2 if that is a log
+// (stderr_log.h), with a raw syscall (write(3) is a cancellation point;
+// sendfile and setsockopt are not).  At most once per kind.
+void say() noexcept {
+  if (g_message[0] == '\0') return;
+  std::atomic<bool>& said = g_message_transient ? g_said_transient : g_said_final;
+  if (said.exchange(true, std::memory_order_relaxed)) return;
   unsigned long long dev = 0, ino = 0;
   if (const char* stream = g_side.env[ZCTLS_ENV_JOURNAL_STREAM])
     sscanf(stream, "%llu:%llu", &dev, &ino);
   if (stderr_not_a_log(dev, ino) != nullptr) return;
-  char line[1024];
-  int n = snprintf(line, sizeof line - 1, "zctls[%d]: error: cannot load the engine %s: %s",
-                   static_cast<int>(getpid()), path, what);
-  if (n < 0) return;
-  if (n > static_cast<int>(sizeof line) - 2) n = sizeof line - 2;
-  line[n++] = '\n';
-  syscall(SYS_write, 2, line, static_cast<size_t>(n));
+  size_t n = strnlen(g_message, sizeof g_message - 1);
+  g_message[n++] = '\n';
+  syscall(SYS_write, 2, g_message, n);
 }
 
-// One try: the ops, or nullptr with the state to go to.
+// One try: the ops, or nullptr with the state to go to (kFailed, or
+// kNotLoaded: try again later) and a message prepared.
 const zctls_engine_ops* try_load(int* next_state) noexcept {
   *next_state = kFailed;
-  char path[PATH_MAX];
-  if (g_lib_path == nullptr || !engine_beside(g_lib_path, g_lib_path[0] != '/', path)) {
-    say(ZCTLS_ENGINE_FILE,
-        "the path libzctls.so was loaded from is unknown or too long; zctls passes everything "
-        "through in this process");
+  g_message[0] = g_path[0] = '\0';
+  if (g_lib_path == nullptr || !engine_beside(g_lib_path, g_lib_path[0] != '/')) {
+    message("the path libzctls.so was loaded from is unknown or too long", false);
     return nullptr;
   }
-  void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  int err = errno;
-  if (handle == nullptr) {
-    char other[PATH_MAX];
-    if (engine_beside_target(other)) {
-      handle = dlopen(other, RTLD_NOW | RTLD_LOCAL);
-      if (handle != nullptr) memcpy(path, other, sizeof other);
-    }
+  int err = 0;
+  void* handle = open_engine(&err);
+  const char* why = handle == nullptr ? dlerror() : nullptr;
+  if (handle == nullptr && engine_beside_target()) {
+    handle = open_engine(&err);  // the message is about the last one tried
+    why = handle == nullptr ? dlerror() : nullptr;
   }
   if (handle == nullptr) {
-    const char* why = dlerror();
-    char what[768];
     const bool transient = err == EMFILE || err == ENFILE || err == ENOMEM;
-    snprintf(what, sizeof what, "%s; %s", why != nullptr ? why : "unknown error",
-             transient ? "zctls passes through and tries again"
-                       : "zctls passes everything through in this process");
-    say(path, what);
+    message(why != nullptr ? why : "unknown error", transient);
     if (transient) *next_state = kNotLoaded;
     return nullptr;
   }
   auto attach = reinterpret_cast<zctls_engine_attach_fn>(dlsym(handle, ZCTLS_ENGINE_ENTRY));
   if (attach == nullptr) {
-    say(path, "it has no " ZCTLS_ENGINE_ENTRY "; zctls passes everything through in this process");
+    message("it has no " ZCTLS_ENGINE_ENTRY, false);
     dlclose(handle);
     return nullptr;
   }
@@ -136,16 +153,15 @@ const zctls_engine_ops* try_load(int* next_state) noexcept {
   g_side.real_close = real::close;
   const zctls_engine_ops* ops = attach(&g_side);
   if (ops == nullptr) {  // out of memory inside the engine
-    say(path, "out of memory; zctls passes through and tries again");
+    message("out of memory", true);
     *next_state = kNotLoaded;
     return nullptr;
   }
   if (ops->abi != ZCTLS_ENGINE_ABI) {
-    // Installed by an upgrade after this process started.  Unmapped, so
-    // that `zctls status` lists the process as without an engine.
-    say(path,
-        "it is from another build of zctls (restart the process after an upgrade); zctls "
-        "passes everything through in this process");
+    // Not possible with a file name that carries the ABI, unless the file
+    // was replaced by another build's: unmapped again, so that `zctls
+    // status` lists the process as without an engine.
+    message("it is from another build of zctls (restart the process after an upgrade)", false);
     dlclose(handle);
     return nullptr;
   }
@@ -176,7 +192,7 @@ const zctls_engine_ops* load_engine() noexcept {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   const int saved = errno;
   const zctls_engine_ops* ops = nullptr;
-  const long long give_up = now_ns() + 5 * 1000000000LL;
+  long long give_up = 0;  // when waiting for another thread's load ends
   for (;;) {
     int state = g_state.load(std::memory_order_acquire);
     if (state == kLoaded) {
@@ -185,23 +201,34 @@ const zctls_engine_ops* load_engine() noexcept {
     }
     if (state == kFailed) break;
     if (state == kNotLoaded) {
-      if (now_ns() < g_retry_after_ns.load(std::memory_order_relaxed)) break;
+      const long long retry_after = g_retry_after_ns.load(std::memory_order_acquire);
+      if (retry_after != 0 && now_ns() < retry_after) break;
       if (!g_state.compare_exchange_strong(state, kLoading, std::memory_order_acq_rel)) continue;
+      // Another thread may have failed and set a new retry time between
+      // the two loads above: give it back.
+      if (g_retry_after_ns.load(std::memory_order_acquire) != retry_after) {
+        g_state.store(kNotLoaded, std::memory_order_release);
+        break;
+      }
       // dlopen runs the engine's constructors; no cancellation in the
       // middle of that (the state would stay "loading" for ever).
       int cancel = 0;
       pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
       int next = kFailed;
       ops = try_load(&next);
-      if (next == kNotLoaded) g_retry_after_ns.store(now_ns() + 1000000000LL);
+      if (next == kNotLoaded)
+        g_retry_after_ns.store(now_ns() + 1000000000LL, std::memory_order_release);
       // The ops first: a fork child that sees "loading" checks them.
       if (ops != nullptr) g_ops.store(ops, std::memory_order_release);
       g_state.store(next, std::memory_order_release);
+      say();
       pthread_setcancelstate(cancel, nullptr);
       break;
     }
     // Another thread is loading it: a few milliseconds.
-    if (now_ns() > give_up) break;  // this call passes through
+    const long long now = now_ns();
+    if (give_up == 0) give_up = now + 5 * 1000000000LL;
+    if (now > give_up) break;  // this call passes through
     sched_yield();
   }
   std::atomic_signal_fence(std::memory_order_seq_cst);

@@ -1,4 +1,4 @@
-// Finding, loading and attaching libzctls-engine.so (engine_abi.h), for
+// Finding, loading and attaching libzctls-engine.so.ABI (engine_abi.h), for
 // the hooks (front.cpp).  No C++ runtime: dlopen, a state word, one
 // message.
 #pragma once
@@ -19,9 +19,9 @@ const zctls_engine_ops* attached_engine() noexcept;
 // The engine, loading and attaching it if this is the first call (other
 // threads meanwhile wait, at most a few seconds); nullptr if it cannot be
 // had.  A missing engine, one from another build (its ABI) or one that
-// does not export the entry point fails for good, said once on stderr
-// (when stderr is a log); a lack of fds or memory is said once and tried
-// again a second later.  Keeps errno; not cancellable while it loads.
+// does not export the entry point fails for good; a lack of fds or memory
+// is tried again a second later.  Each kind is said once on stderr, when
+// that is a log.  Keeps errno; not cancellable while it loads.
 const zctls_engine_ops* load_engine() noexcept;
 
 // True once loading failed for good: the hooks stop looking for kTLS.

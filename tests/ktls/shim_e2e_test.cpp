@@ -233,7 +233,8 @@ TEST_F(ShimE2E, WithoutItsEngineTheHooksPassThrough) {
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "a.bin flag=0\nb.bin flag=0\na.bin flag=0\nbytes ok\n") << r.err;
   EXPECT_TRUE(r.flag_sets().empty()) << r.strace;
-  EXPECT_EQ(count(r.err, "cannot load the engine " + lonely + "/libzctls-engine.so"), 1) << r.err;
+  EXPECT_EQ(count(r.err, "cannot load the engine " + lonely + "/" ZCTLS_ENGINE_FILE ": "), 1)
+      << r.err;
   EXPECT_NE(r.err.find("passes everything through"), std::string::npos) << r.err;
 }
 
@@ -243,7 +244,7 @@ TEST_F(ShimE2E, AnotherBuildsEngineIsRefused) {
   const std::string dir = dir_ + "/upgraded";
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
   ASSERT_EQ(std::system(("cp " ZCTLS_SHIM_PATH " '" + dir +
-                         "/' && cp " ZCTLS_OTHER_ENGINE_PATH " '" + dir + "/libzctls-engine.so'")
+                         "/' && cp " ZCTLS_OTHER_ENGINE_PATH " '" + dir + "/" ZCTLS_ENGINE_FILE "'")
                             .c_str()),
             0);
   const Outcome r =

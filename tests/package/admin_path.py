@@ -36,7 +36,7 @@ import serverlib as sl  # noqa: E402
 
 EXAMPLES = "/usr/share/doc/zctls/examples"
 LIBRARY = "/usr/lib/x86_64-linux-gnu/zctls/libzctls.so"
-ENGINE = "/usr/lib/x86_64-linux-gnu/zctls/libzctls-engine.so"
+ENGINE = "/usr/lib/x86_64-linux-gnu/zctls/libzctls-engine.so.1"
 WWW = "/var/www/site"
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 DASHBOARD = os.path.join(EXAMPLES, "grafana", "zctls.json")
