@@ -238,8 +238,9 @@ TEST_F(ShimE2E, WithoutItsEngineTheHooksPassThrough) {
   EXPECT_NE(r.err.find("passes everything through"), std::string::npos) << r.err;
 }
 
-// An engine installed by an upgrade after the process started (another
-// ABI): refused, said once, everything passes through.
+// A file of the engine's name from another build (another ABI; an
+// upgrade that changes the ABI ships another file name): refused, said
+// once, everything passes through.
 TEST_F(ShimE2E, AnotherBuildsEngineIsRefused) {
   const std::string dir = dir_ + "/upgraded";
   ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);

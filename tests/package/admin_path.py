@@ -227,7 +227,7 @@ class AdminPath:
         self.c.check(rc == 0 and served and served <= ours,
                      "zctls status lists the worker that served the downloads",
                      "served by %s, status lists %s" % (sorted(served), sorted(ours)))
-        # The hooks load the engine at a process's first kTLS socket: the
+        # The hooks load the engine at a process's first kTLS TX socket: the
         # worker that served TLS maps it, the master (no TLS) does not.
         master, _ = self.nginx_pids()
         self.c.check(all(self.maps_library(p, ENGINE) for p in served)
