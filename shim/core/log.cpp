@@ -212,7 +212,7 @@ void log_to_file(const char* path) noexcept {
 
 void capture_log_environment(const char* stream) noexcept {
   unsigned long long dev = 0, ino = 0;
-  if (stream != nullptr && std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2) {
+  if (parse_journal_stream(stream, &dev, &ino)) {
     g_journal_dev.store(dev, std::memory_order_relaxed);
     g_journal_ino.store(ino, std::memory_order_relaxed);
   }

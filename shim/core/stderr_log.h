@@ -6,6 +6,7 @@
 // callers keep it).
 #pragma once
 
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +15,17 @@
 #include <unistd.h>
 
 namespace zctls {
+
+// systemd's JOURNAL_STREAM ("DEV:INO", or nullptr) into `dev` and `ino`;
+// false (and both left alone) if it is not that.
+inline bool parse_journal_stream(const char* stream, unsigned long long* dev,
+                                 unsigned long long* ino) noexcept {
+  unsigned long long d = 0, i = 0;
+  if (stream == nullptr || sscanf(stream, "%llu:%llu", &d, &i) != 2) return false;
+  *dev = d;
+  *ino = i;
+  return true;
+}
 
 // nullptr if fd 2 is a regular file, a pipe, a terminal, /dev/null or the
 // journal's stream socket (systemd's JOURNAL_STREAM, as DEV and INO; 0 0:

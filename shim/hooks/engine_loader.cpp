@@ -110,8 +110,7 @@ void say() noexcept {
   std::atomic<bool>& said = g_message_transient ? g_said_transient : g_said_final;
   if (said.exchange(true, std::memory_order_relaxed)) return;
   unsigned long long dev = 0, ino = 0;
-  if (const char* stream = g_side.env[ZCTLS_ENV_JOURNAL_STREAM])
-    sscanf(stream, "%llu:%llu", &dev, &ino);
+  parse_journal_stream(g_side.env[ZCTLS_ENV_JOURNAL_STREAM], &dev, &ino);
   if (stderr_not_a_log(dev, ino) != nullptr) return;
   size_t n = strnlen(g_message, sizeof g_message - 1);
   g_message[n++] = '\n';
