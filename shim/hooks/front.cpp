@@ -171,16 +171,12 @@ void after_new_fds(const int* fds, int n) noexcept {
 
 void after_received_fds(const msghdr* msg) noexcept {
   if (msg == nullptr || msg->msg_control == nullptr || msg->msg_controllen == 0) return;
-  const zctls_engine_ops* e = attached_engine();
   for (cmsghdr* c = CMSG_FIRSTHDR(msg); c != nullptr;
        c = CMSG_NXTHDR(const_cast<msghdr*>(msg), c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const size_t bytes = c->cmsg_len - CMSG_LEN(0);
-    const auto* fds = reinterpret_cast<const int*>(CMSG_DATA(c));
-    for (size_t i = 0; i < bytes / sizeof(int); ++i) {
-      g_plain.clear(fds[i]);
-      if (e != nullptr) e->forget(fds[i]);
-    }
+    after_new_fds(reinterpret_cast<const int*>(CMSG_DATA(c)),
+                  static_cast<int>(bytes / sizeof(int)));
   }
 }
 
