@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,53 +25,86 @@ namespace {
 
 constexpr const char* kRetiredName = "zctls-retired.stats";
 
-// One process file, or the retired file: its StatsFile, its inode number
-// (which names it across a rename or unlink), and what follows the
-// StatsFile (the retired file's list of folded files).
+// One process file, or the retired file: its header and summed counters,
+// its inode number (which names it across a rename or unlink), and what
+// follows the counters (the retired file's list of folded files).
 struct RawFile {
-  StatsFile stats;
+  std::uint32_t counters = 0;  // how many its writer knew
+  pid_t pid = 0;
+  std::uint64_t start_time = 0;
+  char comm[16] = "";
+  std::array<std::uint64_t, kCounterCount> values{};
   std::uint64_t inode = 0;
   std::string trailer;
 };
+
+// The layouts a file may have: this version's, and the one before the
+// socket counters (servers still running the older library after an
+// upgrade write it until they restart).  Same header, block at the same
+// offset; only the shard's stride differs.
+struct Layout {
+  std::uint64_t magic;
+  std::size_t slots;  // counters a shard has room for
+};
+constexpr Layout kLayouts[] = {{StatsFile::kMagic, kCounterSlots},
+                               {0x32545354534c435aULL /* "ZCLSTST2" */, 32}};
+constexpr std::size_t kBlockOffset = offsetof(StatsFile, block);
+static_assert(kBlockOffset == 64 && offsetof(StatsFile, counters) == 8 &&
+                  offsetof(StatsFile, pid) == 12 && offsetof(StatsFile, start_time) == 16 &&
+                  offsetof(StatsFile, comm) == 24,
+              "the header both layouts share");
 
 // The default directory, /dev/shm, is writable by every user: a FIFO
 // there must not block the reader (O_NONBLOCK, regular files only) and a
 // huge file must not be read into memory (kMaxTrailer).
 constexpr off_t kMaxTrailer = 4 << 20;  // ~100 000 folded names
 
+bool read_layout(int fd, off_t size, RawFile& out) {
+  StatsFile header;  // only its header is read into it
+  if (pread(fd, &header, kBlockOffset, 0) != static_cast<ssize_t>(kBlockOffset)) return false;
+  const Layout* layout = nullptr;
+  for (const Layout& l : kLayouts)
+    if (header.magic == l.magic) layout = &l;
+  if (layout == nullptr) return false;
+  const std::size_t block_bytes = Counters::kShards * layout->slots * sizeof(std::uint64_t);
+  const off_t end = static_cast<off_t>(kBlockOffset + block_bytes);
+  if (size < end || size - end > kMaxTrailer) return false;
+  std::vector<std::uint64_t> block(Counters::kShards * layout->slots);
+  if (pread(fd, block.data(), block_bytes, kBlockOffset) != static_cast<ssize_t>(block_bytes))
+    return false;
+  out.counters = header.counters;
+  out.pid = header.pid;
+  out.start_time = header.start_time;
+  std::memcpy(out.comm, header.comm, sizeof out.comm);
+  const std::size_t known =
+      std::min({static_cast<std::size_t>(header.counters), layout->slots, out.values.size()});
+  for (std::size_t shard = 0; shard < Counters::kShards; ++shard)
+    for (std::size_t i = 0; i < known; ++i) out.values[i] += block[shard * layout->slots + i];
+  out.trailer.resize(static_cast<std::size_t>(size - end));
+  return out.trailer.empty() || pread(fd, out.trailer.data(), out.trailer.size(), end) ==
+                                    static_cast<ssize_t>(out.trailer.size());
+}
+
 bool read_file(const std::string& path, RawFile& out) {
-  out.trailer.clear();
+  out = RawFile{};
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
   struct stat st {};
-  bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-            st.st_size - static_cast<off_t>(sizeof out.stats) <= kMaxTrailer &&
-            pread(fd, &out.stats, sizeof out.stats, 0) == static_cast<ssize_t>(sizeof out.stats) &&
-            out.stats.magic == StatsFile::kMagic;
+  const bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read_layout(fd, st.st_size, out);
   out.inode = st.st_ino;
-  if (ok && st.st_size > static_cast<off_t>(sizeof out.stats)) {
-    out.trailer.resize(static_cast<std::size_t>(st.st_size) - sizeof out.stats);
-    ok = pread(fd, out.trailer.data(), out.trailer.size(), sizeof out.stats) ==
-         static_cast<ssize_t>(out.trailer.size());
-  }
   close(fd);
   return ok;
 }
 
 ProcessStats process_stats(const std::string& path, const RawFile& raw) {
   ProcessStats out;
-  const StatsFile& file = raw.stats;
   out.file = path;
   out.inode = raw.inode;
-  out.pid = file.pid;
-  out.comm.assign(file.comm, strnlen(file.comm, sizeof file.comm));
-  const int known = file.counters < static_cast<std::uint32_t>(kCounterCount)
-                        ? static_cast<int>(file.counters)
-                        : kCounterCount;
-  for (int i = 0; i < known; ++i)
-    out.values[static_cast<std::size_t>(i)] = file.block.get(static_cast<Counter>(i));
-  out.alive =
-      file.pid > 0 && file.start_time != 0 && process_start_time(file.pid) == file.start_time;
+  out.pid = raw.pid;
+  out.comm.assign(raw.comm, strnlen(raw.comm, sizeof raw.comm));
+  out.values = raw.values;
+  out.counters = raw.counters;
+  out.alive = raw.pid > 0 && raw.start_time != 0 && process_start_time(raw.pid) == raw.start_time;
   return out;
 }
 
@@ -165,7 +199,7 @@ std::vector<ProcessStats> read_process_files(const std::string& dir) {
 }
 
 // The directory as a consistent sum, even while `--prune` runs, without a
-// lock (the shim reads it from its send path).  A prune rewrites the
+// lock (`zctls stats` from a timer may run beside a prune).  A prune rewrites the
 // retired file -- its totals now holding the exited processes it folds,
 // their names in its trailer, its generation one higher -- and only then
 // unlinks those files.  So: read the retired file, the process files, and

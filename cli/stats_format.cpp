@@ -71,6 +71,15 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
         "\nEvery kTLS send was on a software kTLS socket: no interface here offloads TLS\n"
         "TX, so TLS_TX_ZEROCOPY_RO would have no effect and zctls leaves those sends\n"
         "alone ([kernel] offload = \"auto\"; zctls probe lists the interfaces).\n";
+  if (total(Counter::ktls_tx_sockets) > 0) {
+    std::snprintf(line, sizeof line,
+                  "\nkTLS TX sockets: %llu, of which %llu never sent a file by sendfile: what\n"
+                  "they sent went by SSL_write (proxied or generated responses, lighttpd's\n"
+                  "small files), where zctls has nothing to decide.\n",
+                  static_cast<unsigned long long>(total(Counter::ktls_tx_sockets)),
+                  static_cast<unsigned long long>(sockets_without_files(sum)));
+    out += line;
+  }
   out += "\n";
   for (int i = 0; i < kCounterCount; ++i) {
     std::snprintf(line, sizeof line, "  %-28s %llu\n",

@@ -151,11 +151,17 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
     const auto get = [&](Counter c) {
       return static_cast<unsigned long long>(p.values[static_cast<std::size_t>(c)]);
     };
+    out += "  " + p.comm + "[" + std::to_string(p.pid) + "]: ";
+    if (p.counts_sockets()) {
+      std::snprintf(line, sizeof line, "%llu kTLS TX sockets (%llu sent no file), ",
+                    get(Counter::ktls_tx_sockets),
+                    static_cast<unsigned long long>(sockets_without_files(p.values)));
+      out += line;
+    }
     std::snprintf(line, sizeof line,
-                  "  %s[%d]: %llu sends, %llu zerocopy, %llu integrity events, config loads %llu "
-                  "(errors %llu)\n",
-                  p.comm.c_str(), static_cast<int>(p.pid), get(Counter::sends),
-                  get(Counter::zerocopy_sends), get(Counter::integrity_events),
+                  "%llu sends, %llu zerocopy, %llu integrity events, config loads %llu (errors "
+                  "%llu)\n",
+                  get(Counter::sends), get(Counter::zerocopy_sends), get(Counter::integrity_events),
                   get(Counter::config_loads), get(Counter::config_errors));
     out += line;
     if (get(Counter::app_flag_sockets) > 0) {
@@ -216,7 +222,12 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
   for (const ProcessStats& p : shim_processes) {
     if (!p.alive) continue;
     out += std::string(first ? "" : ", ") + "{\"pid\": " + std::to_string(p.pid) +
-           ", \"comm\": " + json_quote(p.comm) +
+           ", \"comm\": " + json_quote(p.comm) + ", \"ktls_tx_sockets\": " +
+           (p.counts_sockets()
+                ? std::to_string(p.values[static_cast<std::size_t>(Counter::ktls_tx_sockets)])
+                : "null") +
+           ", \"ktls_tx_sockets_without_files\": " +
+           (p.counts_sockets() ? std::to_string(sockets_without_files(p.values)) : "null") +
            ", \"sends\": " + std::to_string(p.values[static_cast<std::size_t>(Counter::sends)]) +
            ", \"zerocopy_sends\": " +
            std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) +

@@ -54,16 +54,21 @@ enum class Counter : int {
   app_zerocopy_bytes,          //   (app_flag = respect); their bytes
   copy_software_ktls,          // sent by copy: software kTLS, where the flag has no effect
   software_tx_sockets,         // kTLS TX sockets found software ([kernel] offload = "auto")
+  ktls_tx_sockets,             // kTLS TX sockets: a TX key installed, or first met by a send
+  ktls_tx_file_sockets,        // of them, those that sent a file (sendfile, SSL_sendfile)
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
-// The file layout (StatsFile, magic "ZCLSTST2") has room for 32 counters:
-// a shard is 64-byte aligned, and 32 of them fill 256 bytes, the stride
-// every version so far has written and read, so that a reader of one
-// version sums the files of another (the extra counters are ignored, the
-// missing ones read 0).  A 33rd counter grows the stride: it needs a new
-// magic and a reader for both layouts.
-static_assert(kCounterCount <= 32, "a new stats file layout (see above)");
+// The file layout (StatsFile, magic "ZCLSTST3") has room for kCounterSlots
+// counters a shard: 16 shards of 512 bytes.  A reader sums the files of
+// any writer with the same magic (the counters a writer did not know read
+// 0, those the reader does not know are ignored); `zctls stats` also reads
+// the layout before it ("ZCLSTST2", 32 counters in 256-byte shards: zctls
+// 0.1 up to the socket counters), so that servers not yet restarted after
+// an upgrade are still counted.  More than kCounterSlots counters need a
+// new magic and a reader for the old one.
+inline constexpr int kCounterSlots = 64;
+static_assert(kCounterCount <= kCounterSlots, "a new stats file layout (see above)");
 
 // A reason a send went by copy: sends = zerocopy_sends + the sum of these.
 constexpr bool is_copy_reason(Counter c) noexcept {
@@ -80,7 +85,7 @@ constexpr bool is_copy_reason(Counter c) noexcept {
 struct Counters {
   static constexpr int kShards = 16;
   struct alignas(64) Shard {
-    std::array<std::atomic<std::uint64_t>, kCounterCount> values{};
+    std::array<std::atomic<std::uint64_t>, kCounterSlots> values{};
   };
   std::array<Shard, kShards> shards{};
 
@@ -96,12 +101,12 @@ struct Counters {
   }
   static std::size_t this_thread_shard() noexcept;
 };
-static_assert(sizeof(Counters::Shard) == 256, "the stats file layout's stride (see kCounterCount)");
+static_assert(sizeof(Counters::Shard) == 512, "the stats file layout's stride (see kCounterSlots)");
 
 // The shared file: a header that says whose counters these are, then the
 // block.  Plain data, so a reader only needs read(2).
 struct StatsFile {
-  static constexpr std::uint64_t kMagic = 0x32545354534c435aULL;  // "ZCLSTST2"
+  static constexpr std::uint64_t kMagic = 0x33545354534c435aULL;  // "ZCLSTST3"
   std::uint64_t magic = kMagic;
   std::uint32_t counters = kCounterCount;  // how many this writer knows
   std::int32_t pid = 0;
@@ -130,6 +135,12 @@ struct ProcessStats {
   std::string file;
   std::uint64_t inode = 0;  // of `file` when read: prune's folded list names files by it
   std::array<std::uint64_t, kCounterCount> values{};
+  std::uint32_t counters = kCounterCount;  // how many its writer knew (older ones: fewer)
+  // Whether its writer counted sockets (a library older than those
+  // counters, still running after an upgrade, did not: its 0 means nothing).
+  bool counts_sockets() const noexcept {
+    return counters > static_cast<std::uint32_t>(Counter::ktls_tx_file_sockets);
+  }
 };
 
 std::string stats_file_name(pid_t pid, std::uint64_t start_time);  // "zctls-PID-START.stats"
@@ -143,6 +154,16 @@ std::vector<ProcessStats> read_stats_dir(const std::string& dir, bool* consisten
 
 // Totals over all processes (alive, exited and retired).
 std::array<std::uint64_t, kCounterCount> totals(const std::vector<ProcessStats>& all);
+
+// kTLS TX sockets that never sent a file: ktls_tx_sockets minus
+// ktls_tx_file_sockets (never below 0: a fork child that sends first on a
+// socket its parent keyed counts the send but not the socket).
+inline std::uint64_t sockets_without_files(
+    const std::array<std::uint64_t, kCounterCount>& values) noexcept {
+  const std::uint64_t all = values[static_cast<std::size_t>(Counter::ktls_tx_sockets)];
+  const std::uint64_t with = values[static_cast<std::size_t>(Counter::ktls_tx_file_sockets)];
+  return all > with ? all - with : 0;
+}
 
 // The node_exporter / Prometheus text exposition of the totals, with HELP
 // and TYPE lines, plus zctls_processes{state="alive|exited"} gauges.

@@ -95,9 +95,12 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
     if (tls) fds_.set(fd, FdState{SocketKind::ulp_only});
     return;
   }
+  bool new_tx_socket = false;
   if (what == kernel::AppSockopt::tls_tx_key) {
     // A fresh TX key: the kernel's flag is off unless the application set
     // it earlier (which made the fd app-managed and recorded the value).
+    // A second key on a kTLS TX socket is a TLS 1.3 rekey, not a socket.
+    new_tx_socket = state.kind != SocketKind::ktls_tx;
     state.kind = SocketKind::ktls_tx;
   } else {
     // The application manages the flag on this socket from now on.  The
@@ -108,7 +111,16 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
     state.flag_on = on != 0;
     if (state.kind != SocketKind::ktls_tx) state.kind = SocketKind::ulp_only;
   }
-  fds_.set(fd, state);
+  if (fds_.set(fd, state) && new_tx_socket) count_new_tx_socket();
+}
+
+void Engine::count_new_tx_socket() noexcept {
+  // The config first (it says where counters go: issue 22), here at the
+  // TX key rather than at the first send, so that a process whose kTLS
+  // sockets never send a file (generated or proxied responses only) still has
+  // a stats file that says so.
+  config();
+  counters().add(Counter::ktls_tx_sockets);
 }
 
 FdState Engine::classify(int fd) noexcept {
@@ -144,7 +156,9 @@ FdState Engine::classify(int fd) noexcept {
       break;
     }
   }
-  fds_.set(fd, state);
+  // (Counted once: only a tracked fd keeps its kind, and so is never
+  // classified again until it is closed.)
+  if (fds_.set(fd, state) && state.kind == SocketKind::ktls_tx) count_new_tx_socket();
   return state;
 }
 
@@ -243,6 +257,12 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
   // config did not ask for).  after_send counts the send, by the ticket.
   std::uint32_t generation = 0;
   const Config* cfg = config(&generation);
+  if (!state.file_sent) {
+    state.file_sent = true;
+    // Marked by one atomic OR: of two threads making a socket's first send
+    // at once, one counts it.
+    if (fds_.mark_file_sent(out_fd)) counters().add(Counter::ktls_tx_file_sockets);
+  }
   if (cfg != nullptr && !state.tx_mode_known) learn_tx_mode(out_fd, state, *cfg);
   if (state.software_tx) {
     // Software kTLS: the kernel copies whatever the flag says, so there is

@@ -187,6 +187,9 @@ class Engine {
   };
 
   FdState classify(int fd) noexcept;
+  // A kTLS TX socket met for the first time (its TX key, or a send on a
+  // socket keyed out of sight): loads the config, counts it.
+  void count_new_tx_socket() noexcept;
   // Learns a kTLS TX socket's TX mode (once per socket) under `config`'s
   // [kernel] offload, counting the software ones.
   void learn_tx_mode(int fd, FdState& state, const Config& config) noexcept;

@@ -5,13 +5,15 @@
 namespace zctls {
 
 namespace {
-constexpr std::uint32_t kKindMask = 0x7;
+constexpr std::uint32_t kKindMask = 0x3;
+constexpr std::uint32_t kFileSent = 1U << 2;
 constexpr std::uint32_t kFlagOn = 1U << 3;
 constexpr std::uint32_t kAppManaged = 1U << 4;
 constexpr std::uint32_t kAppCounted = 1U << 5;
 constexpr std::uint32_t kTxModeKnown = 1U << 6;
 constexpr std::uint32_t kSoftwareTx = 1U << 7;
 constexpr int kEpochShift = 8;
+static_assert(static_cast<std::uint32_t>(SocketKind::ulp_only) <= kKindMask, "kinds fit the mask");
 constexpr std::uint32_t kStateMask = (1U << kEpochShift) - 1;
 
 // Back to unknown, one more close.
@@ -25,14 +27,16 @@ constexpr int kChunkSize = 1 << FdTable::kChunkBits;
 }  // namespace
 
 std::uint32_t FdState::pack() const noexcept {
-  return static_cast<std::uint32_t>(kind) | (flag_on ? kFlagOn : 0U) |
-         (app_managed ? kAppManaged : 0U) | (app_counted ? kAppCounted : 0U) |
-         (tx_mode_known ? kTxModeKnown : 0U) | (software_tx ? kSoftwareTx : 0U);
+  return static_cast<std::uint32_t>(kind) | (file_sent ? kFileSent : 0U) |
+         (flag_on ? kFlagOn : 0U) | (app_managed ? kAppManaged : 0U) |
+         (app_counted ? kAppCounted : 0U) | (tx_mode_known ? kTxModeKnown : 0U) |
+         (software_tx ? kSoftwareTx : 0U);
 }
 
 FdState FdState::unpack(std::uint32_t word) noexcept {
   FdState s;
   s.kind = static_cast<SocketKind>(word & kKindMask);
+  s.file_sent = (word & kFileSent) != 0;
   s.flag_on = (word & kFlagOn) != 0;
   s.app_managed = (word & kAppManaged) != 0;
   s.app_counted = (word & kAppCounted) != 0;
@@ -82,6 +86,11 @@ bool FdTable::set(int fd, FdState state) noexcept {
 std::uint32_t FdTable::pin_epoch(int fd) noexcept {
   const auto* s = slot(fd, true);
   return s == nullptr ? 0 : s->load(std::memory_order_acquire) >> kEpochShift;
+}
+
+bool FdTable::mark_file_sent(int fd) noexcept {
+  auto* s = slot(fd, false);
+  return s != nullptr && (s->fetch_or(kFileSent, std::memory_order_acq_rel) & kFileSent) == 0;
 }
 
 void FdTable::forget(int fd) noexcept {

@@ -20,7 +20,8 @@ enum class SocketKind : std::uint8_t {
 };
 
 struct FdState {
-  SocketKind kind = SocketKind::unknown;
+  SocketKind kind = SocketKind::unknown;  // (two bits)
+  bool file_sent = false;    // ktls_tx: counted in ktls_tx_file_sockets (once per socket)
   bool flag_on = false;      // TLS_TX_ZEROCOPY_RO as the kernel has it
   bool app_managed = false;  // the application set the flag itself (app_flag decides)
   bool app_counted = false;  // counted in app_flag_sockets (once per socket)
@@ -56,6 +57,9 @@ class FdTable {
   bool set(int fd, FdState state) noexcept;
   // The fd's epoch, with its entry allocated so that a close will change it.
   std::uint32_t pin_epoch(int fd) noexcept;
+  // Sets the fd's file_sent bit; true if this call set it (false: already
+  // set, or the fd is not tracked).
+  bool mark_file_sent(int fd) noexcept;
   void forget(int fd) noexcept;  // close: back to unknown, epoch + 1
   // forget(fd), unless its epoch has moved on from `epoch` (another thread
   // closed the number and made something new on it meanwhile).

@@ -71,6 +71,11 @@ const CounterName kNames[kCounterCount] = {
     ZCTLS_COPY("copy_software_ktls", "software_ktls", ""),
     {"software_tx_sockets", "zctls_software_tx_sockets_total", "",
      "kTLS TX sockets found to be software kTLS, where the flag has no effect"},
+    {"ktls_tx_sockets", "zctls_ktls_tx_sockets_total", "",
+     "kTLS TX sockets (a TX key installed, or first met by a send)"},
+    {"ktls_tx_file_sockets", "zctls_ktls_tx_file_sockets_total", "",
+     "Of those, sockets that sent a file by sendfile; the rest never did (generated or proxied "
+     "responses only, for instance), and zctls had nothing to decide on them"},
 };
 #undef ZCTLS_COPY
 

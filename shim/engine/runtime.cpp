@@ -122,7 +122,12 @@ void op_after_setsockopt(int fd, int level, int optname, const void* value,
                          socklen_t length) noexcept {
   const Reentry guard;
   if (!guard.outermost()) return;
-  g_engine.get()->after_app_setsockopt(fd, level, optname, value, length);
+  Engine* e = g_engine.get();
+  // A TX key loads the config and is counted (ktls_tx_sockets; in a fork
+  // child, into a file of its own): file I/O, after which the application
+  // still sees the errno its setsockopt left (the guard restores it).
+  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
+  e->after_app_setsockopt(fd, level, optname, value, length);
 }
 
 // The fd calls below run inside close() and dup2(), which must stay
@@ -154,7 +159,11 @@ void op_forget(int fd) noexcept { g_engine.get()->forget(fd); }
 void op_before_other_send(int fd) noexcept {
   const Reentry guard;
   if (!guard.outermost()) return;
-  g_engine.get()->before_other_send(fd);
+  Engine* e = g_engine.get();
+  // Classifying a socket here counts it (ktls_tx_sockets): a fork child's
+  // count goes to its own file, as from the other two ops.
+  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
+  e->before_other_send(fd);
 }
 
 // What another build's hooks get: abi 0 (never an ABI), nothing callable.

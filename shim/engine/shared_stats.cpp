@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -45,8 +46,27 @@ Counters* share_counters(const StatsConfig& stats) noexcept {
       fresh = false;
       fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
       struct stat st {};
-      if (fd >= 0 && (fstat(fd, &st) != 0 || st.st_uid != geteuid() || !S_ISREG(st.st_mode) ||
-                      st.st_size != static_cast<off_t>(sizeof(StatsFile)))) {
+      const bool ours =
+          fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == geteuid() && S_ISREG(st.st_mode);
+      if (ours && st.st_size != static_cast<off_t>(sizeof(StatsFile))) {
+        // Ours, in another layout: written before an exec by the library
+        // of before an upgrade.  Its counts stay in the totals as an
+        // exited process's (start time 0, another name); this image starts
+        // a file of its own.
+        const std::uint64_t exited = 0;
+        const std::string aside = path.substr(0, path.size() - 6) + "-before-exec.stats";
+        real::close(fd);
+        fd = -1;
+        const int old = open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (old >= 0 &&
+            pwrite(old, &exited, sizeof exited, offsetof(StatsFile, start_time)) ==
+                static_cast<ssize_t>(sizeof exited) &&
+            rename(path.c_str(), aside.c_str()) == 0) {
+          fresh = true;
+          fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        }
+        if (old >= 0) real::close(old);
+      } else if (fd >= 0 && !ours) {
         real::close(fd);
         fd = -1;
         errno = EEXIST;

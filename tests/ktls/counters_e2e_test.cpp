@@ -153,6 +153,42 @@ TEST_F(CountersE2E, WithoutAConfigTheDefaultDirectory) {
   EXPECT_EQ(lines_of(r.shm).size(), 1U) << r.shm;
 }
 
+// Issue 19 #4: a process whose kTLS sockets never send a file (a server's
+// generated or proxied responses) still has a stats file, which says so:
+// ktls_tx_sockets counts them at their TX key, ktls_tx_file_sockets does not.
+TEST_F(CountersE2E, SocketsThatNeverSendAFileAreCountedAtTheirKey) {
+  configure(stats_);
+  Run r = run_counted(ZCTLS_SENDER_PATH, "nofile 3", stats_, config());
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(lines_of(r.files).size(), 1U) << "a stats file without a send: " << r.files;
+  EXPECT_EQ(json_total("ktls_tx_sockets"), 3) << r.out;
+  EXPECT_EQ(json_total("ktls_tx_file_sockets"), 0);
+  EXPECT_EQ(json_total("sends"), 0);
+  std::system(("rm -f " + stats_ + "/*").c_str());
+  r = run_counted(ZCTLS_SENDER_PATH, "raw " + static_file() + " " + private_file(), stats_,
+                  config());
+  EXPECT_EQ(r.status, 0) << r.out;
+  check_invariants(r);
+  EXPECT_EQ(json_total("ktls_tx_sockets"), 1);
+  EXPECT_EQ(json_total("ktls_tx_file_sockets"), 1) << "two files, one socket";
+}
+
+// A process that exec'd from the library of before an upgrade finds its
+// own stats file in the older layout: it keeps those counts, as an exited
+// process's file beside its new one, instead of counting privately.
+TEST_F(CountersE2E, AnOlderLayoutsFileFromBeforeAnExecIsKept) {
+  configure(stats_);
+  const Run r = run_counted(ZCTLS_SENDER_PATH, "planted-v2 " + stats_ + " " + static_file(), stats_,
+                            config());
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("cannot"), std::string::npos) << r.out;
+  const std::vector<std::string> files = lines_of(r.files);
+  ASSERT_EQ(files.size(), 2U) << r.files;
+  EXPECT_NE(r.files.find("-before-exec.stats\n"), std::string::npos) << r.files;
+  EXPECT_GE(json_total("sends"), 5 + 1) << "the old file's 5 and this image's own";
+  EXPECT_EQ(json_total("ktls_tx_sockets"), 1);
+}
+
 // dir = "": counters stay in the process, no file anywhere (the fork
 // child made one in /dev/shm before: issue 22).
 TEST_F(CountersE2E, PrivateCountersMakeNoFileAnywhere) {

@@ -183,8 +183,11 @@ int run_log_into_socket(const std::string& what, const std::string& file) {
   PrivateSyslog syslog;
   if (!syslog.ok()) return 1;
   static auto* pair = new k::LoopbackPair;  // never closed twice: its client moves to fd 2
-  if (!make_ktls(*pair)) return 1;
+  // On fd 2 before its keys, as a daemon's accepted socket is from the
+  // start: the config is read at the TX key, and its error must not go
+  // into the stream either.
   if (onto_fd_2(*pair) != 2) return 1;
+  if (!make_ktls(*pair)) return 1;
   const std::string bytes = slurp(file);
   const int fd = open(file.c_str(), O_RDWR | O_CLOEXEC);
   if (what == "config") {

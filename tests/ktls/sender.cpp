@@ -72,6 +72,7 @@
 #include "tls_sockets.h"
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
+#include "zctls/stats.h"
 
 namespace k = zctls::kernel;
 using namespace zctls_ktls_app;
@@ -577,6 +578,38 @@ int run_diag_record(const std::string& out_path) {
   return err == 0 && sockets.size() == 4 ? 0 : 1;
 }
 
+// kTLS sockets that never send a file: their bytes go by write(2), as a
+// server's generated or proxied responses go by SSL_write.
+int run_nofile(int sockets) {
+  for (int i = 0; i < sockets; ++i) {
+    const k::LoopbackPair pair;
+    if (!make_ktls(pair)) return 1;
+    const char message[] = "generated, not a file";
+    if (write(pair.client(), message, sizeof message) != static_cast<ssize_t>(sizeof message))
+      return 1;
+  }
+  say("wrote on " + std::to_string(sockets) + " kTLS sockets");
+  return 0;
+}
+
+// This process as if it had exec'd from the library of before the socket
+// counters: its stats file is already there, in the 32-counter layout
+// ("ZCLSTST2", 5 sends), before its first kTLS socket.  Then sends FILES.
+int run_planted_v2(const std::string& dir, const std::vector<std::string>& files) {
+  constexpr std::size_t kOldSlots = 32, kShards = 16;
+  std::vector<std::uint64_t> words(8 + kShards * kOldSlots, 0);
+  words[0] = 0x32545354534c435aULL;  // "ZCLSTST2"
+  words[1] = 31 | (static_cast<std::uint64_t>(getpid()) << 32);
+  words[2] = zctls::process_start_time(getpid());
+  words[8 + static_cast<std::size_t>(zctls::Counter::sends)] = 5;
+  const std::string path = dir + "/" + zctls::stats_file_name(getpid(), words[2]);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  const auto bytes = static_cast<ssize_t>(words.size() * sizeof words[0]);
+  if (fd < 0 || write(fd, words.data(), static_cast<std::size_t>(bytes)) != bytes) return 1;
+  close(fd);
+  return run_raw(files);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -596,6 +629,9 @@ int main(int argc, char** argv) {
     return run_raw(files);
   }
   if (mode == "fork") return run_fork(files);
+  if (mode == "nofile") return run_nofile(std::stoi(files[0]));
+  if (mode == "planted-v2" && files.size() >= 2)
+    return run_planted_v2(files[0], {files.begin() + 1, files.end()});
   if (mode == "exec") return run_exec(files);
   if (mode == "modify" && files.size() == 2) return run_modify(std::stoi(files[0]), files[1]);
   if (mode == "truncate") return run_truncate(files[0]);

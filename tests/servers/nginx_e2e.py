@@ -532,10 +532,22 @@ class NginxE2E(sl.ServerE2E):
         else:
             edit = (r"listen (127\.0\.0\.1:\d+) ssl;", r"listen \1 ssl http2;", 0)
         files = ["assets/size-%d.bin" % MiB, "uploads/size-%d.bin" % 4097, "index.html"]
+        sockets = ("ktls_tx_sockets", "ktls_tx_file_sockets")
         with self.site_edited(edit[0], edit[1], "HTTP/2 on (%s)" % text, count=edit[2]):
+            before = self.stats_totals()
             trace, f = self.phase("HTTP/2", lambda: sl.fetch(self.port, files,
                                                             extra=["--http2"]))
             self.check_fetch(f, "HTTP/2")
+            # A connection whose responses are all generated (nginx's 404
+            # page, by SSL_write): a kTLS socket that never sends a file,
+            # which zctls stats shows (ktls_tx_sockets - ktls_tx_file_sockets).
+            missing = sl.fetch(self.port, ["no-such-file", "nor-this"], extra=["--http2"])
+            after = self.stats_totals()
+            self.c.equal([r["status"] for r in missing.results], [404, 404],
+                         "HTTP/2: a connection with generated responses only")
+            self.c.equal({k: after[k] - before[k] for k in sockets},
+                         {"ktls_tx_sockets": 2, "ktls_tx_file_sockets": 1},
+                         "HTTP/2: zctls stats count both kTLS sockets, one that sent files")
             self.c.equal({r["http_version"] for r in f.results}, {"2"}, "HTTP/2: negotiated h2")
             port = f.ports[0]
             self.c.check(port in trace.ktls_ports, "HTTP/2: the connection's TX is kTLS (strace)")

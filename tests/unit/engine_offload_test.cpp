@@ -34,6 +34,8 @@ TEST_F(EngineTest, SoftwareKtlsSocketCostsNoSyscallPerSend) {
   EXPECT_EQ(engine_.count(Counter::copy_software_ktls), 201U);
   EXPECT_EQ(engine_.count(Counter::zerocopy_sends), 0U);
   EXPECT_EQ(engine_.count(Counter::software_tx_sockets), 1U);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 1U);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_file_sockets), 1U) << "a software socket sends files";
 }
 
 TEST_F(EngineTest, DeviceOffloadAndDoubtGetTheRules) {

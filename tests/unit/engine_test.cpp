@@ -86,6 +86,42 @@ TEST_F(EngineTest, UnlinkedFilesAreCopied) {
   EXPECT_TRUE(kernel_.sets.empty());
 }
 
+// Issue 19 #4: sockets that never send a file show as ktls_tx_sockets
+// minus ktls_tx_file_sockets.  The config loads at the key, so that a
+// process whose sockets never send a file has counters where it says.
+TEST_F(EngineTest, SocketsAreCountedAtTheKeyAndAgainAtTheirFirstFile) {
+  app_tls_tx(7);
+  EXPECT_TRUE(engine_.config_loaded()) << "loaded at the key: counters land where it says";
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 1U);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_file_sockets), 0U);
+  engine_.after_app_setsockopt(7, k::kSolTls, k::kTlsTx, nullptr, 0);  // TLS 1.3 rekey
+  app_tls_tx(8);                                                       // never sends a file
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 2U) << "a rekey is not a socket";
+  sent(7, 10);
+  sent(7, 11);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_file_sockets), 1U) << "once per socket";
+  // A socket keyed out of sight: counted at its first send, both ways.
+  kernel_.sockets[9] = k::TxKind::ktls_tx;
+  sent(9, 10);
+  sent(9, 10);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 3U);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_file_sockets), 2U);
+  // Closed and reused: a new socket on the old number.
+  engine_.forget(7);
+  app_tls_tx(7);
+  sent(7, 10);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 4U);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_file_sockets), 3U);
+  sent(5, 10);  // a plain socket: neither
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 4U);
+  // The application's flag (respect: its own path through before_send).
+  app_tls_tx(20);
+  app_sets_flag(20, true);
+  sent(20, 10);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_sockets), 5U);
+  EXPECT_EQ(engine_.count(Counter::ktls_tx_file_sockets), 4U);
+}
+
 TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
   app_tls_tx(7);
   app_sets_flag(7, true);

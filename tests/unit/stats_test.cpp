@@ -192,6 +192,20 @@ TEST(Stats, SoftwareKtlsSendsHaveAColumnAndANote) {
       << table;
 }
 
+TEST(Stats, SocketsThatNeverSentAFileAreSaid) {
+  std::vector<zctls::ProcessStats> all = three_processes();
+  EXPECT_EQ(zctls::cli::stats_table(all).find("never sent a file"), std::string::npos)
+      << "no sockets counted (an older writer): nothing said";
+  all[0].values[static_cast<std::size_t>(zctls::Counter::ktls_tx_sockets)] = 9;
+  all[0].values[static_cast<std::size_t>(zctls::Counter::ktls_tx_file_sockets)] = 2;
+  all[1].values[static_cast<std::size_t>(zctls::Counter::ktls_tx_sockets)] = 1;
+  const std::string table = zctls::cli::stats_table(all);
+  EXPECT_NE(table.find("kTLS TX sockets: 10, of which 8 never sent a file"), std::string::npos)
+      << table;
+  EXPECT_NE(zctls::prometheus_text(all).find("zctls_ktls_tx_file_sockets_total 2\n"),
+            std::string::npos);
+}
+
 // A stats directory with process files written as the shim writes them.
 class StatsDir : public ::testing::Test {
  protected:
@@ -284,15 +298,54 @@ TEST_F(StatsDir, ANewFileUnderAFoldedNameCounts) {
   EXPECT_EQ(total_sends(), 10U);
 }
 
+// Servers still running the library of before the socket counters (a
+// package upgrade, no restart yet) write the 32-counter layout: `zctls
+// stats` sums it with the new one, and a prune folds it (and a retired
+// file an older prune wrote) into a new-layout retired file.
+TEST_F(StatsDir, FilesOfTheLayoutBeforeTheSocketCountersAreRead) {
+  constexpr int kOldSlots = 32;
+  const auto write_v2 = [&](const std::string& name, std::uint64_t sends,
+                            const std::string& trailer) {
+    std::vector<std::uint64_t> words(8 + Counters::kShards * kOldSlots, 0);
+    words[0] = 0x32545354534c435aULL;  // "ZCLSTST2"
+    words[1] = 31;                     // 31 counters (high half, the pid: 0, exited)
+    words[8 + 3 * kOldSlots + static_cast<int>(Counter::sends)] = sends - 1;         // shard 3
+    words[8 + 9 * kOldSlots + static_cast<int>(Counter::sends)] = 1;                 // shard 9
+    words[8 + 9 * kOldSlots + static_cast<int>(Counter::software_tx_sockets)] = 99;  // unknown
+    const int fd = open((dir_ + "/" + name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    const auto bytes = static_cast<ssize_t>(words.size() * sizeof words[0]);
+    ASSERT_EQ(write(fd, words.data(), static_cast<std::size_t>(bytes)), bytes);
+    ASSERT_EQ(write(fd, trailer.data(), trailer.size()), static_cast<ssize_t>(trailer.size()));
+    close(fd);
+  };
+  write_v2("zctls-5-5.stats", 6, "");
+  write_v2("zctls-retired.stats", 10, "generation 3\n");
+  write_alive("zctls-1-1.stats", 5);
+  const auto all = read_stats_dir(dir_);
+  ASSERT_EQ(all.size(), 3U);
+  EXPECT_EQ(total_sends(), 21U);
+  EXPECT_EQ(totals(all)[static_cast<std::size_t>(Counter::software_tx_sockets)], 0U)
+      << "a counter its writer did not know reads 0";
+  EXPECT_EQ(prune(), 1);
+  EXPECT_EQ(files(), (std::vector<std::string>{"zctls-1-1.stats", "zctls-retired.stats"}));
+  EXPECT_EQ(total_sends(), 21U);
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/zctls-retired.stats").c_str(), &st), 0);
+  EXPECT_GE(st.st_size, static_cast<off_t>(sizeof(StatsFile))) << "rewritten in today's layout";
+}
+
 // /dev/shm is writable by everyone: a FIFO or a huge file under a stats
-// name is skipped, neither blocking the reader (the shim reads the
-// directory from its send path) nor read into memory.
+// name is skipped, neither blocking the reader (`zctls stats` from the
+// textfile timer) nor read into memory.
 TEST_F(StatsDir, FifosAndHugeFilesAreSkipped) {
   write_alive("zctls-1-1.stats", 5);
   ASSERT_EQ(mkfifo((dir_ + "/zctls-2-2.stats").c_str(), 0644), 0);
   ASSERT_EQ(mkfifo((dir_ + "/zctls-retired.stats").c_str(), 0644), 0);
   const std::string huge = write_process("zctls-3-3.stats", 0, 0, 7);
   ASSERT_EQ(truncate(huge.c_str(), 64 << 20), 0);  // sparse
+  const std::string cut = write_process("zctls-4-4.stats", 0, 0, 9);
+  ASSERT_EQ(truncate(cut.c_str(), 4160), 0);  // the magic, but short of its layout's counters
   EXPECT_EQ(total_sends(), 5U);
 }
 

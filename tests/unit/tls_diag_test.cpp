@@ -338,6 +338,8 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
   p.alive = true;
   p.values[static_cast<std::size_t>(Counter::sends)] = 5;
   p.values[static_cast<std::size_t>(Counter::zerocopy_sends)] = 3;
+  p.values[static_cast<std::size_t>(Counter::ktls_tx_sockets)] = 4;
+  p.values[static_cast<std::size_t>(Counter::ktls_tx_file_sockets)] = 3;
   ProcessStats gone = p;
   gone.pid = 9;
   gone.alive = false;
@@ -349,9 +351,18 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
   EXPECT_NE(text.find("opted in, no effect (sw)\n"), std::string::npos) << text;
   EXPECT_NE(text.find("unknown (no owner found)\n"), std::string::npos) << text;
   EXPECT_NE(text.find("processes running zctls: 1\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("nginx[10]: 5 sends, 3 zerocopy"), std::string::npos) << text;
+  EXPECT_NE(text.find("nginx[10]: 4 kTLS TX sockets (1 sent no file), 5 sends, 3 zerocopy"),
+            std::string::npos)
+      << text;
   EXPECT_EQ(text.find("nginx[9]"), std::string::npos) << "exited processes are not listed";
   EXPECT_EQ(text.find("flag set by the application"), std::string::npos) << text;
+  ProcessStats older = p;  // a library from before the socket counters
+  older.counters = 31;
+  EXPECT_NE(cli::format_status({on}, {older}).find("nginx[10]: 5 sends, 3 zerocopy"),
+            std::string::npos);
+  EXPECT_NE(cli::format_status_json({on}, {older})
+                .find("\"ktls_tx_sockets\": null, \"ktls_tx_sockets_without_files\": null"),
+            std::string::npos);
   ProcessStats app = p;
   app.values[static_cast<std::size_t>(Counter::app_flag_sockets)] = 2;
   app.values[static_cast<std::size_t>(Counter::app_flag_sends)] = 4;
@@ -367,7 +378,8 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
       << json;
   EXPECT_NE(json.find("\"zerocopy_flag\": null, \"zerocopy\": \"unknown\""), std::string::npos)
       << json;
-  EXPECT_NE(json.find("\"zctls_processes\": [{\"pid\": 10, \"comm\": \"nginx\", \"sends\": 5, "
+  EXPECT_NE(json.find("\"zctls_processes\": [{\"pid\": 10, \"comm\": \"nginx\", "
+                      "\"ktls_tx_sockets\": 4, \"ktls_tx_sockets_without_files\": 1, \"sends\": 5, "
                       "\"zerocopy_sends\": 3, \"app_flag_sockets\": 0, \"app_flag_sends\": 0, "
                       "\"app_zerocopy_sends\": 0}]"),
             std::string::npos)
