@@ -91,6 +91,15 @@ void reshare_counters(Engine& e) noexcept {
   g_reshare_counters.store(false, std::memory_order_release);
 }
 
+// The engine, for a call that may count (a send, a TX key, a socket
+// classified): a fork child first moves to a stats file of its own.  One
+// acquire load when there is nothing to move.
+Engine* counting_engine() noexcept {
+  Engine* e = g_engine.get();
+  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
+  return e;
+}
+
 // --- the calls behind the hooks (zctls_engine_ops) -----------------------
 
 static_assert(sizeof(SendTicket) <= ZCTLS_TICKET_BYTES && alignof(SendTicket) <= 16,
@@ -103,9 +112,7 @@ int op_before_send(void* ticket, int out_fd, int in_fd, const off_t* offset) noe
   auto* t = new (ticket) SendTicket{};
   const Reentry guard;
   if (!guard.outermost()) return 0;
-  Engine* e = g_engine.get();
-  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
-  *t = e->before_send(out_fd, in_fd, offset);
+  *t = counting_engine()->before_send(out_fd, in_fd, offset);
   return t->counted ? 1 : 0;
 }
 
@@ -122,12 +129,10 @@ void op_after_setsockopt(int fd, int level, int optname, const void* value,
                          socklen_t length) noexcept {
   const Reentry guard;
   if (!guard.outermost()) return;
-  Engine* e = g_engine.get();
-  // A TX key loads the config and is counted (ktls_tx_sockets; in a fork
-  // child, into a file of its own): file I/O, after which the application
-  // still sees the errno its setsockopt left (the guard restores it).
-  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
-  e->after_app_setsockopt(fd, level, optname, value, length);
+  // A TX key loads the config and is counted (ktls_tx_sockets): file I/O,
+  // after which the application still sees the errno its setsockopt left
+  // (the guard restores it).
+  counting_engine()->after_app_setsockopt(fd, level, optname, value, length);
 }
 
 // The fd calls below run inside close() and dup2(), which must stay
@@ -159,11 +164,7 @@ void op_forget(int fd) noexcept { g_engine.get()->forget(fd); }
 void op_before_other_send(int fd) noexcept {
   const Reentry guard;
   if (!guard.outermost()) return;
-  Engine* e = g_engine.get();
-  // Classifying a socket here counts it (ktls_tx_sockets): a fork child's
-  // count goes to its own file, as from the other two ops.
-  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
-  e->before_other_send(fd);
+  counting_engine()->before_other_send(fd);  // may classify, and count, a socket
 }
 
 // What another build's hooks get: abi 0 (never an ABI), nothing callable.

@@ -55,17 +55,13 @@ Counters* share_counters(const StatsConfig& stats) noexcept {
         // a file of its own.
         const std::uint64_t exited = 0;
         const std::string aside = path.substr(0, path.size() - 6) + "-before-exec.stats";
+        const bool moved = pwrite(fd, &exited, sizeof exited, offsetof(StatsFile, start_time)) ==
+                               static_cast<ssize_t>(sizeof exited) &&
+                           rename(path.c_str(), aside.c_str()) == 0;
         real::close(fd);
-        fd = -1;
-        const int old = open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (old >= 0 &&
-            pwrite(old, &exited, sizeof exited, offsetof(StatsFile, start_time)) ==
-                static_cast<ssize_t>(sizeof exited) &&
-            rename(path.c_str(), aside.c_str()) == 0) {
-          fresh = true;
-          fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        }
-        if (old >= 0) real::close(old);
+        fd = moved ? open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)
+                   : -1;
+        fresh = moved;
       } else if (fd >= 0 && !ours) {
         real::close(fd);
         fd = -1;
