@@ -37,12 +37,23 @@ foreach(kernel IN LISTS KERNELS)
       continue()
     endif()
     set(name "ktls/${kernel}/${case}")
+    # The emulated offload NIC's cases: its fixture and its lock.
+    set(fixtures "vm-${kernel}")
+    set(device "")
+    if(NOT DEVICE_CASES STREQUAL "" AND case MATCHES "${DEVICE_CASES}")
+      set(fixtures "vm-${kernel};offload-nic-${kernel}")
+      set(device " RESOURCE_LOCK offload-nic-${kernel} LABELS [=[ktls;device]=]")
+    endif()
+    set(wrapper "")
+    foreach(word IN LISTS WRAPPER)
+      string(APPEND wrapper " [=[${word}]=]")
+    endforeach()
     string(APPEND out
       "add_test([=[${name}]=] [=[${SESSION}]=] exec --kernel ${kernel} --first-kernel ${FIRST_KERNEL}"
-      " -- [=[${TEST_EXECUTABLE}]=] [=[--gtest_filter=${case}]=]"
+      " --${wrapper} [=[${TEST_EXECUTABLE}]=] [=[--gtest_filter=${case}]=]"
       " [=[--gtest_output=xml:${RESULTS_DIR}/${kernel}/${case}.xml]=])\n"
-      "set_tests_properties([=[${name}]=] PROPERTIES LABELS ktls FIXTURES_REQUIRED vm-${kernel}"
-      " SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT [=[ZCTLS_VM_CACHE=${VM_CACHE};ZCTLS_BUILD_DIR=${BUILD_DIR}]=])\n")
+      "set_tests_properties([=[${name}]=] PROPERTIES LABELS ktls FIXTURES_REQUIRED [=[${fixtures}]=]"
+      " SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT [=[ZCTLS_VM_CACHE=${VM_CACHE};ZCTLS_BUILD_DIR=${BUILD_DIR}]=]${device})\n")
   endforeach()
 endforeach()
 file(WRITE "${CTEST_FILE}" "${out}")

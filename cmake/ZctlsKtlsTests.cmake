@@ -44,8 +44,13 @@ function(zctls_ktls_sessions)
   set_property(GLOBAL PROPERTY ZCTLS_FIRST_KERNEL ${first})
 endfunction()
 
+# DEVICE_CASES: the cases (a regex) that use the emulated TLS-offload NIC:
+# they need its fixture (offload-nic-<kernel>, zctls_offload_nic) and hold
+# its lock.  WRAPPER: a command the binary runs under in the guest
+# (tests/offload-nic/nic srv: in the NIC's server namespace).
 function(zctls_add_ktls_tests target)
-  cmake_parse_arguments(ARG "" "KERNEL_INDEPENDENT;INDEPENDENT_KERNEL" "KERNELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "KERNEL_INDEPENDENT;INDEPENDENT_KERNEL;DEVICE_CASES" "KERNELS;WRAPPER"
+    ${ARGN})
   get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
   set(ctest_file "${CMAKE_CURRENT_BINARY_DIR}/${target}_ktls_tests.cmake")
   string(REPLACE ";" "," kernels "${ARG_KERNELS}")
@@ -57,6 +62,8 @@ function(zctls_add_ktls_tests target)
       -D KERNELS=${kernels}
       "-DKERNEL_INDEPENDENT=${ARG_KERNEL_INDEPENDENT}"
       "-DINDEPENDENT_KERNEL=${ARG_INDEPENDENT_KERNEL}"
+      "-DDEVICE_CASES=${ARG_DEVICE_CASES}"
+      "-DWRAPPER=${ARG_WRAPPER}"
       -D FIRST_KERNEL=${first}
       -D RESULTS_DIR=${ZCTLS_TEST_RESULTS_DIR}
       -D VM_CACHE=${ZCTLS_VM_CACHE_DIR}
@@ -73,8 +80,10 @@ endfunction()
 # are passed to it.  USERLAND <suite> runs it chrooted into that Debian
 # suite's root (tests/vm/userland; zctls_userland() makes the root) and
 # names it ktls/<kernel>/<suite>/<name>.
+# DEVICE: it uses the emulated TLS-offload NIC (fixture and lock, as
+# zctls_add_ktls_tests' DEVICE_CASES).
 function(zctls_add_ktls_script name script)
-  cmake_parse_arguments(ARG "" "TIMEOUT;USERLAND" "KERNELS;ARGS" ${ARGN})
+  cmake_parse_arguments(ARG "DEVICE" "TIMEOUT;USERLAND" "KERNELS;ARGS" ${ARGN})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 900)
   endif()
@@ -91,12 +100,18 @@ function(zctls_add_ktls_script name script)
       COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first}
               --timeout ${ARG_TIMEOUT} -- ${userland} ${script} ${ARG_ARGS})
     set(fixtures vm-${kernel})
+    set(labels ktls)
     if(ARG_USERLAND)
       list(APPEND fixtures userland-${ARG_USERLAND})
     endif()
+    if(ARG_DEVICE)
+      list(APPEND fixtures offload-nic-${kernel})
+      list(APPEND labels device)
+      set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES RESOURCE_LOCK offload-nic-${kernel})
+    endif()
     set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES
-      LABELS ktls FIXTURES_REQUIRED "${fixtures}" SKIP_RETURN_CODE 77 TIMEOUT ${ctest_timeout}
-      ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+      LABELS "${labels}" FIXTURES_REQUIRED "${fixtures}" SKIP_RETURN_CODE 77
+      TIMEOUT ${ctest_timeout} ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
   endforeach()
 endfunction()
 
@@ -108,4 +123,32 @@ function(zctls_userland suite)
   set_tests_properties(userland/${suite}/prepare PROPERTIES
     FIXTURES_SETUP userland-${suite} LABELS "ktls;vm" TIMEOUT 900 SKIP_RETURN_CODE 77
     ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+endfunction()
+
+# The emulated TLS-offload NIC (tests/offload-nic/) for each kernel: built
+# on the host (offload-nic/<kernel>/build: headers from Debian's archive,
+# that kernel's compiler), brought up in the kernel's shared guest
+# (ktls/<kernel>/offload-nic/up: the module and its two namespaces).  Tests
+# that use it require the fixture offload-nic-<kernel> and hold the
+# resource lock of the same name: its loss control and counters are the
+# device's.  Where the build or the bring-up cannot be done (the newest
+# kernel's headers, a host running kTLS natively: the driver is only ever
+# loaded into a bench guest), they are skipped with the reason.
+function(zctls_offload_nic)
+  cmake_parse_arguments(ARG "" "" "KERNELS" ${ARGN})
+  get_property(first GLOBAL PROPERTY ZCTLS_FIRST_KERNEL)
+  foreach(kernel IN LISTS ARG_KERNELS)
+    add_test(NAME offload-nic/${kernel}/build
+      COMMAND ${PROJECT_SOURCE_DIR}/tests/offload-nic/build --kernel ${kernel})
+    set_tests_properties(offload-nic/${kernel}/build PROPERTIES
+      FIXTURES_SETUP offload-nic-build-${kernel} LABELS "ktls;vm;device" TIMEOUT 600
+      SKIP_RETURN_CODE 77 ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+    add_test(NAME ktls/${kernel}/offload-nic/up
+      COMMAND ${_zctls_session} exec --kernel ${kernel} --first-kernel ${first} --timeout 120
+              -- ${PROJECT_SOURCE_DIR}/tests/offload-nic/nic up)
+    set_tests_properties(ktls/${kernel}/offload-nic/up PROPERTIES
+      FIXTURES_REQUIRED "vm-${kernel};offload-nic-build-${kernel}"
+      FIXTURES_SETUP offload-nic-${kernel} RESOURCE_LOCK offload-nic-${kernel}
+      LABELS "ktls;device" TIMEOUT 180 SKIP_RETURN_CODE 77 ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+  endforeach()
 endfunction()
