@@ -48,8 +48,10 @@ class MemoryKernel final : public zctls::KernelPort {
     std::memcpy(buf, p.data(), p.size());
     return static_cast<ssize_t>(p.size());
   }
-  k::TxKind query_tx(int fd) noexcept override {
-    return fd < 100 ? k::TxKind::not_ktls : k::TxKind::ktls_tx;
+  k::TxKind query_tx(int fd, k::KeyVersion* version) noexcept override {
+    if (fd < 100) return k::TxKind::not_ktls;
+    if (version != nullptr) *version = k::KeyVersion::tls12;
+    return k::TxKind::ktls_tx;
   }
   // Device offload: the sockets zctls works on (software ones cost a
   // counted return).

@@ -266,6 +266,9 @@ int probe_command(int argc, char** argv) {
   zctls::cli::HostReport host;
   host.caps = zctls::kernel::probe_ktls();
   host.nics = zctls::kernel::tls_offload_nics();
+  host.kernel_config = zctls::kernel::read_kernel_tls_config(host.caps.kernel_release);
+  host.tls13_software =
+      zctls::kernel::device_offload_is_tls12_only(zctls::kernel::read_kernel_identity());
   host.openssl = zctls::cli::openssl_info();
   if (host.caps.ktls_usable()) host.openssl.handshakes = zctls::cli::openssl_ktls_handshakes();
   const std::string out =

@@ -62,6 +62,46 @@ std::string handshake_line(const OpenSslHandshake& h) {
   return head + "user space (" + h.error + ")";
 }
 
+std::string symbol_state(const char* symbol, char value) {
+  return std::string(symbol) + (value == 'n' ? " is not set" : value == 'm' ? "=m" : "=y");
+}
+
+// Which NIC drivers this kernel was built with TLS TX offload for, and
+// what TLS 1.3 gets: the facts that decide whether zctls does anything.
+void format_kernel_config(std::string& out, const HostReport& host) {
+  const kernel::KernelTlsConfig& kc = host.kernel_config;
+  if (kc.path.empty()) {
+    std::string tried;
+    for (const std::string& t : kc.tried) tried += (tried.empty() ? "" : ", ") + t;
+    row(out, "kernel config", "not readable (tried " + tried +
+                                  "): which NIC drivers have TLS offload is not known");
+  } else if (kc.tls_device == 'n') {
+    row(out, "kernel config",
+        kc.path + ": CONFIG_TLS_DEVICE is not set: no NIC can offload kTLS with this kernel");
+  } else {
+    row(out, "kernel config", kc.path + ": " + symbol_state("CONFIG_TLS_DEVICE", kc.tls_device));
+    std::string built, missing;
+    for (const kernel::DriverBuild& b : kc.drivers) {
+      const kernel::TlsOffloadDriver& d = *b.driver;
+      std::string also = d.also[0] != '\0' ? std::string(" with ") + d.also : std::string();
+      if (b.value != 'n')
+        built += (built.empty() ? "" : ", ") + std::string(d.driver) + " (" + d.nics + ", " +
+                 d.symbol + also + ")";
+      else
+        missing += (missing.empty() ? "" : ", ") + std::string(d.driver) + " (" + d.nics + ": " +
+                   b.unset + " not set)";
+    }
+    row(out, "NIC TLS drivers", "built: " + (built.empty() ? std::string("none") : built));
+    if (!missing.empty()) row(out, "", "not built: " + missing);
+  }
+  row(out, "TLS 1.3",
+      host.tls13_software
+          ? "software kTLS on any NIC: device offload takes TLS 1.2 keys only (Linux up to 7.3);"
+            " only TLS 1.2 connections can go zerocopy"
+          : "this kernel is newer than the newest zctls knows (7.3): whether it offloads TLS 1.3 "
+            "is asked per socket");
+}
+
 }  // namespace
 
 ProbeVerdict verdict(const kernel::KtlsCapabilities& caps) noexcept {
@@ -108,6 +148,7 @@ std::string format_probe(const HostReport& host) {
   row(out, "TLS offload NICs",
       nics.empty() ? std::string("none (zerocopy would save nothing here; tls-hw-tx-offload)")
                    : nics);
+  format_kernel_config(out, host);
   row(out, "OpenSSL",
       host.openssl.version + (host.openssl.ktls ? ", built with kTLS" : ", built without kTLS"));
   if (host.openssl.handshakes.empty()) {
@@ -204,7 +245,19 @@ std::string format_probe_json(const HostReport& host) {
            ", \"active\": " + (n.active ? "true" : "false") +
            ", \"error\": " + errno_json(n.error) + "}";
   }
-  out += "], \"openssl\": {\"version\": " + json_quote(host.openssl.version) +
+  const kernel::KernelTlsConfig& kc = host.kernel_config;
+  out += "], \"kernel_config\": {\"path\": " + (kc.path.empty() ? "null" : json_quote(kc.path));
+  if (!kc.path.empty()) {
+    out += ", \"tls_device\": " + json_quote(std::string(1, kc.tls_device)) + ", \"drivers\": [";
+    for (std::size_t i = 0; i < kc.drivers.size(); ++i)
+      out += std::string(i > 0 ? ", " : "") +
+             "{\"driver\": " + json_quote(kc.drivers[i].driver->driver) +
+             ", \"symbol\": " + json_quote(kc.drivers[i].driver->symbol) +
+             ", \"value\": " + json_quote(std::string(1, kc.drivers[i].value)) + "}";
+    out += "]";
+  }
+  out += std::string("}, \"tls13_software_on_any_nic\": ") + (host.tls13_software ? "true" : "false");
+  out += ", \"openssl\": {\"version\": " + json_quote(host.openssl.version) +
          ", \"ktls\": " + (host.openssl.ktls ? "true" : "false") + ", \"handshakes\": [";
   for (std::size_t i = 0; i < host.openssl.handshakes.size(); ++i) {
     const OpenSslHandshake& h = host.openssl.handshakes[i];

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "openssl_ktls.h"
+#include "zctls/kernel_config.h"
 #include "zctls/ktls_probe.h"
 #include "zctls/nic_offload.h"
 
@@ -31,6 +32,8 @@ OpenSslInfo openssl_info();
 struct HostReport {
   kernel::KtlsCapabilities caps;
   std::vector<kernel::NicOffload> nics;
+  kernel::KernelTlsConfig kernel_config;  // which NIC drivers have TLS offload built
+  bool tls13_software = false;  // kernel::device_offload_is_tls12_only for this kernel
   OpenSslInfo openssl;
 };
 

@@ -80,6 +80,15 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
                   static_cast<unsigned long long>(sockets_without_files(sum)));
     out += line;
   }
+  if (total(Counter::software_tls13_sockets) > 0) {
+    std::snprintf(line, sizeof line,
+                  "\nSoftware kTLS TX sockets: %llu, of which %llu had TLS 1.3 keys: device\n"
+                  "offload takes TLS 1.2 keys only (every Linux up to 7.3), so those connections\n"
+                  "are software kTLS whatever the NIC, and zctls leaves them alone.\n",
+                  static_cast<unsigned long long>(total(Counter::software_tx_sockets)),
+                  static_cast<unsigned long long>(total(Counter::software_tls13_sockets)));
+    out += line;
+  }
   out += "\n";
   for (int i = 0; i < kCounterCount; ++i) {
     std::snprintf(line, sizeof line, "  %-28s %llu\n",

@@ -164,6 +164,18 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
                   get(Counter::sends), get(Counter::zerocopy_sends), get(Counter::integrity_events),
                   get(Counter::config_loads), get(Counter::config_errors));
     out += line;
+    if (get(Counter::software_tx_sockets) > 0) {
+      std::snprintf(line, sizeof line, "    software kTLS (zctls leaves alone): %llu sockets",
+                    get(Counter::software_tx_sockets));
+      out += line;
+      if (p.counts_tls13() && get(Counter::software_tls13_sockets) > 0) {
+        std::snprintf(line, sizeof line,
+                      ", %llu of them TLS 1.3 (device offload takes TLS 1.2 only, Linux <= 7.3)",
+                      get(Counter::software_tls13_sockets));
+        out += line;
+      }
+      out += "\n";
+    }
     if (get(Counter::app_flag_sockets) > 0) {
       std::snprintf(line, sizeof line,
                     "    flag set by the application (KTLSTxZerocopySendfile?): %llu sockets, "
@@ -231,6 +243,12 @@ std::string format_status_json(const std::vector<StatusSocket>& sockets,
            ", \"sends\": " + std::to_string(p.values[static_cast<std::size_t>(Counter::sends)]) +
            ", \"zerocopy_sends\": " +
            std::to_string(p.values[static_cast<std::size_t>(Counter::zerocopy_sends)]) +
+           ", \"software_tx_sockets\": " +
+           std::to_string(p.values[static_cast<std::size_t>(Counter::software_tx_sockets)]) +
+           ", \"software_tls13_sockets\": " +
+           (p.counts_tls13()
+                ? std::to_string(p.values[static_cast<std::size_t>(Counter::software_tls13_sockets)])
+                : "null") +
            ", \"app_flag_sockets\": " +
            std::to_string(p.values[static_cast<std::size_t>(Counter::app_flag_sockets)]) +
            ", \"app_flag_sends\": " +

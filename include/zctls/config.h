@@ -123,7 +123,7 @@ struct Decision {
 struct Config {
   std::vector<Rule> rules;              // first match wins
   bool default_zerocopy = false;        // files no rule matches
-  AppFlag app_flag = AppFlag::respect;  // top-level app_flag, or ZCTLS_APP_FLAG
+  AppFlag app_flag = AppFlag::govern;  // top-level app_flag, or ZCTLS_APP_FLAG
   LogLevel log_level = LogLevel::notice;
   LogTargetConfig log_target;
   IntegrityConfig integrity;

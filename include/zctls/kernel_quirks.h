@@ -69,4 +69,17 @@ struct QuirkVerdict {
 // level the version cannot show: "unknown".
 QuirkVerdict unaligned_zerocopy_bug(const KernelIdentity& identity);
 
+// The newest kernel whose device-offload TX path was read (net/tls of
+// Debian's 6.1, 6.12 and 7.3) and run (the bench's emulated offload NIC).
+inline constexpr int kNewestKnownMajor = 7, kNewestKnownMinor = 3;
+
+// Whether a TLS 1.3 TX key can only make a software kTLS socket here.
+// tls_set_device_offload (net/tls/tls_device.c) refuses every key but TLS
+// 1.2 with EOPNOTSUPP, and do_tls_setsockopt_conf then falls back to
+// software without a word: so on every kernel from device offload's
+// arrival (4.18) up to kNewestKnown*, whatever NIC the route leaves by.
+// True there; false for a newer kernel or one whose version is unknown,
+// which might offload TLS 1.3 and has to be asked.
+bool device_offload_is_tls12_only(const KernelIdentity& identity) noexcept;
+
 }  // namespace zctls::kernel

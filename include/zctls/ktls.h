@@ -59,8 +59,16 @@ const SockoptCalls& libc_sockopt_calls() noexcept;
 // "tls" socket is then asked getsockopt(SOL_TLS, TLS_TX) with a buffer of
 // just the crypto_info header (do_tls_getsockopt_conf): success = a TX key
 // is installed, EBUSY = no TX key yet.  One syscall for a plain socket.
+// With `version`, also the TX key's version (KeyVersion::unknown unless
+// ktls_tx).
+enum class KeyVersion : std::uint8_t { unknown = 0, tls12 = 1, tls13 = 2 };
 enum class TxKind { ktls_tx, ulp_without_tx, not_ktls };
-TxKind query_tx(int fd, const SockoptCalls& calls) noexcept;
+TxKind query_tx(int fd, const SockoptCalls& calls, KeyVersion* version = nullptr) noexcept;
+
+// The version of a TLS_TX or TLS_RX key from its crypto_info (the
+// tls_crypto_info header's first field; the kernel takes TLS 1.2 and 1.3
+// only): what the application's setsockopt passed, unknown if too short.
+KeyVersion key_version(const void* crypto_info, socklen_t length) noexcept;
 
 // The application's setsockopt calls the shim cares about: TCP_ULP (a
 // socket can take a ULP once, so a successful one means a socket zctls has

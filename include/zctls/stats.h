@@ -56,6 +56,7 @@ enum class Counter : int {
   software_tx_sockets,         // kTLS TX sockets found software ([kernel] offload = "auto")
   ktls_tx_sockets,             // kTLS TX sockets: a TX key installed, or first met by a send
   ktls_tx_file_sockets,        // of them, those that sent a file (sendfile, SSL_sendfile)
+  software_tls13_sockets,      // of software_tx_sockets, TLS 1.3 keys (no NIC offloads them)
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
@@ -140,6 +141,10 @@ struct ProcessStats {
   // counters, still running after an upgrade, did not: its 0 means nothing).
   bool counts_sockets() const noexcept {
     return counters > static_cast<std::uint32_t>(Counter::ktls_tx_file_sockets);
+  }
+  // Whether it counted TLS 1.3 software sockets apart (zctls 0.2).
+  bool counts_tls13() const noexcept {
+    return counters > static_cast<std::uint32_t>(Counter::software_tls13_sockets);
   }
 };
 

@@ -102,6 +102,7 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
     // A second key on a kTLS TX socket is a TLS 1.3 rekey, not a socket.
     new_tx_socket = state.kind != SocketKind::ktls_tx;
     state.kind = SocketKind::ktls_tx;
+    state.tx_version = kernel::key_version(value, length);
   } else {
     // The application manages the flag on this socket from now on.  The
     // kernel accepted the value, so it is an unsigned int of 0 or 1.
@@ -135,7 +136,7 @@ FdState Engine::classify(int fd) noexcept {
     state.app_counted = known.app_counted;
     state.flag_on = known.app_managed && known.flag_on;
   }
-  switch (kernel_.query_tx(fd)) {
+  switch (kernel_.query_tx(fd, &state.tx_version)) {
     case kernel::TxKind::not_ktls:
       state.kind = SocketKind::not_ktls;
       break;
@@ -162,10 +163,27 @@ FdState Engine::classify(int fd) noexcept {
   return state;
 }
 
+bool Engine::tls13_stays_software() noexcept {
+  int known = tls13_software_.load(std::memory_order_relaxed);
+  if (known < 0) {
+    known = kernel::device_offload_is_tls12_only(kernel_.kernel_identity()) ? 1 : 0;
+    tls13_software_.store(known, std::memory_order_relaxed);
+  }
+  return known == 1;
+}
+
 void Engine::learn_tx_mode(int fd, FdState& state, const Config& config) noexcept {
   state.tx_mode_known = true;
-  state.software_tx = config.kernel.offload == Offload::automatic &&
-                      kernel_.tx_offload(fd) == kernel::TxOffload::software;
+  if (config.kernel.offload == Offload::automatic) {
+    if (state.tx_version == kernel::KeyVersion::tls13 && tls13_stays_software()) {
+      // Decided by the key alone, before any query: device offload takes
+      // TLS 1.2 keys only, on every kernel up to 7.3.
+      state.software_tx = true;
+      counters().add(Counter::software_tls13_sockets);
+    } else {
+      state.software_tx = kernel_.tx_offload(fd) == kernel::TxOffload::software;
+    }
+  }
   if (state.software_tx) counters().add(Counter::software_tx_sockets);
   fds_.set(fd, state);
 }
@@ -367,7 +385,7 @@ bool Engine::app_flag_send(int out_fd, int in_fd, FdState& state, const Config* 
 
 void Engine::handle_set_failure(int out_fd, int err) noexcept {
   if ((err == ENOPROTOOPT || err == EINVAL) &&
-      kernel_.query_tx(out_fd) == kernel::TxKind::ktls_tx) {
+      kernel_.query_tx(out_fd, nullptr) == kernel::TxKind::ktls_tx) {
     // A kTLS socket (checked again: our state could be stale if the fd was
     // closed behind our back) that refuses the option: a kernel before 5.19.
     // Unless another thread moved a plain socket onto the number between

@@ -41,7 +41,9 @@ class KernelPort {
   // The path of an open file (readlink of /proc/self/fd/N): its length, or
   // -1 if unknown or longer than `size`.
   virtual ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept = 0;
-  virtual kernel::TxKind query_tx(int fd) noexcept = 0;
+  // Whether fd is a kTLS TX socket (kernel::query_tx), and its key's TLS
+  // version when it is.
+  virtual kernel::TxKind query_tx(int fd, kernel::KeyVersion* version) noexcept = 0;
   // A kTLS TX socket's mode, asked once per socket under offload = "auto"
   // (zctls/tx_offload.h): software, device, or unknown (treated as device).
   virtual kernel::TxOffload tx_offload(int fd) noexcept = 0;
@@ -193,6 +195,9 @@ class Engine {
   // Learns a kTLS TX socket's TX mode (once per socket) under `config`'s
   // [kernel] offload, counting the software ones.
   void learn_tx_mode(int fd, FdState& state, const Config& config) noexcept;
+  // Whether this kernel gives only TLS 1.2 keys device offload
+  // (kernel::device_offload_is_tls12_only), learnt once.
+  bool tls13_stays_software() noexcept;
   // Counter::zerocopy_sends for "zerocopy", else the copy reason.
   Counter zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset, const Config& config,
                            std::uint32_t generation, SendTicket& ticket) noexcept;
@@ -268,6 +273,7 @@ class Engine {
   static constexpr int kUnsupportedStrikes = 3;
   std::atomic<int> unsupported_strikes_{0};
   std::atomic<std::size_t> quirk_alignment_{0};
+  std::atomic<int> tls13_software_{-1};  // tls13_stays_software: -1 not asked yet
   Counters local_counters_;
   std::atomic<Counters*> counters_{&local_counters_};
   Quarantine quarantine_;

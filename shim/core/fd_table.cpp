@@ -12,7 +12,9 @@ constexpr std::uint32_t kAppManaged = 1U << 4;
 constexpr std::uint32_t kAppCounted = 1U << 5;
 constexpr std::uint32_t kTxModeKnown = 1U << 6;
 constexpr std::uint32_t kSoftwareTx = 1U << 7;
-constexpr int kEpochShift = 8;
+constexpr int kTxVersionShift = 8;
+constexpr std::uint32_t kTxVersionMask = 0x3U << kTxVersionShift;
+constexpr int kEpochShift = 10;
 static_assert(static_cast<std::uint32_t>(SocketKind::ulp_only) <= kKindMask, "kinds fit the mask");
 constexpr std::uint32_t kStateMask = (1U << kEpochShift) - 1;
 
@@ -30,7 +32,8 @@ std::uint32_t FdState::pack() const noexcept {
   return static_cast<std::uint32_t>(kind) | (file_sent ? kFileSent : 0U) |
          (flag_on ? kFlagOn : 0U) | (app_managed ? kAppManaged : 0U) |
          (app_counted ? kAppCounted : 0U) | (tx_mode_known ? kTxModeKnown : 0U) |
-         (software_tx ? kSoftwareTx : 0U);
+         (software_tx ? kSoftwareTx : 0U) |
+         (static_cast<std::uint32_t>(tx_version) << kTxVersionShift & kTxVersionMask);
 }
 
 FdState FdState::unpack(std::uint32_t word) noexcept {
@@ -42,6 +45,7 @@ FdState FdState::unpack(std::uint32_t word) noexcept {
   s.app_counted = (word & kAppCounted) != 0;
   s.tx_mode_known = (word & kTxModeKnown) != 0;
   s.software_tx = (word & kSoftwareTx) != 0;
+  s.tx_version = static_cast<kernel::KeyVersion>((word & kTxVersionMask) >> kTxVersionShift);
   s.epoch = word >> kEpochShift;
   return s;
 }

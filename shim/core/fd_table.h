@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "zctls/ktls.h"
+
 namespace zctls {
 
 enum class SocketKind : std::uint8_t {
@@ -30,8 +32,11 @@ struct FdState {
   // nothing from zctls.
   bool tx_mode_known = false;
   bool software_tx = false;
+  // ktls_tx: its TX key's TLS version, from the application's TLS_TX (or
+  // read back when the socket was keyed out of sight).
+  kernel::KeyVersion tx_version = kernel::KeyVersion::unknown;  // (two bits)
   // How many times this fd number was closed (or dup2'd over) through the
-  // hooks, modulo 2^24: an in-flight record holding a file fd knows without
+  // hooks, modulo 2^22: an in-flight record holding a file fd knows without
   // a syscall that the fd was closed since.  A hint only: whoever relies on
   // "not closed" still compares inode numbers when it looks at the file.
   std::uint32_t epoch = 0;

@@ -76,6 +76,9 @@ const CounterName kNames[kCounterCount] = {
     {"ktls_tx_file_sockets", "zctls_ktls_tx_file_sockets_total", "",
      "Of those, sockets that sent a file by sendfile; the rest never did (generated or proxied "
      "responses only, for instance), and zctls had nothing to decide on them"},
+    {"software_tls13_sockets", "zctls_software_tls13_sockets_total", "",
+     "Of the software kTLS TX sockets, those with a TLS 1.3 key: device offload takes TLS 1.2 "
+     "keys only (every kernel up to 7.3), so these are software whatever the NIC"},
 };
 #undef ZCTLS_COPY
 

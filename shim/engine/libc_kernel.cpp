@@ -140,7 +140,9 @@ class LibcKernel final : public KernelPort {
     const ssize_t n = readlink(link, buf, size);
     return n > 0 && static_cast<std::size_t>(n) < size ? n : -1;
   }
-  kernel::TxKind query_tx(int fd) noexcept override { return kernel::query_tx(fd, kRealSockopt); }
+  kernel::TxKind query_tx(int fd, kernel::KeyVersion* version) noexcept override {
+    return kernel::query_tx(fd, kRealSockopt, version);
+  }
   kernel::TxOffload tx_offload(int fd) noexcept override {
     const int saved = errno;
     const kernel::TxOffload mode = kernel::tx_offload(fd, monotonic_ns());

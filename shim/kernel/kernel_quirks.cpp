@@ -124,4 +124,9 @@ QuirkVerdict unaligned_zerocopy_bug(const KernelIdentity& identity) {
   return verdict;
 }
 
+bool device_offload_is_tls12_only(const KernelIdentity& identity) noexcept {
+  const UpstreamVersion v = upstream_version(identity);
+  return v.known() && older(v, kNewestKnownMajor, kNewestKnownMinor + 1, 0);
+}
+
 }  // namespace zctls::kernel

@@ -105,7 +105,14 @@ AppSockopt classify_sockopt(int level, int optname) noexcept {
   return AppSockopt::other;
 }
 
-TxKind query_tx(int fd, const SockoptCalls& calls) noexcept {
+KeyVersion key_version(const void* crypto_info, socklen_t length) noexcept {
+  tls_crypto_info header{};
+  if (crypto_info == nullptr || length < sizeof header) return KeyVersion::unknown;
+  std::memcpy(&header, crypto_info, sizeof header);
+  return header.version == TLS_1_3_VERSION ? KeyVersion::tls13 : KeyVersion::tls12;
+}
+
+TxKind query_tx(int fd, const SockoptCalls& calls, KeyVersion* version) noexcept {
   // First ask TCP which ULP the socket has (SOL_TCP, so that a plain socket
   // never sees a SOL_TLS call); only a "tls" socket is asked about TLS_TX.
   char ulp[16] = {};
@@ -116,7 +123,10 @@ TxKind query_tx(int fd, const SockoptCalls& calls) noexcept {
   tls_crypto_info header{};
   socklen_t len = sizeof header;
   const int err = errno_of([&] { return calls.get(fd, kSolTls, kTlsTx, &header, &len); });
-  if (err == 0) return TxKind::ktls_tx;
+  if (err == 0) {
+    if (version != nullptr) *version = key_version(&header, len);
+    return TxKind::ktls_tx;
+  }
   return err == EBUSY ? TxKind::ulp_without_tx : TxKind::not_ktls;
 }
 

@@ -50,15 +50,16 @@ TEST_F(IntegrityE2E, InPlaceWriteDuringSendIsDetectedInEveryTrial) {
 }
 
 // Issue 19: with the flag the application set (OpenSSL's
-// KTLSTxZerocopySendfile), a file under a copy rule goes zerocopy all the
-// same; its changes are caught like those of zctls's own zerocopy sends.
+// KTLSTxZerocopySendfile) and app_flag = "respect", a file under a copy rule
+// goes zerocopy all the same; its changes are caught like those of zctls's
+// own zerocopy sends.
 TEST_F(IntegrityE2E, AnApplicationsZerocopySendsAreCheckedToo) {
   use_integrity("settle = 0\non_change = \"log\"\n");
   const std::string file = dir_ + "/private/big.bin";
   spit(file, std::string(4'000'000, 'z'));
   constexpr int kTrials = 3;
-  const Outcome r =
-      run_sender("modify " + std::to_string(kTrials) + " " + file, "ZCTLS_TEST_APP_FLAG=1");
+  const Outcome r = run_sender("modify " + std::to_string(kTrials) + " " + file,
+                              "ZCTLS_TEST_APP_FLAG=1 ZCTLS_APP_FLAG=respect");
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(count(r.out, " sent=4000000 received=4000000\n"), kTrials) << r.out;
   EXPECT_EQ(count(r.err, "integrity: " + file + " changed during a zerocopy send"), kTrials)

@@ -170,9 +170,10 @@ TEST_F(ShimE2E, ApplicationSetFlagIsLeftAlone) {
 
 // Issue 19: OpenSSL >= 3.2 with KTLSTxZerocopySendfile sets the flag on
 // every connection right after the TX key (ZCTLS_TEST_APP_FLAG=1 makes the
-// sender do the same).  app_flag = "respect" (the default) leaves it, and
+// sender do the same).  app_flag = "respect" (the opt-out) leaves it, and
 // says so once.
 TEST_F(ShimE2E, AnApplicationsFlagIsRespectedAndSaidOnce) {
+  spit(config(), "app_flag = \"respect\"\n" + zctls_e2e::slurp(config()));
   const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_TEST_APP_FLAG=1",
                         "raw " + private_file() + " " + static_file() + " " + private_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
@@ -185,12 +186,17 @@ TEST_F(ShimE2E, AnApplicationsFlagIsRespectedAndSaidOnce) {
 }
 
 // app_flag = "govern": the rules decide the application's flag too, before
-// each send (file key and environment variable).
+// each send (the default since issue 30, the file key and the environment
+// variable).
 TEST_F(ShimE2E, GovernedApplicationFlagFollowsTheRules) {
   const std::string rules = zctls_e2e::slurp(config());
-  for (const bool by_env : {false, true}) {
-    SCOPED_TRACE(by_env ? "ZCTLS_APP_FLAG=govern" : "app_flag = \"govern\"");
-    spit(config(), (by_env ? "app_flag = \"respect\"\n" : "app_flag = \"govern\"\n") + rules);
+  for (const char* how : {"by default", "app_flag", "ZCTLS_APP_FLAG"}) {
+    SCOPED_TRACE(how);
+    const bool by_env = std::string(how) == "ZCTLS_APP_FLAG";
+    spit(config(), (by_env                           ? "app_flag = \"respect\"\n"
+                    : std::string(how) == "app_flag" ? "app_flag = \"govern\"\n"
+                                                     : "") +
+                       rules);
     const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_TEST_APP_FLAG=1" +
                               (by_env ? " ZCTLS_APP_FLAG=govern" : ""),
                           "raw " + private_file() + " " + static_file() + " " + private_file());

@@ -566,9 +566,9 @@ class NginxE2E(sl.ServerE2E):
         """OpenSSL's own zerocopy option (issue 19 #3): with
         `ssl_conf_command Options KTLS,KTLSTxZerocopySendfile;` OpenSSL >= 3.2
         sets TLS_TX_ZEROCOPY_RO to 1 on every connection right after TLS_TX.
-        app_flag = "respect" (the default) leaves it so: every file goes
+        app_flag = "respect" (the opt-out) leaves it so: every file goes
         zerocopy, counted as the application's zerocopy sends; "govern"
-        applies the rules before each send.  strace of the workers shows
+        (the default) applies the rules before each send.  strace of the workers shows
         both; error.log has one warning per worker under respect, naming
         the option (under govern it is a notice, below the shipped config's
         level)."""

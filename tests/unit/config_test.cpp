@@ -63,7 +63,7 @@ TEST(Config, DefaultsWhenEmpty) {
   EXPECT_FALSE(r.config->default_zerocopy);
   EXPECT_EQ(r.config->log_level, zctls::LogLevel::notice);
   EXPECT_FALSE(r.config->decide("/x").zerocopy);
-  EXPECT_EQ(r.config->app_flag, zctls::AppFlag::respect);
+  EXPECT_EQ(r.config->app_flag, zctls::AppFlag::govern);  // the config governs (issue 30)
 }
 
 TEST(Config, AppFlag) {

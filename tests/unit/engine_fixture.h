@@ -68,10 +68,16 @@ class FakeKernel final : public zctls::KernelPort {
     std::memcpy(buf, p.data(), p.size());
     return static_cast<ssize_t>(p.size());
   }
-  k::TxKind query_tx(int fd) noexcept override {
+  // The key version query_tx reads back for a kTLS TX socket keyed out of
+  // sight (TLS 1.2 unless a test says otherwise).
+  std::map<int, k::KeyVersion> versions;
+  k::TxKind query_tx(int fd, k::KeyVersion* version) noexcept override {
     ++queries;
     auto it = sockets.find(fd);
-    return it == sockets.end() ? k::TxKind::not_ktls : it->second;
+    const k::TxKind kind = it == sockets.end() ? k::TxKind::not_ktls : it->second;
+    if (version != nullptr && kind == k::TxKind::ktls_tx)
+      *version = versions.count(fd) != 0 ? versions[fd] : k::KeyVersion::tls12;
+    return kind;
   }
   // Device offload unless the test says otherwise; asked once per kTLS TX
   // socket under offload = "auto" (counted apart from calls(): the
@@ -190,10 +196,17 @@ zerocopy = true
     engine_.after_send(t, result, offset);
     return t;
   }
-  // The application installs a TX key on `fd` through the hook.
+  // The application installs a TX key on `fd` through the hook (with a
+  // version: its crypto_info header, as the kernel takes it).
   void app_tls_tx(int fd) {
     kernel_.sockets[fd] = k::TxKind::ktls_tx;
     engine_.after_app_setsockopt(fd, k::kSolTls, k::kTlsTx, nullptr, 0);
+  }
+  void app_tls_tx(int fd, k::TlsVersion version) {
+    kernel_.sockets[fd] = k::TxKind::ktls_tx;
+    const std::uint16_t header[2] = {
+        static_cast<std::uint16_t>(version == k::TlsVersion::tls13 ? 0x0304 : 0x0303), 51};
+    engine_.after_app_setsockopt(fd, k::kSolTls, k::kTlsTx, header, sizeof header);
   }
   // The application sets TLS_TX_ZEROCOPY_RO on `fd` itself, through the
   // hook (as OpenSSL's KTLSTxZerocopySendfile does).

@@ -151,4 +151,49 @@ TEST(OffloadConfig, ParsesAndRejects) {
   EXPECT_FALSE(zctls::parse_offload("Assume"));
 }
 
+// A TLS 1.3 key is software on every kernel up to 7.3 (device offload
+// takes TLS 1.2 keys only): decided from the key the application passed,
+// with no interface, tls_stat or sock_diag query at all.
+TEST_F(EngineTest, ATls13KeyIsSoftwareWithoutAsking) {
+  app_tls_tx(7, k::TlsVersion::tls13);
+  kernel_.offload[7] = k::TxOffload::device;  // what asking would have said: never asked
+  sent(7, 10);
+  EXPECT_EQ(kernel_.offload_queries, 0);
+  EXPECT_EQ(kernel_.calls(), 0) << "not even the classification's getsockopt";
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::software_tx_sockets), 1U);
+  EXPECT_EQ(engine_.count(Counter::software_tls13_sockets), 1U);
+  EXPECT_EQ(engine_.count(Counter::copy_software_ktls), 1U);
+}
+
+TEST_F(EngineTest, ATls13KeyInstalledOutOfSightIsReadBackOnce) {
+  kernel_.sockets[8] = k::TxKind::ktls_tx;
+  kernel_.versions[8] = k::KeyVersion::tls13;
+  sent(8, 10);
+  sent(8, 11);
+  EXPECT_EQ(kernel_.queries, 1) << "the classification's TLS_TX read gives the version";
+  EXPECT_EQ(kernel_.offload_queries, 0);
+  EXPECT_EQ(engine_.count(Counter::software_tls13_sockets), 1U);
+}
+
+TEST_F(EngineTest, ATls12KeyIsAskedAbout) {
+  app_tls_tx(7, k::TlsVersion::tls12);
+  sent(7, 10);
+  EXPECT_EQ(kernel_.offload_queries, 1);
+  ASSERT_EQ(kernel_.sets.size(), 1U) << "device offload (the fake's answer): the rules";
+  EXPECT_EQ(engine_.count(Counter::software_tls13_sockets), 0U);
+}
+
+TEST_F(EngineTest, ANewerKernelIsAskedAboutTls13) {
+  std::snprintf(kernel_.identity.release, sizeof kernel_.identity.release, "7.4.0-1-amd64");
+  std::snprintf(kernel_.identity.version, sizeof kernel_.identity.version,
+                "#1 SMP PREEMPT_DYNAMIC Debian 7.4.1-1");
+  app_tls_tx(7, k::TlsVersion::tls13);
+  kernel_.offload[7] = k::TxOffload::device;
+  sent(7, 10);
+  EXPECT_EQ(kernel_.offload_queries, 1) << "7.4 might offload TLS 1.3: asked";
+  EXPECT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_EQ(engine_.count(Counter::software_tls13_sockets), 0U);
+}
+
 }  // namespace

@@ -123,6 +123,7 @@ TEST_F(EngineTest, SocketsAreCountedAtTheKeyAndAgainAtTheirFirstFile) {
 }
 
 TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   app_tls_tx(7);
   app_sets_flag(7, true);
   EXPECT_TRUE(engine_.fd_state(7).app_managed);
@@ -141,6 +142,7 @@ TEST_F(EngineTest, ApplicationManagedSocketIsLeftAlone) {
 }
 
 TEST_F(EngineTest, AnApplicationsFlagOffIsACopyOfItsOwn) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   app_tls_tx(7);
   app_sets_flag(7, false);
   sent(7, 10);  // would be zerocopy by the rules
@@ -148,6 +150,18 @@ TEST_F(EngineTest, AnApplicationsFlagOffIsACopyOfItsOwn) {
   EXPECT_EQ(engine_.count(Counter::copy_app_managed), 1U);
   EXPECT_EQ(engine_.count(Counter::zerocopy_sends), 0U);
   EXPECT_EQ(kernel_.stats, 0) << "respect, flag off: nothing to check";
+}
+
+// The config governs by default (issue 30: a copy-rule file on a socket
+// whose flag OpenSSL turned on broke at the peer under "respect").
+TEST_F(EngineTest, ByDefaultTheRulesGovernAnApplicationsFlag) {
+  app_tls_tx(7);
+  app_sets_flag(7, true);
+  sent(7, 11);  // a copy rule: the flag goes off
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_FALSE(kernel_.sets[0].second);
+  EXPECT_EQ(engine_.count(Counter::copy_rule_off), 1U);
+  EXPECT_EQ(engine_.count(Counter::app_flag_sends), 1U);
 }
 
 TEST_F(EngineTest, GovernAppliesTheRulesToAnApplicationsFlag) {
@@ -169,6 +183,7 @@ TEST_F(EngineTest, GovernAppliesTheRulesToAnApplicationsFlag) {
 }
 
 TEST_F(EngineTest, GovernTurnsAnApplicationsFlagOffBeforeOtherSends) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   app_tls_tx(7);
   app_sets_flag(7, true);
   engine_.before_other_send(7);
@@ -180,6 +195,7 @@ TEST_F(EngineTest, GovernTurnsAnApplicationsFlagOffBeforeOtherSends) {
 }
 
 TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   kernel_.sockets[7] = k::TxKind::ulp_without_tx;
   app_sets_flag(7, false);
   app_tls_tx(7);
@@ -189,6 +205,7 @@ TEST_F(EngineTest, FlagSetBeforeTheKeyStaysApplicationManaged) {
 }
 
 TEST_F(EngineTest, AFlagSetBeforeAKeyInstalledOutOfSightStaysTheApplications) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   kernel_.sockets[7] = k::TxKind::ulp_without_tx;
   app_sets_flag(7, true);
   kernel_.sockets[7] = k::TxKind::ktls_tx;  // key installed by a path no hook sees
@@ -219,6 +236,7 @@ TEST_F(EngineTest, ATxRekeyKeepsWhatIsKnownOfTheFlag) {
 // a send comes before the key (classify), then the key through the hook:
 // the flag is still the application's 1.
 TEST_F(EngineTest, ASendBeforeTheKeyKeepsTheApplicationsFlag) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   kernel_.sockets[7] = k::TxKind::ulp_without_tx;
   app_sets_flag(7, true);
   sent(7, 10);  // no key yet: not counted, not decided
@@ -317,6 +335,7 @@ TEST_F(EngineTest, AnAppManagedFlagDoesNotOutliveItsSocket) {
 // issue 18 #5: data spliced into a kTLS socket comes from a file zctls
 // cannot name: a flag zctls left on goes off first; nothing else changes.
 TEST_F(EngineTest, OtherSendsTurnALeftOnFlagOff) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   app_tls_tx(7);
   engine_.before_other_send(7);
   EXPECT_TRUE(kernel_.sets.empty()) << "the flag is off already";
@@ -468,6 +487,7 @@ const Config* load_and_share() {
 }
 
 TEST_F(EngineTest, EveryCountLandsWhereTheFirstConfigLoadPutsTheCounters) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   for (const bool app_managed : {false, true}) {
     SCOPED_TRACE(app_managed ? "app-managed first" : "copy first");
     for (auto& shard : g_shared_block.shards)
@@ -647,6 +667,7 @@ TEST_F(IntegrityTest, ChangeDuringSendIsAnEventAndQuarantines) {
 // Issue 19: a send with the flag the application set (OpenSSL's
 // KTLSTxZerocopySendfile) is as much at risk as one zctls set.
 TEST_F(IntegrityTest, AnApplicationsZerocopySendsAreCheckedToo) {
+  config_.app_flag = zctls::AppFlag::respect;  // the opt-out
   app_tls_tx(8);
   app_sets_flag(8, true);
   config_.integrity.on_change = zctls::OnChange::abort;

@@ -103,4 +103,19 @@ TEST(KernelQuirks, ReadsTheRunningKernel) {
   EXPECT_TRUE(k::upstream_version(id).known()) << id.release;
 }
 
+// Device offload takes TLS 1.2 keys only on every kernel read (6.1, 6.12,
+// 7.3): a TLS 1.3 key is software there without asking; a newer kernel,
+// or one not recognised, is asked.
+TEST(KernelQuirks, Tls13IsSoftwareUpToTheNewestKernelRead) {
+  EXPECT_TRUE(k::device_offload_is_tls12_only(
+      identity("6.1.0-57-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)")));
+  EXPECT_TRUE(k::device_offload_is_tls12_only(
+      identity("7.3.4+deb13-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1")));
+  EXPECT_TRUE(k::device_offload_is_tls12_only(identity("5.15.0-91-generic", "#101-Ubuntu SMP",
+                                                        "Ubuntu 5.15.0-91.101-generic 5.15.131")));
+  EXPECT_FALSE(k::device_offload_is_tls12_only(identity("7.4.0", "#1 SMP")));
+  EXPECT_FALSE(k::device_offload_is_tls12_only(identity("8.0.1-arch1-1", "#1 SMP")));
+  EXPECT_FALSE(k::device_offload_is_tls12_only(identity("", "")));
+}
+
 }  // namespace

@@ -190,3 +190,46 @@ TEST(OpenSslKtls, HandshakesCompleteAndKtlsFollowsTheKernel) {
     EXPECT_EQ(h.error.empty(), kernel_has_tls) << h.error;
   }
 }
+
+namespace {
+
+// Which NIC drivers a kernel was built with TLS offload for, from a
+// .config as Debian's 6.1 ships it (the lines that matter).
+TEST(ProbeReport, NicDriversWithTlsOffloadFromTheKernelConfig) {
+  const std::string debian =
+      "CONFIG_TLS=m\nCONFIG_TLS_DEVICE=y\n# CONFIG_TLS_TOE is not set\nCONFIG_NFP=m\n"
+      "# CONFIG_MLX5_EN_TLS is not set\n# CONFIG_CHELSIO_TLS_DEVICE is not set\n"
+      "# CONFIG_FUN_ETH is not set\nCONFIG_MLX5_CORE_EN=y\n";
+  zctls::cli::HostReport host;
+  host.caps = kernel_6_1();
+  host.kernel_config = k::parse_kernel_tls_config(debian);
+  host.kernel_config.path = "/boot/config-6.1.0-56-amd64";
+  host.tls13_software = true;
+  ASSERT_EQ(host.kernel_config.drivers.size(), 4U);
+  EXPECT_EQ(host.kernel_config.tls_device, 'y');
+  EXPECT_EQ(host.kernel_config.drivers[0].value, 'n') << "mlx5: its TLS part is off";
+  EXPECT_EQ(host.kernel_config.drivers[1].value, 'm') << "nfp: a module, with TLS_DEVICE";
+  const std::string out = zctls::cli::format_probe(host);
+  EXPECT_NE(out.find("  NIC TLS drivers built: nfp (Netronome Agilio, CONFIG_NFP with "
+                     "CONFIG_TLS_DEVICE)\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("mlx5 (NVIDIA/Mellanox ConnectX-6 Dx and later: CONFIG_MLX5_EN_TLS not set)"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("funeth (Fungible: CONFIG_FUN_ETH not set)"), std::string::npos) << out;
+  EXPECT_NE(out.find("  TLS 1.3         software kTLS on any NIC"), std::string::npos) << out;
+  // Without TLS_DEVICE no driver can: nfp's TLS part is not built either.
+  host.kernel_config = k::parse_kernel_tls_config("CONFIG_TLS=m\nCONFIG_NFP=m\n");
+  host.kernel_config.path = "/boot/config-x";
+  EXPECT_EQ(host.kernel_config.drivers[1].value, 'n');
+  EXPECT_NE(zctls::cli::format_probe(host).find("CONFIG_TLS_DEVICE is not set: no NIC can"),
+            std::string::npos);
+  host.kernel_config = k::KernelTlsConfig{};
+  host.kernel_config.tried = {"/boot/config-x"};
+  EXPECT_NE(zctls::cli::format_probe(host).find("kernel config   not readable (tried "
+                                                "/boot/config-x)"),
+            std::string::npos);
+}
+
+}  // namespace

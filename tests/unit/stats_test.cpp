@@ -206,6 +206,19 @@ TEST(Stats, SocketsThatNeverSentAFileAreSaid) {
             std::string::npos);
 }
 
+TEST(Stats, Tls13SoftwareSocketsAreSaid) {
+  std::vector<zctls::ProcessStats> all = three_processes();
+  EXPECT_EQ(zctls::cli::stats_table(all).find("TLS 1.3"), std::string::npos);
+  all[0].values[static_cast<std::size_t>(zctls::Counter::software_tx_sockets)] = 5;
+  all[0].values[static_cast<std::size_t>(zctls::Counter::software_tls13_sockets)] = 4;
+  const std::string table = zctls::cli::stats_table(all);
+  EXPECT_NE(table.find("Software kTLS TX sockets: 5, of which 4 had TLS 1.3 keys"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(zctls::prometheus_text(all).find("zctls_software_tls13_sockets_total 4\n"),
+            std::string::npos);
+}
+
 // A stats directory with process files written as the shim writes them.
 class StatsDir : public ::testing::Test {
  protected:

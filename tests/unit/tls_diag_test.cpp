@@ -356,6 +356,18 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
       << text;
   EXPECT_EQ(text.find("nginx[9]"), std::string::npos) << "exited processes are not listed";
   EXPECT_EQ(text.find("flag set by the application"), std::string::npos) << text;
+  EXPECT_EQ(text.find("software kTLS"), std::string::npos) << text;
+  ProcessStats soft = p;  // TLS 1.3 connections: software whatever the NIC
+  soft.values[static_cast<std::size_t>(Counter::software_tx_sockets)] = 3;
+  soft.values[static_cast<std::size_t>(Counter::software_tls13_sockets)] = 2;
+  EXPECT_NE(cli::format_status({on}, {soft}).find(
+                "    software kTLS (zctls leaves alone): 3 sockets, 2 of them TLS 1.3 (device "
+                "offload takes TLS 1.2 only, Linux <= 7.3)\n"),
+            std::string::npos)
+      << cli::format_status({on}, {soft});
+  EXPECT_NE(cli::format_status_json({on}, {soft})
+                .find("\"software_tx_sockets\": 3, \"software_tls13_sockets\": 2"),
+            std::string::npos);
   ProcessStats older = p;  // a library from before the socket counters
   older.counters = 31;
   EXPECT_NE(cli::format_status({on}, {older}).find("nginx[10]: 5 sends, 3 zerocopy"),
@@ -380,7 +392,8 @@ TEST(StatusOutput, SoftwareSocketsShowTheFlagReadThroughTheOwnerOrWhyNot) {
       << json;
   EXPECT_NE(json.find("\"zctls_processes\": [{\"pid\": 10, \"comm\": \"nginx\", "
                       "\"ktls_tx_sockets\": 4, \"ktls_tx_sockets_without_files\": 1, \"sends\": 5, "
-                      "\"zerocopy_sends\": 3, \"app_flag_sockets\": 0, \"app_flag_sends\": 0, "
+                      "\"zerocopy_sends\": 3, \"software_tx_sockets\": 0, \"software_tls13_sockets\": 0, "
+                      "\"app_flag_sockets\": 0, \"app_flag_sends\": 0, "
                       "\"app_zerocopy_sends\": 0}]"),
             std::string::npos)
       << json;

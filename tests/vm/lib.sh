@@ -173,7 +173,8 @@ vm_prepare_kernel() {
         [ -n "$pkg" ] ||
             vm_die $VM_EXIT_SETUP "cannot resolve $meta in $set to a kernel package"
         local pkgs=("$pkg") dep
-        for dep in linux-binary- linux-modules-; do
+        # (linux-base-V: the config, modules.order and modules.builtin.)
+        for dep in linux-binary- linux-modules- linux-base-; do
             dep=$(vm_apt_depends "$set" "$pkg" "$dep")
             [ -n "$dep" ] && pkgs+=("$dep")
         done
@@ -223,6 +224,16 @@ vm_prepare_kernel() {
     VM_MODROOT=$kdir/$(cat "$kdir/modroot" 2>/dev/null || echo root)
     VM_VMLINUZ=$kdir/$(cat "$kdir/image" 2>/dev/null || echo "root/boot/vmlinuz-$VM_KVER")
     VM_INITRD=$kdir/initrd.cpio.gz
+    # The kernel's build config, which the guest shows as /boot/config-V:
+    # 6.x packages ship it in /boot, 7.x in linux-base-V's
+    # /usr/lib/modules/V; caches made before the latter was fetched may
+    # have the offload NIC's headers (tests/offload-nic/build).
+    VM_KCONFIG=""
+    local kconfig
+    for kconfig in "$kdir/root/boot/config-$VM_KVER" "$VM_MODROOT/lib/modules/$VM_KVER/config" \
+            "$kdir/headers/root/usr/src/linux-headers-$VM_KVER/.config"; do
+        [ -f "$kconfig" ] && VM_KCONFIG=$kconfig && break
+    done
     vm_build_initrd
 }
 
@@ -304,7 +315,7 @@ EOS
         -smp "${ZCTLS_VM_CPUS:-2}" -nodefaults -display none -no-reboot \
         -serial "file:$sess/console.log" \
         -kernel "$VM_VMLINUZ" -initrd "$VM_INITRD" \
-        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.keep=$keep zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}${VM_SYSTEM_ROOT:+ zctls.system=$VM_SYSTEM_ROOT zctls.modules=$VM_MODROOT/lib/modules/$VM_KVER}" \
+        -append "console=ttyS0 quiet panic=-1 zctls.session=$sess zctls.agent=$VM_LIB_DIR/guest/agent zctls.keep=$keep zctls.tls=${VM_TLS:-1} zctls.idle=${VM_IDLE_SECONDS:-900}${VM_KCONFIG:+ zctls.kconfig=$VM_KCONFIG}${VM_SYSTEM_ROOT:+ zctls.system=$VM_SYSTEM_ROOT zctls.modules=$VM_MODROOT/lib/modules/$VM_KVER}" \
         -virtfs "local,path=/,mount_tag=hostroot,security_model=$sec_model,id=hostroot,multidevs=remap" \
         </dev/null >"$sess/qemu.log" 2>&1 &
     echo $! > "$sess/qemu.pid"
