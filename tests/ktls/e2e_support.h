@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -106,8 +107,9 @@ class ShimE2E : public ::testing::Test {
         traced ? "strace -f -qq -o " + trace + " -e trace=setsockopt,getsockopt,write,close "
                : std::string();
     if (!traced) std::remove(trace.c_str());
-    const std::string cmd = tracer + "env " + (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") +
-                            env + " " + program + " " + args + " > " + out + " 2> " + err;
+    const std::string cmd = prefix_ + tracer + "env " +
+                            (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") + env + " " +
+                            program + " " + args + " > " + out + " 2> " + err;
     const int rc = std::system(cmd.c_str());
     r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
     r.out = slurp(out);
@@ -116,7 +118,60 @@ class ShimE2E : public ::testing::Test {
     return r;
   }
 
+  // The sender sending `files` in `mode` (one kTLS connection), under
+  // strace: calls per syscall name, of every syscall the shim makes on a
+  // send (and the socket and ethtool calls of learning a mode), not
+  // counting the once-a-second look at the config file for a reload: that
+  // one depends on the clock, not on the sends.  (The receiver's reads are
+  // left out: how many there are depends on timing.)
+  std::map<std::string, int> syscall_counts(const std::string& env, const std::string& files,
+                                            bool preload, const std::string& mode = "raw") {
+    const std::string trace = dir_ + "/counted";
+    const std::string cmd =
+        prefix_ + "strace -f -qq -o " + trace +
+        " -e trace=fstat,newfstatat,statx,setsockopt,getsockopt,ioctl,lseek,readlink,"
+        "process_vm_readv,sync_file_range,getsockname,getpeername,socket,sendto,sendmsg env " +
+        (preload ? "LD_PRELOAD=" ZCTLS_SHIM_PATH " " : "") + env + " " + ZCTLS_SENDER_PATH + " " +
+        mode + " " + files + " > /dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::map<std::string, int> calls;
+    for (const std::string& line : lines_of(slurp(trace))) {
+      if (line.find("resumed>") != std::string::npos || line.find(config()) != std::string::npos)
+        continue;
+      const std::size_t paren = line.find('(');
+      if (paren == std::string::npos) continue;
+      const std::size_t start = line.rfind(' ', paren);
+      ++calls[line.substr(start == std::string::npos ? 0 : start + 1, paren - start - 1)];
+    }
+    return calls;
+  }
+  // What (many - few) sends cost with the shim beyond what they cost
+  // without it, per syscall name (every name either run made).
+  static std::map<std::string, int> extra_calls(const std::map<std::string, int>& base_few,
+                                                const std::map<std::string, int>& base_many,
+                                                const std::map<std::string, int>& shim_few,
+                                                const std::map<std::string, int>& shim_many) {
+    std::map<std::string, int> extra;
+    const auto at = [](const std::map<std::string, int>& m, const std::string& name) {
+      const auto it = m.find(name);
+      return it == m.end() ? 0 : it->second;
+    };
+    for (const auto* m : {&base_few, &base_many, &shim_few, &shim_many})
+      for (const auto& [name, n] : *m)
+        extra[name] = (at(shim_many, name) - at(shim_few, name)) -
+                      (at(base_many, name) - at(base_few, name));
+    return extra;
+  }
+  static std::string times(int n, const std::string& file) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += file + " ";
+    return out;
+  }
+
   std::string dir_;
+  // A command the programs run under (DeviceE2E: the offload NIC's server
+  // namespace).
+  std::string prefix_;
 };
 
 // How many times `needle` occurs in `text`.

@@ -22,101 +22,18 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_test_support.h"
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
 #include "zctls/tx_offload.h"
 
 namespace k = zctls::kernel;
+using namespace zctls_kernel_test;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
 constexpr std::size_t kFileSize = 1 << 20;  // 64 records of 16 KiB
 constexpr std::size_t kMaxRecordPayload = 16384;
-
-std::string err_name(int err) {
-  const char* n = strerrorname_np(err);
-  return n != nullptr ? n : std::to_string(err);
-}
-
-std::vector<unsigned char> pattern(std::size_t size) {
-  std::vector<unsigned char> data(size);
-  std::uint32_t x = 2463534242U;  // xorshift: reproducible, not compressible
-  for (auto& b : data) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    b = static_cast<unsigned char>(x);
-  }
-  return data;
-}
-
-// An unlinked temp file with the given contents (the guest's /tmp is tmpfs).
-int temp_file_with(const std::vector<unsigned char>& data) {
-  char path[] = "/tmp/zctls-ktls-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
-  unlink(path);
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n <= 0) return -1;
-    done += static_cast<std::size_t>(n);
-  }
-  return fd;
-}
-
-// Reads exactly `size` bytes (or until EOF/error) on a thread, so that the
-// sender never blocks on a full socket buffer.
-class Reader {
- public:
-  Reader(int fd, std::size_t size) : buf_(size) {
-    timeval tv{30, 0};  // a broken kernel must fail the test, not hang it
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    thread_ = std::thread([this, fd] {
-      while (got_ < buf_.size()) {
-        const ssize_t n = recv(fd, buf_.data() + got_, buf_.size() - got_, 0);
-        if (n <= 0) {
-          error_ = n < 0 ? errno : 0;
-          return;
-        }
-        got_ += static_cast<std::size_t>(n);
-      }
-    });
-  }
-  ~Reader() {
-    if (thread_.joinable()) thread_.join();
-  }
-  const std::vector<unsigned char>& finish() {
-    thread_.join();
-    buf_.resize(got_);
-    return buf_;
-  }
-  int error() const { return error_; }
-
- private:
-  std::vector<unsigned char> buf_;
-  std::size_t got_ = 0;
-  int error_ = 0;
-  std::thread thread_;
-};
-
-ssize_t sendfile_all(int sock, int file, std::size_t size) {
-  off_t off = 0;
-  while (static_cast<std::size_t>(off) < size) {
-    const ssize_t n = sendfile(sock, file, &off, size - static_cast<std::size_t>(off));
-    if (n <= 0) return n;
-  }
-  return off;
-}
-
-long tls_stat(const char* name) {
-  std::ifstream in("/proc/net/tls_stat");
-  std::string key;
-  long value = -1;
-  while (in >> key >> value)
-    if (key == name) return value;
-  return -1;
-}
 
 k::KeyMaterial test_key() {
   k::KeyMaterial km;

@@ -26,6 +26,11 @@
 #include <thread>
 #include <vector>
 
+#include <grp.h>
+
+#include <memory>
+
+#include "../offload-nic/offload_nic.h"
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
 
@@ -146,17 +151,55 @@ class Drain {
   std::thread thread_;
 };
 
-// A loopback pair with TLS_TX on the client and TLS_RX on the server, set
-// up with the application's own setsockopt calls (which the shim sees).
-inline bool make_ktls(const k::LoopbackPair& pair) {
+// The connection a test application sends on: over loopback, or, with
+// ZCTLS_TEST_NIC=1 in a program started in the emulated offload NIC's
+// server namespace (tests/offload-nic/nic srv), across the NIC: client()
+// sends through a device with TLS TX offload.
+class TestPair {
+ public:
+  TestPair() {
+    const char* nic = std::getenv("ZCTLS_TEST_NIC");
+    if (nic != nullptr && nic[0] == '1')
+      nic_ = std::make_unique<zctls_nic::NicPair>();
+    else
+      loopback_ = std::make_unique<k::LoopbackPair>();
+  }
+  int error() const { return nic_ ? nic_->error() : loopback_->error(); }
+  int client() const { return nic_ ? nic_->client() : loopback_->client(); }
+  int server() const { return nic_ ? nic_->server() : loopback_->server(); }
+
+ private:
+  std::unique_ptr<zctls_nic::NicPair> nic_;
+  std::unique_ptr<k::LoopbackPair> loopback_;
+};
+
+// The TLS version of the keys make_ktls installs: 1.3, or 1.2 with
+// ZCTLS_TEST_TLS=1.2 (device offload takes TLS 1.2 keys only).
+inline k::TlsVersion test_tls_version() {
+  const char* v = std::getenv("ZCTLS_TEST_TLS");
+  return v != nullptr && std::string(v) == "1.2" ? k::TlsVersion::tls12 : k::TlsVersion::tls13;
+}
+
+// ZCTLS_TEST_DROP_TO=UID: once its first connection is keyed, the program
+// goes on as that user (and group), as nginx's workers run unprivileged.
+inline bool drop_privileges() {
+  const char* to = std::getenv("ZCTLS_TEST_DROP_TO");
+  if (to == nullptr || *to == '\0' || getuid() != 0) return true;
+  const auto id = static_cast<uid_t>(std::stoul(to));
+  return setgroups(0, nullptr) == 0 && setgid(id) == 0 && setuid(id) == 0;
+}
+
+// A connection with TLS_TX on the client and TLS_RX on the server, set up
+// with the application's own setsockopt calls (which the shim sees).
+template <typename Pair>
+bool make_ktls(const Pair& pair) {
+  const k::TlsVersion version = test_tls_version();
   const int errs[] = {
       pair.error(),
       k::attach_tls_ulp(pair.client()),
-      k::install_key(pair.client(), k::Direction::tx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
-                     key()),
+      k::install_key(pair.client(), k::Direction::tx, version, k::Cipher::aes_gcm_128, key()),
       k::attach_tls_ulp(pair.server()),
-      k::install_key(pair.server(), k::Direction::rx, k::TlsVersion::tls13, k::Cipher::aes_gcm_128,
-                     key()),
+      k::install_key(pair.server(), k::Direction::rx, version, k::Cipher::aes_gcm_128, key()),
   };
   for (const int e : errs) {
     if (e != 0) {
@@ -173,6 +216,10 @@ inline bool make_ktls(const k::LoopbackPair& pair) {
       say(std::string("setting the flag failed: ") + strerrorname_np(errno));
       return false;
     }
+  }
+  if (!drop_privileges()) {
+    say(std::string("dropping privileges failed: ") + strerrorname_np(errno));
+    return false;
   }
   return true;
 }

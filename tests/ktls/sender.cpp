@@ -82,7 +82,7 @@ namespace {
 // hold > 0: keep the connection open that many seconds after saying
 // "holding" (for zctls status).
 int run_raw(const std::vector<std::string>& files, const std::string& tag = "", double hold = 0) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   std::string all;
   for (const auto& f : files) all += slurp(f);
@@ -104,7 +104,7 @@ int run_raw(const std::vector<std::string>& files, const std::string& tag = "", 
 int run_offsets(const std::string& path, const std::vector<std::string>& starts) {
   constexpr std::size_t kCount = 50000;
   const std::string bytes = slurp(path);
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   std::string expected;
   for (const auto& at : starts)
@@ -131,7 +131,7 @@ int run_offsets(const std::string& path, const std::vector<std::string>& starts)
 }
 
 int run_repeat(double seconds, const std::string& path, const std::string& stop_file) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   const std::string bytes = slurp(path);
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -184,7 +184,7 @@ int run_threads(int n, const std::vector<std::string>& files) {
 int run_reuse(const std::string& file) {
   int number = -1;
   {
-    const k::LoopbackPair tls;
+    const TestPair tls;
     if (!make_ktls(tls)) return 1;
     number = tls.client();
     Receiver receiver(tls.server(), slurp(file));
@@ -231,7 +231,7 @@ std::string outcome(ssize_t rc, int err) {
 // nginx's master sets nothing up itself, but a forked child must see the
 // state its parent left: here the parent sends first, the child goes on.
 int run_fork(const std::vector<std::string>& files) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   std::string all;
   for (const auto& f : files) all += slurp(f);
@@ -260,7 +260,7 @@ int run_fork(const std::vector<std::string>& files) {
 // kTLS set up in one program image, used by the next one after exec: the
 // shim in the new image never saw TLS_TX and must classify the fd itself.
 int run_exec(const std::vector<std::string>& files) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   for (const int fd : {pair.client(), pair.server()})
     fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) & ~FD_CLOEXEC);
@@ -326,7 +326,7 @@ ssize_t send_while_changing(int sock, int file, off_t offset, std::size_t count,
 // runs once the send is blocked; returns "sent=N received=M".
 template <typename Change>
 std::string send_whole_while(const std::string& path, Change change) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return "kTLS setup failed";
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   struct stat st {};
@@ -363,7 +363,7 @@ int run_truncate(const std::string& path) {
 // while those bytes wait for a peer that does not read; then the socket is
 // closed.  With `acked`, the peer reads everything first.
 int run_inflight(const std::string& path, bool acked) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   struct stat st {};
@@ -390,7 +390,7 @@ int run_inflight(const std::string& path, bool acked) {
 // A rename deploy: the old fd keeps the old inode (no event), a new open of
 // the path gets the new inode (its own decision).
 int run_deploy(const std::string& path) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   const std::string old_bytes = slurp(path);
   const std::string new_bytes(old_bytes.size() + 1000, 'n');
@@ -422,7 +422,7 @@ int run_deploy(const std::string& path) {
 // then "just now" however slow the setup was.
 int send_twice(const std::string& path, const std::string& first, double seconds,
                const std::string& second, const std::function<void()>& just_before = {}) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   if (just_before) just_before();
   const std::string bytes = slurp(path);
@@ -453,7 +453,7 @@ int run_quarantine(double seconds, const std::string& path) {
 
 // A file sent in two halves; the first changes during its send.
 int run_abort(const std::string& path) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   struct stat st {};
@@ -482,7 +482,7 @@ int run_abort(const std::string& path) {
 
 // Plain TCP, no kTLS anywhere: what most processes under the shim do.
 int run_plain(int times, const std::string& file) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (pair.error() != 0) return 1;
   std::string all;
   for (int i = 0; i < times; ++i) all += slurp(file);
@@ -496,7 +496,7 @@ int run_plain(int times, const std::string& file) {
 // The application turns zerocopy on itself, as OpenSSL 3.2's
 // KTLSTxZerocopySendfile does; the shim must leave that socket alone.
 int run_appflag(const std::vector<std::string>& files) {
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   const unsigned int one = 1;
   if (setsockopt(pair.client(), SOL_TLS, TLS_TX_ZEROCOPY_RO, &one, sizeof one) != 0) return 1;
@@ -518,7 +518,7 @@ int run_errors(const std::string& file) {
   errno = 0;
   ssize_t rc = sendfile(-1, fd, &off, 100);
   say("bad out fd: " + outcome(rc, errno));
-  const k::LoopbackPair pair;
+  const TestPair pair;
   if (!make_ktls(pair)) return 1;
   errno = 0;
   rc = sendfile(pair.client(), 987654, &off, 100);
@@ -547,7 +547,7 @@ int run_errors(const std::string& file) {
 // TLS 1.3 AES-GCM-128, TX with the zerocopy flag set (sw: the kernel does
 // not report it).  Pair two: TLS 1.2 AES-GCM-256, TX without it.
 int run_diag_record(const std::string& out_path) {
-  const k::LoopbackPair first;
+  const TestPair first;
   const k::LoopbackPair second;
   if (!make_ktls(first) || second.error() != 0) return 1;
   const int errs[] = {
@@ -582,7 +582,7 @@ int run_diag_record(const std::string& out_path) {
 // server's generated or proxied responses go by SSL_write.
 int run_nofile(int sockets) {
   for (int i = 0; i < sockets; ++i) {
-    const k::LoopbackPair pair;
+    const TestPair pair;
     if (!make_ktls(pair)) return 1;
     const char message[] = "generated, not a file";
     if (write(pair.client(), message, sizeof message) != static_cast<ssize_t>(sizeof message))

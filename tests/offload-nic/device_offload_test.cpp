@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernel_test_support.h"
 #include "offload_nic.h"
 #include "zctls/ktls.h"
 #include "zctls/tls_diag.h"
@@ -28,48 +29,11 @@
 
 namespace k = zctls::kernel;
 namespace nic = zctls_nic;
+using namespace zctls_kernel_test;  // NOLINT(google-build-using-namespace)
 
 namespace {
 
 constexpr std::size_t kFileSize = 1 << 20;  // 64 records
-
-std::string err_name(int err) {
-  const char* n = strerrorname_np(err);
-  return n != nullptr ? n : std::to_string(err);
-}
-
-std::vector<unsigned char> pattern(std::size_t size, std::uint32_t seed) {
-  std::vector<unsigned char> data(size);
-  std::uint32_t x = seed;
-  for (auto& b : data) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    b = static_cast<unsigned char>(x);
-  }
-  return data;
-}
-
-// A file in the guest's /tmp (tmpfs: page cache, which the NIC can read
-// again at a retransmission; the bench's 9p root has none).
-int temp_file_with(const std::vector<unsigned char>& data) {
-  char path[] = "/tmp/zctls-nic-XXXXXX";
-  const int fd = mkstemp(path);
-  if (fd < 0) return -1;
-  unlink(path);
-  if (pwrite(fd, data.data(), data.size(), 0) != static_cast<ssize_t>(data.size())) return -1;
-  return fd;
-}
-
-// /proc/net/tls_stat of the calling thread's namespace.
-long tls_stat(const char* name) {
-  std::ifstream in("/proc/thread-self/net/tls_stat");
-  std::string key;
-  long value = -1;
-  while (in >> key >> value)
-    if (key == name) return value;
-  return -1;
-}
 
 long client_tls_stat(const char* name) {
   long value = -1;
@@ -84,40 +48,6 @@ k::KeyMaterial test_key() {
   km.salt[0] = 0x11;
   return km;
 }
-
-// Reads what arrives until `size` bytes, EOF or an error, on a thread.
-class Reader {
- public:
-  Reader(int fd, std::size_t size) : buf_(size) {
-    timeval tv{60, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    thread_ = std::thread([this, fd] {
-      while (got_ < buf_.size()) {
-        const ssize_t n = recv(fd, buf_.data() + got_, buf_.size() - got_, 0);
-        if (n <= 0) {
-          error_ = n < 0 ? errno : 0;
-          return;
-        }
-        got_ += static_cast<std::size_t>(n);
-      }
-    });
-  }
-  ~Reader() {
-    if (thread_.joinable()) thread_.join();
-  }
-  const std::vector<unsigned char>& finish() {
-    if (thread_.joinable()) thread_.join();
-    buf_.resize(got_);
-    return buf_;
-  }
-  int error() const { return error_; }
-
- private:
-  std::vector<unsigned char> buf_;
-  std::size_t got_ = 0;
-  int error_ = 0;
-  std::thread thread_;
-};
 
 class DeviceOffload : public ::testing::Test {
  protected:
@@ -152,10 +82,8 @@ class DeviceOffload : public ::testing::Test {
     const int file = temp_file_with(data);
     ASSERT_GE(file, 0);
     Reader reader(rx(), data.size());
-    off_t off = 0;
-    while (static_cast<std::size_t>(off) < data.size())
-      ASSERT_GT(sendfile(tx(), file, &off, data.size() - static_cast<std::size_t>(off)), 0)
-          << strerror(errno);
+    ASSERT_EQ(sendfile_all(tx(), file, data.size()), static_cast<ssize_t>(data.size()))
+        << strerror(errno);
     const auto& got = reader.finish();
     close(file);
     ASSERT_EQ(reader.error(), 0) << err_name(reader.error());
@@ -177,10 +105,8 @@ class DeviceOffload : public ::testing::Test {
     const long dropped = nic::counter("tx_tls_loss_dropped");
     EXPECT_TRUE(nic::set_loss(3)) << "the loss control: " << strerror(errno);
     Reader reader(rx(), data.size());
-    off_t off = 0;
-    while (static_cast<std::size_t>(off) < data.size())
-      if (sendfile(tx(), file, &off, data.size() - static_cast<std::size_t>(off)) <= 0) break;
-    EXPECT_EQ(static_cast<std::size_t>(off), data.size()) << strerror(errno);
+    EXPECT_EQ(sendfile_all(tx(), file, data.size()), static_cast<ssize_t>(data.size()))
+        << strerror(errno);
     for (int i = 0; i < 500 && nic::counter("tx_tls_loss_dropped") == dropped; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(nic::counter("tx_tls_loss_dropped"), dropped + 1) << "no frame was lost";
