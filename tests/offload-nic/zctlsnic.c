@@ -30,6 +30,9 @@
  *                                                # now on, and hold (drop)
  *                                                # every retransmission of
  *                                                # its bytes ...
+ *   echo @B > /sys/class/net/zcn0/zctlsnic/loss  # or the first frame that
+ *                                                # reaches byte B of a flow's
+ *                                                # stream since its TX key
  *   echo 0 > /sys/class/net/zcn0/zctlsnic/loss   # ... until released
  *
  * Fidelity limits: there is no DMA, so nothing is read later than the
@@ -76,10 +79,12 @@ static const char zc_stat_names[ZC_NSTATS][ETH_GSTRING_LEN] = { ZC_STATS(ZC_NAME
 struct zc_priv {
 	struct net_device __rcu *peer;
 	atomic64_t stats[ZC_NSTATS];
-	/* Loss control: countdown > 0 is armed; hold_sk set is holding. */
+	/* Loss control: countdown > 0 or at_byte >= 0 is armed; hold_sk set
+	 * is holding. */
 	spinlock_t loss_lock;
 	bool loss_active;
 	long countdown;
+	long long at_byte;
 	const struct sock *hold_sk; /* compared, never dereferenced */
 	u32 hold_start, hold_end;
 };
@@ -87,6 +92,7 @@ struct zc_priv {
 /* What the device keeps per offloaded socket, in the room tls_device
  * leaves drivers (TLS_DRIVER_STATE_SIZE_TX bytes, __tls_driver_ctx). */
 struct zc_flow {
+	u32 start_seq; /* the first byte after the TX key */
 	u32 next_seq;
 };
 
@@ -110,19 +116,25 @@ static bool zc_offloaded(const struct sk_buff *skb, const struct net_device *dev
 }
 
 /* True: lose this frame (the armed one, or a retransmission of it). */
-static bool zc_lose(struct zc_priv *p, const struct sock *sk, u32 seq, u32 end)
+static bool zc_lose(struct zc_priv *p, const struct sock *sk, const struct zc_flow *flow,
+		    u32 seq, u32 end)
 {
-	bool drop = false;
+	bool drop = false, arm = false;
 
 	if (!READ_ONCE(p->loss_active))
 		return false;
 	spin_lock(&p->loss_lock);
+	if (p->countdown > 0)
+		arm = --p->countdown == 0;
+	else if (p->at_byte >= 0)
+		arm = (long long)(u32)(end - flow->start_seq) > p->at_byte;
 	if (p->hold_sk) {
 		if (sk == p->hold_sk && before(seq, p->hold_end) && after(end, p->hold_start)) {
 			drop = true;
 			zc_add(p, ZC_tx_tls_loss_held, 1);
 		}
-	} else if (p->countdown > 0 && --p->countdown == 0) {
+	} else if (arm) {
+		p->at_byte = -1;
 		p->hold_sk = sk;
 		p->hold_start = seq;
 		p->hold_end = end;
@@ -170,7 +182,7 @@ static struct sk_buff *zc_tls_xmit(struct zc_priv *p, struct sk_buff *skb)
 		return skb; /* an ACK, SYN or FIN: nothing to encrypt */
 	seq = ntohl(tcp_hdr(skb)->seq);
 	end = seq + payload;
-	if (zc_lose(p, skb->sk, seq, end)) {
+	if (zc_lose(p, skb->sk, flow, seq, end)) {
 		kfree_skb(skb);
 		return NULL;
 	}
@@ -304,6 +316,7 @@ static int zc_tls_dev_add(struct net_device *dev, struct sock *sk,
 		return -EOPNOTSUPP;
 	BUILD_BUG_ON(sizeof(struct zc_flow) > TLS_DRIVER_STATE_SIZE_TX);
 	flow = __tls_driver_ctx(tls_get_ctx(sk), direction);
+	flow->start_seq = start_offload_tcp_sn;
 	flow->next_seq = start_offload_tcp_sn;
 	zc_add(netdev_priv(dev), ZC_tx_tls_ctx, 1);
 	return 0;
@@ -371,29 +384,34 @@ static ssize_t loss_show(struct device *d, struct device_attribute *attr, char *
 		n = sysfs_emit(buf, "holding %u+%u\n", p->hold_start, p->hold_end - p->hold_start);
 	else if (p->countdown > 0)
 		n = sysfs_emit(buf, "armed %ld\n", p->countdown);
+	else if (p->at_byte >= 0)
+		n = sysfs_emit(buf, "armed @%lld\n", p->at_byte);
 	else
 		n = sysfs_emit(buf, "off\n");
 	spin_unlock_bh(&p->loss_lock);
 	return n;
 }
 
-/* N > 0 arms (the Nth offloaded data frame from now on is lost); 0
- * releases a hold and disarms. */
+/* N > 0 arms (the Nth offloaded data frame from now on is lost); @B arms
+ * the first frame that reaches byte B of its flow's stream since the TX
+ * key; 0 releases a hold and disarms. */
 static ssize_t loss_store(struct device *d, struct device_attribute *attr,
 			  const char *buf, size_t len)
 {
 	struct zc_priv *p = netdev_priv(to_net_dev(d));
-	long n;
-	int err = kstrtol(buf, 10, &n);
+	bool at = buf[0] == '@';
+	long long n;
+	int err = kstrtoll(at ? buf + 1 : buf, 10, &n);
 
 	if (err)
 		return err;
-	if (n < 0)
+	if (n < 0 || (!at && n > LONG_MAX))
 		return -EINVAL;
 	spin_lock_bh(&p->loss_lock);
 	p->hold_sk = NULL;
-	p->countdown = n;
-	WRITE_ONCE(p->loss_active, n > 0);
+	p->countdown = at ? 0 : (long)n;
+	p->at_byte = at ? n : -1;
+	WRITE_ONCE(p->loss_active, at || n > 0);
 	spin_unlock_bh(&p->loss_lock);
 	return len;
 }
@@ -420,6 +438,7 @@ static void zc_setup(struct net_device *dev)
 	dev->sysfs_groups[0] = &zc_attr_group;
 	eth_hw_addr_random(dev);
 	spin_lock_init(&p->loss_lock);
+	p->at_byte = -1;
 }
 
 /* Pairs with the device named by IFLA_LINK ("ip link add B link A type

@@ -20,8 +20,11 @@ to zctls.  1.4.77 made TLSv1.3 the default minimum; the config below
 allows TLSv1.2 so that both versions are tested.
 
 As in nginx_e2e.py, the flag of every sendfile(2) comes from strace of the
-server, bytes from curl, and zctls stats must agree with strace.
-Environment: ZCTLS_BUILD_DIR.
+server, bytes from curl, and zctls stats must agree with strace.  --device
+runs lighttpd on the emulated TLS-offload NIC (tests/offload-nic): the flag
+and the NIC's page-cache witness per rule, TLS 1.3, and where lighttpd sets
+the flag itself, a copy-rule file changed in flight under both app_flag
+modes.  Environment: ZCTLS_BUILD_DIR.
 """
 
 import os
@@ -57,7 +60,7 @@ class LighttpdE2E(sl.ServerE2E):
         with open(conf, "w") as f:
             f.write('server.modules = ("mod_openssl")\n'
                     'server.document-root = "%s"\n'
-                    'server.bind = "127.0.0.1"\n'
+                    'server.bind = "%s"\n'
                     'server.port = %d\n'
                     'server.errorlog = "%s"\n'
                     'server.pid-file = "%s"\n'
@@ -70,7 +73,7 @@ class LighttpdE2E(sl.ServerE2E):
                     'ssl.privkey = "%s"\n'
                     'ssl.openssl.ssl-conf-cmd = ("Options" => "+KTLS",'
                     ' "MinProtocol" => "TLSv1.2")\n'
-                    % (self.www, self.port, self.error_log,
+                    % (self.www, sl.SERVER_HOST, self.port, self.error_log,
                        os.path.join(self.work, "lighttpd.pid"), cert, key))
         r = subprocess.run(["lighttpd", "-tt", "-f", conf], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
@@ -123,7 +126,7 @@ class LighttpdE2E(sl.ServerE2E):
                              "%s" % sends[:4])
                 self.c.equal(sets, [1], label + ": lighttpd set the flag, zctls nothing (strace)")
             else:
-                self.check_flags(trace, label, {port})
+                self.check_flags(trace, label, {port}, app_sets=self.app_sets_flag)
                 if mode == "govern":
                     self.c.check(sets[:1] == [1] and 0 in sets, label + ": lighttpd set the "
                                  "flag, zctls turned it off for the copy-rule files (strace)",
@@ -158,13 +161,85 @@ class LighttpdE2E(sl.ServerE2E):
                      "lighttpd's process reloaded the config with app_flag = respect")
         self.versions("respect")
 
+    # --- on the emulated offload NIC (--device) ---------------------------------
+
+    def device(self):
+        """TLS 1.2 over the offload NIC, default keys: the flag by the rules
+        (strace; lighttpd's own 1 first where it sets it) and the NIC's
+        page-cache witness per rule.  TLS 1.3: software, zctls sets
+        nothing (lighttpd's own flag stays, and does nothing there)."""
+        label = "offload NIC, TLS 1.2"
+        trace, f = self.phase(label, lambda: sl.fetch(self.port, ORDER, extra=["--tls-max", "1.2"]))
+        self.check_fetch(f, label)
+        self.check_flags(trace, label, {f.ports[0]}, app_sets=self.app_sets_flag)
+        for name, files, zerocopy in (("assets", ["assets/size-1048576.bin"], True),
+                                      ("uploads", ["uploads/size-2097153.bin"], False)):
+            _, share = self.fetch_on_nic("offload NIC, TLS 1.2, " + name, files, zerocopy)
+            print("   page-cache share of the NIC's payload: %.1f %% (%s; lighttpd's first chunk "
+                  "goes by SSL_write, a copy)" % (100.0 * share, name))
+        label = "offload NIC, TLS 1.3"
+        trace, f = self.phase(label, lambda: sl.fetch(self.port, ORDER, extra=["--tlsv1.3"]),
+                              software=True)
+        self.check_fetch(f, label)
+        sets = trace.flag_sets.get(f.ports[0], [])
+        # (OpenSSL 3.5 sets lighttpd's 1 more than once over TLS 1.3.)
+        self.c.check(set(sets) <= ({1} if self.app_sets_flag else set()),
+                     label + ": software kTLS, zctls set nothing (strace)", "sets %s" % sets)
+
+    def device_hazard(self):
+        """A copy-rule file rewritten while a frame of its sendfile part
+        (lighttpd sends from byte 261910 on) awaits retransmission on the
+        NIC, with lighttpd's own flag on: intact under app_flag = "govern"
+        (the default), the client's TLS fails under "respect"."""
+        rel = "uploads/size-2097153.bin"
+        for mode in ("govern", "respect"):
+            loads = self.stats_totals()["config_loads"]
+            self.write_zctls_config(top='app_flag = "%s"\n' % mode)
+            deadline = time.time() + 60
+            while self.stats_totals()["config_loads"] == loads and time.time() < deadline:
+                sl.fetch(self.port, ["assets/size-1048576.bin"], extra=["--tls-max", "1.2"])
+                time.sleep(0.5)
+            label = "offload NIC, lighttpd's flag, app_flag = %s, %s changed in flight" % (mode, rel)
+            self.server.reset_trace()
+            f = self.hazard(rel, 600000, (512 << 10, MiB), extra=["--tls-max", "1.2"])
+            intact = f.returncode == 0 and f.results[0]["sha256"] == self.digests[rel]
+            sets = self.server.trace().flag_sets.get(f.ports[0], [])
+            if mode == "govern":
+                self.c.check(intact and sets[:2] == [1, 0], label + ": zctls turned lighttpd's "
+                             "flag off; the body arrived intact",
+                             "curl %d, %r, sets %s" % (f.returncode, f.results[0], sets))
+            else:
+                self.c.check(not intact and sets == [1], label + ": the flag stayed lighttpd's "
+                             "and the client's TLS failed",
+                             "curl %d, %r, sets %s" % (f.returncode, f.results[0], sets))
+                print("   curl: exit %d, %d bytes" % (f.returncode, f.results[0]["size"]))
+        self.write_zctls_config()
+
     def run(self):
-        # After start(): whether lighttpd sets the flag itself is known then.
-        return self.run_server(FILES, [lambda: self.app_flag_modes() if self.app_sets_flag
-                                       else self.versions(), self.no_unexpected_logs],
-                               [os.path.join(self.work, "error.log"),
-                                os.path.join(self.work, "lighttpd.out")])
+        if sl.ON_NIC:
+            steps = [self.device] + ([self.device_hazard] if self.app_sets_flag_expected() else [])
+        else:
+            # After start(): whether lighttpd sets the flag itself is known then.
+            steps = [lambda: self.app_flag_modes() if self.app_sets_flag else self.versions(),
+                     self.no_unexpected_logs]
+        return self.run_server(FILES, steps, [os.path.join(self.work, "error.log"),
+                                              os.path.join(self.work, "lighttpd.out")])
+
+    @staticmethod
+    def app_sets_flag_expected():
+        _, version = sl.program_version(["lighttpd", "-v"], "lighttpd")
+        return bool(version) and version >= (1, 4, 70) and sl.OPENSSL_HAS_ZEROCOPY_OPTION
+
+
+def main():
+    args = sys.argv[1:]
+    if args == ["--device"]:
+        # On the emulated offload NIC (tests/offload-nic): its phases only.
+        sl.use_offload_nic()
+    elif args:
+        raise sl.Failure("usage: lighttpd_e2e.py [--device]")
+    return LighttpdE2E().run()
 
 
 if __name__ == "__main__":
-    sl.main_guard(lambda: LighttpdE2E().run())
+    sl.main_guard(main)

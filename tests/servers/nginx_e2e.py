@@ -21,7 +21,10 @@ clients; `nginx -s reload` during traffic; `aio threads` with open_file_cache;
 a binary upgrade (USR2, QUIT) during traffic; an in-place write while a
 response waits in a stalled socket; HTTP/2; OpenSSL's own
 KTLSTxZerocopySendfile in both app_flag modes (OpenSSL >= 3.2); [stats]
-dir = "".  --phases picks some.
+dir = "".  --phases picks some.  --device runs nginx on the emulated
+TLS-offload NIC (tests/offload-nic) instead, with its own phases: the flag
+and the NIC's page-cache witness per rule, TLS 1.3, and (OpenSSL >= 3.2)
+a copy-rule file changed in flight under both app_flag modes.
 Runs where kTLS is (tests/vm/session exec).  Environment: ZCTLS_BUILD_DIR.
 """
 
@@ -58,8 +61,11 @@ class NginxE2E(sl.ServerE2E):
     # --- setup -------------------------------------------------------------
 
     def make_files(self):
-        files = {"assets/size-%d.bin" % n: n for n in ASSET_SIZES}
-        files.update({"uploads/size-%d.bin" % n: n for n in UPLOAD_SIZES})
+        # (On the offload NIC only the sizes its phases fetch.)
+        files = {"assets/size-%d.bin" % n: n for n in ASSET_SIZES
+                 if not sl.ON_NIC or n in (4097, MiB, 2 * MiB + 1)}
+        files.update({"uploads/size-%d.bin" % n: n for n in UPLOAD_SIZES
+                      if not sl.ON_NIC or n in (4097, 2 * MiB + 1)})
         files["generated/feed.xml"] = 70000
         files["index.html"] = 1200
         super().make_files(files)
@@ -70,7 +76,7 @@ class NginxE2E(sl.ServerE2E):
         with open(os.path.join(EXAMPLES, "nginx", "zctls-site.conf")) as f:
             site = f.read()
         subst = [
-            (r"listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.port),
+            (r"listen 443 ssl;", "listen %s:%d ssl;" % (sl.SERVER_HOST, self.port)),
             (r"\n\s*listen \[::\]:443 ssl;", ""),
             (r"/etc/ssl/certs/example.org.pem", cert),
             (r"/etc/ssl/private/example.org.key", key),
@@ -150,8 +156,8 @@ class NginxE2E(sl.ServerE2E):
         env, pre, start = self.dropin_commands()
         self.c.check(start is not None and start[1] == "run", "the drop-in starts nginx through zctls run")
         for argv in pre:
-            r = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+            r = subprocess.run(sl.SERVER_NETNS + argv, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
             self.c.equal(r.returncode, 0, "drop-in ExecStartPre %s" % " ".join(argv[:2]))
             if r.returncode != 0:
                 print(r.stdout)
@@ -608,7 +614,7 @@ class NginxE2E(sl.ServerE2E):
                                      "app_zerocopy_sends": len(sends)},
                              label + ": zctls stats count the application's zerocopy sends")
             else:
-                self.check_flags(trace, label, {port})
+                self.check_flags(trace, label, {port}, app_sets=True)
                 self.c.equal(sets, [1, 0, 1, 0],
                              label + ": flag 0 before each copy-rule file, 1 before a "
                              "zerocopy one (strace)")
@@ -646,6 +652,78 @@ class NginxE2E(sl.ServerE2E):
             self.server.stop()
             self.server = None
 
+    # --- on the emulated offload NIC (--device) ---------------------------------
+
+    def device(self):
+        """TLS 1.2 over the offload NIC under the default keys: zctls learns
+        the sockets are offloaded; the flag follows the rules (strace); the
+        NIC read the zerocopy-rule files from their pages and copies of the
+        others.  TLS 1.3 over the same NIC: software, no flag set."""
+        assets = ["assets/size-%d.bin" % n for n in (MiB, 2 * MiB + 1, 4097)]
+        uploads = ["uploads/size-%d.bin" % n for n in (4097, 2 * MiB + 1)] + ["index.html"]
+        tls12 = ["--tls-max", "1.2"]
+        for label, files, zerocopy in (("assets", assets, True), ("uploads", uploads, False)):
+            what = "offload NIC, TLS 1.2, %s" % label
+            f, share = self.fetch_on_nic(what, files, zerocopy)
+            self.c.equal(f.cipher[0] if f.cipher else None, "TLSv1.2", what + ": negotiated")
+            print("   page-cache share of the NIC's payload: %.1f %% (%s)" % (100 * share, label))
+        what = "offload NIC, TLS 1.2, keep-alive"
+        trace, f = self.phase(what, lambda: sl.fetch(self.port, assets + uploads, extra=tls12))
+        self.check_fetch(f, what)
+        self.check_flags(trace, what, {f.ports[0]})
+        before = self.stats_totals()
+        what = "offload NIC, TLS 1.3"
+        trace, f = self.phase(what, lambda: sl.fetch(self.port, assets, extra=["--tlsv1.3"]),
+                              software=True)
+        self.check_fetch(f, what)
+        self.c.equal(trace.flag_sets.get(f.ports[0]), None, what + ": no flag set (strace)")
+        after = self.stats_totals()
+        self.c.equal({k: after[k] - before[k] for k in ("software_tx_sockets",
+                                                          "software_tls13_sockets")},
+                     {"software_tx_sockets": 1, "software_tls13_sockets": 1},
+                     what + ": zctls stats: one software socket, TLS 1.3")
+
+    def device_app_flag(self):
+        """OpenSSL's KTLSTxZerocopySendfile on the offload NIC: a copy-rule
+        file rewritten while a frame of its response awaits retransmission.
+        app_flag = "govern" (the default): zctls turned the flag off, the
+        retransmission carries the bytes sent, the body arrives intact.
+        "respect": the flag stays OpenSSL's, and the client's TLS fails."""
+        if not sl.OPENSSL_HAS_ZEROCOPY_OPTION:
+            raise sl.Failure("device_app_flag: %s has no KTLSTxZerocopySendfile"
+                             % ssl.OPENSSL_VERSION)
+        rel = "uploads/size-%d.bin" % (2 * MiB + 1)
+        try:
+            with self.site_edited(r"ssl_conf_command Options KTLS;",
+                                  "ssl_conf_command Options KTLS,KTLSTxZerocopySendfile;",
+                                  "Options KTLS,KTLSTxZerocopySendfile"):
+                for mode in ("govern", "respect"):
+                    self.write_zctls_config(top='app_flag = "%s"\n' % mode)
+                    time.sleep(3)
+                    self.reload_workers("with app_flag = " + mode)
+                    label = "offload NIC, KTLSTxZerocopySendfile, app_flag = %s, %s changed in " \
+                            "flight" % (mode, rel)
+                    self.server.reset_trace()
+                    # The body from file byte 0, by sendfile: a frame from
+                    # stream byte 64 KiB on carries file bytes below 128 KiB.
+                    f = self.hazard(rel, 64 << 10, (0, 256 << 10), extra=["--tls-max", "1.2"])
+                    time.sleep(0.5)
+                    sets = self.server.trace().flag_sets.get(f.ports[0], [])
+                    self.c.check(sets[:1] == [1], label + ": OpenSSL set the flag (strace)",
+                                 "sets %s" % sets)
+                    intact = f.returncode == 0 and f.results[0]["sha256"] == self.digests[rel]
+                    if mode == "govern":
+                        self.c.check(intact and 0 in sets, label + ": zctls turned the flag off; "
+                                     "the body arrived intact", "curl %d, %r, sets %s"
+                                     % (f.returncode, f.results[0], sets))
+                    else:
+                        self.c.check(not intact and sets == [1], label + ": the flag stayed on "
+                                     "and the client's TLS failed", "curl %d, %r, sets %s"
+                                     % (f.returncode, f.results[0], sets))
+                        print("   curl: exit %d, %d bytes" % (f.returncode, f.results[0]["size"]))
+        finally:
+            self.write_zctls_config()
+
     def finish(self):
         self.stop()
         log = open(self.error_log).read() if os.path.exists(self.error_log) else ""
@@ -673,12 +751,17 @@ class NginxE2E(sl.ServerE2E):
             steps = [self.ciphers, self.sizes, self.ranges, self.concurrent, self.reload,
                      self.aio_threads, self.upgrade, self.write_in_flight, self.http2,
                      self.app_flag, self.offload_auto, self.private_counters]
+            if sl.ON_NIC:
+                # On the emulated offload NIC: its own phases, the one that
+                # needs OpenSSL's option only where OpenSSL has it.
+                steps = [self.device] + ([self.device_app_flag]
+                                         if sl.OPENSSL_HAS_ZEROCOPY_OPTION else [])
             # --phases ciphers,ranges or ZCTLS_E2E_PHASES=...: a subset (the
             # kernel-only runs of the matrix, the package install test).
             # All of them by default, app_flag only where OpenSSL has the
             # option it tests.
             wanted = self.phases or os.environ.get("ZCTLS_E2E_PHASES")
-            if not wanted and not sl.OPENSSL_HAS_ZEROCOPY_OPTION:
+            if not wanted and not sl.OPENSSL_HAS_ZEROCOPY_OPTION and self.app_flag in steps:
                 print("-- app_flag: skipped, %s has no KTLSTxZerocopySendfile"
                       % ssl.OPENSSL_VERSION)
                 steps.remove(self.app_flag)
@@ -703,10 +786,14 @@ class NginxE2E(sl.ServerE2E):
 def main():
     args = sys.argv[1:]
     phases = None
+    if args[:1] == ["--device"]:
+        # On the emulated offload NIC (tests/offload-nic): its phases only.
+        sl.use_offload_nic()
+        args = args[1:]
     if args[:1] == ["--phases"] and len(args) == 2:
         phases = args[1]
     elif args:
-        raise sl.Failure("usage: nginx_e2e.py [--phases PHASE,PHASE...]")
+        raise sl.Failure("usage: nginx_e2e.py [--device] [--phases PHASE,PHASE...]")
     return NginxE2E(phases).run()
 
 

@@ -131,6 +131,49 @@ TLS13_CCM_IN_KERNEL = ssl.OPENSSL_VERSION_INFO >= (3, 5)
 OPENSSL_HAS_ZEROCOPY_OPTION = ssl.OPENSSL_VERSION_INFO >= (3, 2)
 
 
+# --- where servers and clients run ------------------------------------------
+#
+# On loopback by default.  use_offload_nic() moves them onto the emulated
+# TLS-offload NIC (tests/offload-nic): the server in the NIC's server
+# namespace, listening on its address, the clients (curl) in the client
+# namespace, so that every connection leaves through a device with TLS TX
+# offload; zctls keeps its default [kernel] offload = "auto".
+SERVER_HOST = "127.0.0.1"
+SERVER_NETNS = []  # prefix for the server and for what looks at its sockets
+CLIENT_NETNS = []  # prefix for the clients
+NIC = os.path.join(SOURCE_DIR, "tests", "offload-nic", "nic")
+ON_NIC = False
+
+
+def use_offload_nic():
+    """Run the servers on the emulated offload NIC; exit 77 (skipped) with
+    the reason if it is not up in this guest."""
+    global SERVER_HOST, SERVER_NETNS, CLIENT_NETNS, ON_NIC
+    r = subprocess.run([NIC, "require"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    if r.returncode != 0:
+        print(r.stdout.strip() or "the emulated offload NIC is not up")
+        sys.exit(77 if r.returncode == 77 else 1)
+    SERVER_HOST = "10.77.0.1"
+    SERVER_NETNS = ["ip", "netns", "exec", "zctls-srv"]
+    CLIENT_NETNS = ["ip", "netns", "exec", "zctls-cli"]
+    ON_NIC = True
+
+
+def nic_counters():
+    """The server end's ethtool -S counters, {name: value}."""
+    out = subprocess.run(SERVER_NETNS + ["ethtool", "-S", "zcn0"], stdout=subprocess.PIPE,
+                         text=True).stdout
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(\w+): (\d+)$", out, re.M)}
+
+
+def nic_loss(what):
+    """The NIC's loss control: N loses the Nth offloaded frame from now on,
+    "@B" the first reaching byte B of its stream, and holds its
+    retransmissions; 0 releases them."""
+    run(SERVER_NETNS + ["sh", "-c", "echo %s > /sys/class/net/zcn0/zctlsnic/loss" % what])
+
+
 def program_version(argv, name):
     """(text, (major, minor, patch) or None) from what `argv` prints
     (stdout or stderr) as NAME/x.y.z, as `nginx -v` and `lighttpd -v` do."""
@@ -196,7 +239,7 @@ def fetch(port, paths, extra=(), ranges=None, timeout=600):
     one keep-alive connection), hashing the bodies.  ranges: one "a-b" per
     path or None."""
     outdir = tempfile.mkdtemp(dir="/tmp", prefix="fetch-")
-    cmd = ["curl"]
+    cmd = CLIENT_NETNS + ["curl"]
     local_ports = _local_port_range()
     for i, p in enumerate(paths):
         # curl's options apply per URL; --next starts the next URL's.  The
@@ -207,7 +250,7 @@ def fetch(port, paths, extra=(), ranges=None, timeout=600):
         if ranges and ranges[i]:
             cmd += ["-r", ranges[i]]
         cmd += ["-w", "%{http_code} %{size_download} %{local_port} %{http_version}\\n",
-                "-o", os.path.join(outdir, str(i)), "https://127.0.0.1:%d/%s" % (port, p)]
+                "-o", os.path.join(outdir, str(i)), "https://%s:%d/%s" % (SERVER_HOST, port, p)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=timeout + 60)
     lines = proc.stdout.split("\n")
@@ -318,7 +361,7 @@ class StraceServer:
         wrapped = list(command)
         if shim:
             wrapped = [zctls_cli(), "run"] + (["--config", config] if config else []) + ["--"] + wrapped
-        self.cmd = ["strace", "-ff", "-yy", "-qq", "-s", "0", "-o", self.prefix,
+        self.cmd = SERVER_NETNS + ["strace", "-ff", "-yy", "-qq", "-s", "0", "-o", self.prefix,
                     "-e", "trace=setsockopt,sendfile,sendfile64", "-e", "signal=none"] + wrapped
         self.log = open(os.path.join(work, name + ".out"), "w")
         self.proc = subprocess.Popen(self.cmd, stdout=self.log, stderr=subprocess.STDOUT,
@@ -347,6 +390,13 @@ def wait_for_port(port, timeout=120):
     import socket
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if CLIENT_NETNS:  # a connection from the client namespace
+            if subprocess.run(CLIENT_NETNS + ["bash", "-c", "exec 3<>/dev/tcp/%s/%d"
+                                              % (SERVER_HOST, port)],
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                return True
+            time.sleep(0.2)
+            continue
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return True
@@ -417,13 +467,16 @@ class ServerE2E:
             print("%s: %.0f s" % (self.name, time.time() - started))
         return self.c.finish()
 
-    def write_zctls_config(self, stats_dir=None, top="", offload="assume"):
+    def write_zctls_config(self, stats_dir=None, top="", offload=None):
         """The shipped static-site config, for this tree, counting into
         self.stats (or `stats_dir`; "" keeps counters private), with `top`
         (top-level keys) first.  [kernel] offload = "assume" unless told
-        otherwise: the bench's kTLS is software, where under the default
-        ("auto") zctls leaves every send alone.  Written whole and renamed
-        into place, as a deploy should."""
+        otherwise or on the emulated offload NIC: the bench's loopback kTLS
+        is software, where under the default ("auto") zctls leaves every
+        send alone.  Written whole and renamed into place, as a deploy
+        should."""
+        if offload is None:
+            offload = "" if ON_NIC else "assume"
         with open(os.path.join(EXAMPLES_DIR, "zctls-static-site.toml")) as f:
             toml = top + f.read().replace("/var/www/site", self.www)
         self.config = os.path.join(self.work, "zctls.toml")
@@ -483,23 +536,36 @@ class ServerE2E:
                 if f.returncode != 0 or any(r["sha256"] != self.digests[r["path"]]
                                             for r in f.results)]
 
-    def check_flags(self, trace, what, ports=None):
+    def check_flags(self, trace, what, ports=None, app_sets=False):
+        """app_sets: the server (its OpenSSL) sets the flag to 1 itself when
+        the key is installed, perhaps more than once; zctls's own sets
+        follow those."""
         sends = trace.sends if ports is None else [s for s in trace.sends if s.peer_port in ports]
         wrong = [s for s in sends if s.flag != self.expected_flag(s.path)]
         self.c.check(sends and not wrong, what + ": %d kTLS sendfile calls, each with the flag "
                      "its file's rule gives" % len(sends), "wrong: %s" % wrong[:5])
+
+        def zctls_sets(values):  # what zctls set: a flag that starts at 0
+            if app_sets:
+                while values[:1] == [1]:
+                    values = values[1:]
+                return [1] + values
+            return [0] + values
+
         redundant = [p for p, values in trace.flag_sets.items()
-                     if values[0] == 0 or any(a == b for a, b in zip(values, values[1:]))]
+                     if any(a == b for a, b in zip(zctls_sets(values), zctls_sets(values)[1:]))]
         self.c.check(not redundant, what + ": setsockopt only when the flag must change",
                      "ports %s: %s" % (redundant[:3], [trace.flag_sets[p] for p in redundant[:3]]))
         return sends
 
-    def check_stats(self, before, trace, what, integrity_events=0):
+    def check_stats(self, before, trace, what, integrity_events=0, software=False):
         after = self.stats_totals()
         delta = {k: after[k] - before.get(k, 0) for k in ("sends", "zerocopy_sends", "bytes",
                                                            "integrity_events")}
+        # On software kTLS the flag does nothing and every send is a copy,
+        # whatever the application set.
         want = {"sends": len(trace.sends),
-                "zerocopy_sends": sum(1 for s in trace.sends if s.flag == 1),
+                "zerocopy_sends": 0 if software else sum(1 for s in trace.sends if s.flag == 1),
                 "bytes": sum(max(s.result, 0) for s in trace.sends),
                 "integrity_events": integrity_events}
         self.c.equal(delta, want, what + ": zctls stats agree with strace")
@@ -509,22 +575,107 @@ class ServerE2E:
                       after["zerocopy_bytes"] + after["copy_bytes"]),
                      what + ": zctls stats: sends = zerocopy + copies, bytes likewise")
 
-    def phase(self, what, body, integrity_events=0):
-        """Runs body() between a trace reset and the trace read-back."""
+    # --- on the emulated offload NIC -----------------------------------------
+
+    def fetch_on_nic(self, what, files, zerocopy, extra=("--tls-max", "1.2")):
+        """Fetches files of one kind over the offload NIC (all by a zerocopy
+        rule, or all by copy), as a phase.  Its witness, independent of
+        zctls's counters: the payload bytes the NIC sent from page-cache
+        pages must cover what the server sent by sendfile (strace) for
+        zerocopy, and be none for copy (what goes by SSL_write is always a
+        copy).  Returns (Fetch, share of the NIC's payload from pages)."""
+        counters = {}
+
+        def body():
+            counters["before"] = nic_counters()
+            f = fetch(self.port, files, extra=list(extra))
+            counters["after"] = nic_counters()
+            return f
+
+        trace, f = self.phase(what, body)
+        self.check_fetch(f, what)
+        delta = {k: counters["after"][k] - counters["before"][k]
+                 for k in ("tx_tls_pagecache_bytes", "tx_tls_private_bytes")}
+        pages, total = delta["tx_tls_pagecache_bytes"], sum(delta.values())
+        sent = sum(max(s.result, 0) for s in trace.sends)
+        if zerocopy:
+            self.c.check(sent > 0 and sent <= pages <= 1.05 * sent, what + ": the NIC sent the "
+                         "%d bytes of sendfile from the files' page-cache pages" % sent,
+                         "%d bytes from pages" % pages)
+        else:
+            self.c.check(sent > 0 and pages == 0, what + ": the NIC sent copies only, not one "
+                         "page-cache byte", "%d bytes from pages" % pages)
+        return f, pages / total if total else 0.0
+
+    def hazard(self, rel, at, rewrite, extra=()):
+        """The NIC loses the first frame of `rel`'s response that reaches
+        byte `at` of the TLS stream and holds its retransmissions while the
+        file's bytes in `rewrite` (first, last) that the server has
+        already handed to the socket are rewritten in place, then releases
+        it.  `at` and `rewrite` are chosen so that the lost frame carries
+        some of those bytes (a stream byte is its file byte plus the
+        response headers and 29 bytes per 16 KiB record before it).
+        Returns the Fetch; the file gets its bytes back afterwards."""
+        path = os.path.join(self.www, rel)
+        first, last = rewrite
+        with open(path, "rb") as f:
+            f.seek(first)
+            original = f.read(last - first)
+        lost = nic_counters()["tx_tls_loss_dropped"]
+        nic_loss("@%d" % at)
+        got = {}
+        client = threading.Thread(target=lambda: got.update(
+            f=fetch(self.port, [rel], extra=list(extra), timeout=120)))
+        client.start()
+        try:
+            deadline = time.time() + 60
+            while nic_counters()["tx_tls_loss_dropped"] == lost and time.time() < deadline:
+                time.sleep(0.1)
+            if nic_counters()["tx_tls_loss_dropped"] == lost:
+                raise Failure("hazard: the NIC lost no frame of " + rel)
+            # The server stalls behind the hole; what it has handed to the
+            # socket by then (strace: sendfile's offsets and results) is
+            # queued, the lost frame's bytes among it.
+            queued, since = None, time.time()
+            while time.time() - since < 1.0 and time.time() < deadline:
+                now = server_send_queue(self.port, None)
+                if now != queued:
+                    queued, since = now, time.time()
+                time.sleep(0.1)
+            handed = max((s.offset or 0) + max(s.result, 0)
+                         for s in self.server.trace().sends if s.path == path)
+            size = max(0, min(last, handed) - first)
+            with open(path, "r+b") as f:
+                f.seek(first)
+                f.write(bytes(b ^ 0xFF for b in original[:size]))
+            time.sleep(0.3)  # its retransmissions held meanwhile
+        finally:
+            nic_loss(0)
+            client.join()
+            with open(path, "r+b") as f:
+                f.seek(first)
+                f.write(original)
+        return got.get("f")
+
+    def phase(self, what, body, integrity_events=0, software=False):
+        """Runs body() between a trace reset and the trace read-back.
+        software: its connections are software kTLS (check_stats)."""
         self.server.reset_trace()
         before = self.stats_totals()
         result = body()
         time.sleep(0.5)  # strace flushes per line; let the last ones land
         trace = self.server.trace()
-        self.check_stats(before, trace, what, integrity_events)
+        self.check_stats(before, trace, what, integrity_events, software)
         return trace, result
 
 
 def server_send_queue(port, client_port):
     """Bytes queued and unacknowledged in the server's socket of the
-    connection from `client_port` (ss: Send-Q), or None if not found."""
-    out = subprocess.run(["ss", "-Htn", "state", "established",
-                          "( sport = :%d and dport = :%d )" % (port, client_port)],
+    connection from `client_port` (ss: Send-Q; None: the server's only
+    connection), or None if not found."""
+    match = "( sport = :%d )" % port if client_port is None else \
+        "( sport = :%d and dport = :%d )" % (port, client_port)
+    out = subprocess.run(SERVER_NETNS + ["ss", "-Htn", "state", "established", match],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
     fields = out.split()
     return int(fields[1]) if len(fields) >= 2 else None
