@@ -114,8 +114,10 @@ TEST_F(CountersE2E, EveryKindOfFirstSendLandsOnceWhereTheConfigSays) {
       {"settle", "copy_settle", sender, "settle 0 " + s, "", "settle = 2\n"},
       {"kernel quirk", "copy_kernel_quirk", sender, "offsets " + s + " 100 0", "",
        "settle = 0\nkernel_quirks = \"on\"\n"},
-      // The application's flag on: zerocopy sends of its own (issue 19).
-      {"app-managed", "app_zerocopy_sends", sender, "appflag " + s, "", "settle = 0\n"},
+      // The application's flag on: zerocopy sends of its own (issue 19),
+      // under app_flag = "respect" (under the default, govern, the rules').
+      {"app-managed", "app_zerocopy_sends", "ZCTLS_APP_FLAG=respect " + sender, "appflag " + s,
+       "", "settle = 0\n"},
       {"unlinked", "copy_unlinked", field, "send-unlinked " + s, "", "settle = 0\n"},
       {"hard links", "copy_hard_links", field, "names hardlink " + s + " " + dir_ + "/private/l",
        "", "settle = 0\n"},

@@ -159,11 +159,12 @@ TEST_F(ShimE2E, KillSwitch) {
   EXPECT_TRUE(r.flag_sets().empty());
 }
 
-TEST_F(ShimE2E, ApplicationSetFlagIsLeftAlone) {
-  const Outcome r =
-      run("ZCTLS_CONFIG=" + config(), "appflag " + private_file() + " " + static_file());
+TEST_F(ShimE2E, ApplicationSetFlagIsLeftAloneUnderRespect) {
+  const Outcome r = run("ZCTLS_CONFIG=" + config() + " ZCTLS_APP_FLAG=respect",
+                        "appflag " + private_file() + " " + static_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
-  // b.bin would be "copy" by the config, but the application chose.
+  // b.bin would be "copy" by the config, but the application chose (and
+  // app_flag = "respect", the opt-out, leaves it so).
   EXPECT_EQ(r.out, "b.bin flag=1\na.bin flag=1\nbytes ok\n");
   EXPECT_EQ(r.flag_sets(), (std::vector<int>{1})) << "only the application's own call";
 }
