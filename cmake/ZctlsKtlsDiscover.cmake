@@ -37,12 +37,13 @@ foreach(kernel IN LISTS KERNELS)
       continue()
     endif()
     set(name "ktls/${kernel}/${case}")
-    # The emulated offload NIC's cases: its fixture and its lock.
+    # The emulated offload NIC's cases: its fixture too.  One test at a time
+    # per guest (its lock): see ZctlsKtlsTests.cmake.
     set(fixtures "vm-${kernel}")
     set(device "")
     if(NOT DEVICE_CASES STREQUAL "" AND case MATCHES "${DEVICE_CASES}")
       set(fixtures "vm-${kernel};offload-nic-${kernel}")
-      set(device " RESOURCE_LOCK offload-nic-${kernel} LABELS [=[ktls;device]=]")
+      set(device " LABELS [=[ktls;device]=]")
     endif()
     set(wrapper "")
     foreach(word IN LISTS WRAPPER)
@@ -53,7 +54,8 @@ foreach(kernel IN LISTS KERNELS)
       " --${wrapper} [=[${TEST_EXECUTABLE}]=] [=[--gtest_filter=${case}]=]"
       " [=[--gtest_output=xml:${RESULTS_DIR}/${kernel}/${case}.xml]=])\n"
       "set_tests_properties([=[${name}]=] PROPERTIES LABELS ktls FIXTURES_REQUIRED [=[${fixtures}]=]"
-      " SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT [=[ZCTLS_VM_CACHE=${VM_CACHE};ZCTLS_BUILD_DIR=${BUILD_DIR}]=]${device})\n")
+      " SKIP_RETURN_CODE 77 TIMEOUT 900 RESOURCE_LOCK guest-${kernel}"
+      " ENVIRONMENT [=[ZCTLS_VM_CACHE=${VM_CACHE};ZCTLS_BUILD_DIR=${BUILD_DIR}]=]${device})\n")
   endforeach()
 endforeach()
 file(WRITE "${CTEST_FILE}" "${out}")

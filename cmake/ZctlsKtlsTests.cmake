@@ -12,6 +12,13 @@
 # The case list comes from the test binary itself (--gtest_list_tests) at
 # build time, as gtest_discover_tests does; listing needs no kTLS.  Each
 # case writes a JUnit XML report to <build>/test-results/<kernel>/.
+#
+# Every test in a kernel's guest holds the resource lock guest-<kernel>:
+# one test at a time per guest.  A guest has one vCPU (below), and two
+# tests in it shared that one while CTest's other slot could have kept a
+# second guest, and the second core, busy (CI, 2026-12-07: nginx-e2e and
+# bench-quick together on 6.1 for 7 minutes, one core idle).  It also
+# keeps the emulated offload NIC's loss control and counters to one test.
 
 set(ZCTLS_VM_CACHE_DIR "${PROJECT_BINARY_DIR}/vm" CACHE PATH "kTLS bench cache (kernels, sessions)")
 set(ZCTLS_TEST_RESULTS_DIR "${PROJECT_BINARY_DIR}/test-results")
@@ -107,11 +114,10 @@ function(zctls_add_ktls_script name script)
     if(ARG_DEVICE)
       list(APPEND fixtures offload-nic-${kernel})
       list(APPEND labels device)
-      set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES RESOURCE_LOCK offload-nic-${kernel})
     endif()
     set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES
       LABELS "${labels}" FIXTURES_REQUIRED "${fixtures}" SKIP_RETURN_CODE 77
-      TIMEOUT ${ctest_timeout} ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+      TIMEOUT ${ctest_timeout} RESOURCE_LOCK guest-${kernel} ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
   endforeach()
 endfunction()
 
@@ -129,9 +135,8 @@ endfunction()
 # on the host (offload-nic/<kernel>/build: headers from Debian's archive,
 # that kernel's compiler), brought up in the kernel's shared guest
 # (ktls/<kernel>/offload-nic/up: the module and its two namespaces).  Tests
-# that use it require the fixture offload-nic-<kernel> and hold the
-# resource lock of the same name: its loss control and counters are the
-# device's.  Where the build or the bring-up cannot be done (the newest
+# that use it require the fixture offload-nic-<kernel> (and, as every test
+# in a guest, hold its lock).  Where the build or the bring-up cannot be done (the newest
 # kernel's headers, a host running kTLS natively: the driver is only ever
 # loaded into a bench guest), they are skipped with the reason.
 function(zctls_offload_nic)
@@ -148,7 +153,7 @@ function(zctls_offload_nic)
               -- ${PROJECT_SOURCE_DIR}/tests/offload-nic/nic up)
     set_tests_properties(ktls/${kernel}/offload-nic/up PROPERTIES
       FIXTURES_REQUIRED "vm-${kernel};offload-nic-build-${kernel}"
-      FIXTURES_SETUP offload-nic-${kernel} RESOURCE_LOCK offload-nic-${kernel}
+      FIXTURES_SETUP offload-nic-${kernel} RESOURCE_LOCK guest-${kernel}
       LABELS "ktls;device" TIMEOUT 180 SKIP_RETURN_CODE 77 ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
   endforeach()
 endfunction()

@@ -102,9 +102,12 @@ TEST_F(DeviceE2E, ATls13SocketIsSoftwareAndCostsNothingPerSend) {
   open_tree();
   const long long encrypted = nic("tx_tls_encrypted_bytes");
   const std::string few = times(5, static_file()) + times(5, private_file());
-  for (const char* who : {"", "ZCTLS_TEST_DROP_TO=65534"}) {
-    SCOPED_TRACE(*who != '\0' ? "unprivileged" : "root");
-    const std::string tls13 = "ZCTLS_TEST_NIC=1 ZCTLS_CONFIG=" + config() + " " + who;
+  // Unprivileged, as nginx's workers: where 6.1 and 6.12 answer sock_diag
+  // with nothing, so that asking would not even tell (root takes the same
+  // path: the key decides before any query).
+  {
+    const std::string tls13 =
+        "ZCTLS_TEST_NIC=1 ZCTLS_TEST_DROP_TO=65534 ZCTLS_CONFIG=" + config();
     const auto base_few = syscall_counts(tls13, few, false),
                base_many = syscall_counts(tls13, few + few, false);
     const auto shim_few = syscall_counts(tls13, few, true),
@@ -195,6 +198,9 @@ TEST_F(DeviceE2E, WithAbortTheConnectionIsShutDownAndThePeerStillFails) {
   const Outcome r = hazard(static_file(), private_file());
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.err.find("action: abort"), std::string::npos) << r.err;
+  // The next send is refused (EPIPE) or cut at the record kTLS had open.
+  EXPECT_EQ(r.out.find("b.bin rc=100001 "), std::string::npos) << "not shut down: " << r.out;
+  EXPECT_NE(r.out.find("b.bin rc="), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(", end=EBADMSG\n"), std::string::npos) << r.out;
 }
 

@@ -58,8 +58,8 @@
 	X(tx_tls_encrypted_bytes)    /* their TCP payload */                 \
 	X(tx_tls_ctx)                /* tls_dev_add, TX */                   \
 	X(tx_tls_del)                /* tls_dev_del, TX */                   \
-	X(tx_tls_ooo)                /* offloaded frames not starting where  \
-				      * the flow's last one ended:           \
+	X(tx_tls_ooo)                /* offloaded frames starting before     \
+				      * the flow's furthest byte sent:       \
 				      * retransmissions */                   \
 	X(tx_tls_drop_no_sync_data)  /* the fallback gave nothing back */    \
 	X(tx_tls_pagecache_bytes)    /* payload in page-cache pages */       \
@@ -85,7 +85,10 @@ struct zc_priv {
 	bool loss_active;
 	long countdown;
 	long long at_byte;
-	const struct sock *hold_sk; /* compared, never dereferenced */
+	/* Compared, never dereferenced: a socket freed and another made at the
+	 * same address with overlapping sequence numbers would be held too
+	 * (a test device; tests release a hold before their next socket). */
+	const struct sock *hold_sk;
 	u32 hold_start, hold_end;
 };
 
@@ -126,8 +129,9 @@ static bool zc_lose(struct zc_priv *p, const struct sock *sk, const struct zc_fl
 	spin_lock(&p->loss_lock);
 	if (p->countdown > 0)
 		arm = --p->countdown == 0;
-	else if (p->at_byte >= 0)
-		arm = (long long)(u32)(end - flow->start_seq) > p->at_byte;
+	else if (p->at_byte >= 0) /* (bytes from before the key never arm it) */
+		arm = after(end, flow->start_seq) &&
+		      (long long)(u32)(end - flow->start_seq) > p->at_byte;
 	if (p->hold_sk) {
 		if (sk == p->hold_sk && before(seq, p->hold_end) && after(end, p->hold_start)) {
 			drop = true;
@@ -175,6 +179,7 @@ static struct sk_buff *zc_tls_xmit(struct zc_priv *p, struct sk_buff *skb)
 	struct zc_flow *flow = __tls_driver_ctx(tls_get_ctx(skb->sk), TLS_OFFLOAD_CTX_DIR_TX);
 	int headers = skb_tcp_all_headers(skb);
 	int payload = skb->len - headers;
+	struct sk_buff *plain;
 	u32 seq, end;
 	u16 segs;
 
@@ -182,21 +187,25 @@ static struct sk_buff *zc_tls_xmit(struct zc_priv *p, struct sk_buff *skb)
 		return skb; /* an ACK, SYN or FIN: nothing to encrypt */
 	seq = ntohl(tcp_hdr(skb)->seq);
 	end = seq + payload;
+	/* (TCP sent it, lost here or not: the flow's furthest byte moves.) */
+	if (before(seq, flow->next_seq))
+		zc_add(p, ZC_tx_tls_ooo, 1);
+	if (after(end, flow->next_seq))
+		flow->next_seq = end;
 	if (zc_lose(p, skb->sk, flow, seq, end)) {
 		kfree_skb(skb);
 		return NULL;
 	}
-	if (seq != flow->next_seq)
-		zc_add(p, ZC_tx_tls_ooo, 1);
-	if (after(end, flow->next_seq))
-		flow->next_seq = end;
 	segs = skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1;
 	zc_witness(p, skb, headers);
+	plain = skb;
 	skb = tls_encrypt_skb(skb); /* consumes the plaintext skb */
 	if (!skb) {
 		zc_add(p, ZC_tx_tls_drop_no_sync_data, 1);
 		return NULL;
 	}
+	if (skb == plain)
+		return skb; /* bytes from before the key: the fallback passes them */
 	/* tls_device marked it "decrypted" (plaintext for the NIC); the peer
 	 * must not take the ciphertext for records a NIC decrypted. */
 #if IS_ENABLED(CONFIG_SKB_DECRYPTED) || \

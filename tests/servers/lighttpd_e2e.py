@@ -168,17 +168,15 @@ class LighttpdE2E(sl.ServerE2E):
         (strace; lighttpd's own 1 first where it sets it) and the NIC's
         page-cache witness per rule.  TLS 1.3: software, zctls sets
         nothing (lighttpd's own flag stays, and does nothing there)."""
-        label = "offload NIC, TLS 1.2"
-        trace, f = self.phase(label, lambda: sl.fetch(self.port, ORDER, extra=["--tls-max", "1.2"]))
-        self.check_fetch(f, label)
-        self.check_flags(trace, label, {f.ports[0]}, app_sets=self.app_sets_flag)
         for name, files, zerocopy in (("assets", ["assets/size-1048576.bin"], True),
                                       ("uploads", ["uploads/size-2097153.bin"], False)):
-            _, share = self.fetch_on_nic("offload NIC, TLS 1.2, " + name, files, zerocopy)
+            _, share = self.fetch_on_nic("offload NIC, TLS 1.2, " + name, files, zerocopy,
+                                         app_sets=self.app_sets_flag)
             print("   page-cache share of the NIC's payload: %.1f %% (%s; lighttpd's first chunk "
                   "goes by SSL_write, a copy)" % (100.0 * share, name))
         label = "offload NIC, TLS 1.3"
-        trace, f = self.phase(label, lambda: sl.fetch(self.port, ORDER, extra=["--tlsv1.3"]),
+        files = ["assets/size-1048576.bin", "uploads/size-2097153.bin"]
+        trace, f = self.phase(label, lambda: sl.fetch(self.port, files, extra=["--tlsv1.3"]),
                               software=True)
         self.check_fetch(f, label)
         sets = trace.flag_sets.get(f.ports[0], [])

@@ -76,7 +76,7 @@ class SServerE2E(sl.ServerE2E):
         """One connection per file (s_server -WWW answers one request per
         connection); on the offload NIC one file of each kind."""
         if sl.ON_NIC:
-            return ["assets/size-2097153.bin", "index.html", "uploads/size-2097153.bin"]
+            return ["assets/size-2097153.bin", "uploads/size-2097153.bin"]
         return sorted(FILES)
 
     def run(self):

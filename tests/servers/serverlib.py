@@ -161,17 +161,16 @@ def use_offload_nic():
 
 
 def nic_counters():
-    """The server end's ethtool -S counters, {name: value}."""
-    out = subprocess.run(SERVER_NETNS + ["ethtool", "-S", "zcn0"], stdout=subprocess.PIPE,
-                         text=True).stdout
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s*(\w+): (\d+)$", out, re.M)}
+    """The server end's ethtool -S counters, {name: value} (nic stats)."""
+    out = run([NIC, "stats"]).stdout
+    return {k: int(v) for k, v in (l.split("=", 1) for l in out.split())}
 
 
 def nic_loss(what):
-    """The NIC's loss control: N loses the Nth offloaded frame from now on,
-    "@B" the first reaching byte B of its stream, and holds its
-    retransmissions; 0 releases them."""
-    run(SERVER_NETNS + ["sh", "-c", "echo %s > /sys/class/net/zcn0/zctlsnic/loss" % what])
+    """The NIC's loss control (nic loss): N loses the Nth offloaded frame
+    from now on, "@B" the first reaching byte B of its stream, and holds
+    its retransmissions; 0 releases them."""
+    run([NIC, "loss", str(what)])
 
 
 def program_version(argv, name):
@@ -208,11 +207,12 @@ SERVER_TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SH
 
 class Fetch:
     """One curl run: the client ports of its connections, and per URL the
-    sha256 of the body, its size and the HTTP status."""
+    sha256 of the body, its size and the HTTP status; curl's error line
+    ("curl: (56) ..."), if any."""
 
-    def __init__(self, results, ports, cipher, returncode):
+    def __init__(self, results, ports, cipher, returncode, error=""):
         self.results, self.ports, self.cipher = results, ports, cipher
-        self.returncode = returncode
+        self.returncode, self.error = returncode, error
 
 
 # The traces key connections by the client's port, so no two fetches of a
@@ -266,7 +266,8 @@ def fetch(port, paths, extra=(), ranges=None, timeout=600):
     shutil.rmtree(outdir, ignore_errors=True)
     m = re.search(r"SSL connection using (\S+) / (\S+)", proc.stderr)
     cipher = (m.group(1), m.group(2)) if m else None
-    return Fetch(results, ports, cipher, proc.returncode)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("curl: (")]
+    return Fetch(results, ports, cipher, proc.returncode, errors[0] if errors else "")
 
 
 def sha256_of_file(path):
@@ -546,6 +547,9 @@ class ServerE2E:
                      "its file's rule gives" % len(sends), "wrong: %s" % wrong[:5])
 
         def zctls_sets(values):  # what zctls set: a flag that starts at 0
+            # (The server's own 1s come first, one or more: OpenSSL sets it
+            # at each key; a redundant 1 of zctls's right after them would
+            # go unseen.)
             if app_sets:
                 while values[:1] == [1]:
                     values = values[1:]
@@ -577,7 +581,7 @@ class ServerE2E:
 
     # --- on the emulated offload NIC -----------------------------------------
 
-    def fetch_on_nic(self, what, files, zerocopy, extra=("--tls-max", "1.2")):
+    def fetch_on_nic(self, what, files, zerocopy, extra=("--tls-max", "1.2"), app_sets=False):
         """Fetches files of one kind over the offload NIC (all by a zerocopy
         rule, or all by copy), as a phase.  Its witness, independent of
         zctls's counters: the payload bytes the NIC sent from page-cache
@@ -594,6 +598,7 @@ class ServerE2E:
 
         trace, f = self.phase(what, body)
         self.check_fetch(f, what)
+        self.check_flags(trace, what, app_sets=app_sets)
         delta = {k: counters["after"][k] - counters["before"][k]
                  for k in ("tx_tls_pagecache_bytes", "tx_tls_private_bytes")}
         pages, total = delta["tx_tls_pagecache_bytes"], sum(delta.values())
@@ -642,8 +647,11 @@ class ServerE2E:
                 if now != queued:
                     queued, since = now, time.time()
                 time.sleep(0.1)
-            handed = max((s.offset or 0) + max(s.result, 0)
-                         for s in self.server.trace().sends if s.path == path)
+            handed = max(((s.offset or 0) + max(s.result, 0)
+                          for s in self.server.trace().sends if s.path == path), default=0)
+            if handed <= first:
+                raise Failure("hazard: the server had sent none of %s's bytes %d-%d when it "
+                              "stalled (strace)" % (rel, first, last))
             size = max(0, min(last, handed) - first)
             with open(path, "r+b") as f:
                 f.seek(first)
