@@ -96,10 +96,10 @@ void format_kernel_config(std::string& out, const HostReport& host) {
   }
   row(out, "TLS 1.3",
       host.tls13_software
-          ? "software kTLS on any NIC: device offload takes TLS 1.2 keys only (Linux up to 7.3);"
-            " only TLS 1.2 connections can go zerocopy"
-          : "this kernel is newer than the newest zctls knows (7.3): whether it offloads TLS 1.3 "
-            "is asked per socket");
+          ? "software kTLS on any NIC: device offload takes TLS 1.2 keys only (Linux up to "
+            ZCTLS_NEWEST_KNOWN_KERNEL "); only TLS 1.2 connections can go zerocopy"
+          : "this kernel is newer than the newest zctls knows (" ZCTLS_NEWEST_KNOWN_KERNEL
+            "), or not recognised: whether it offloads TLS 1.3 is asked per socket");
 }
 
 }  // namespace

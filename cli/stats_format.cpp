@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "zctls/json.h"
+#include "zctls/kernel_quirks.h"
 
 namespace zctls::cli {
 namespace {
@@ -83,7 +84,8 @@ std::string stats_table(const std::vector<ProcessStats>& all) {
   if (total(Counter::software_tls13_sockets) > 0) {
     std::snprintf(line, sizeof line,
                   "\nSoftware kTLS TX sockets: %llu, of which %llu had TLS 1.3 keys: device\n"
-                  "offload takes TLS 1.2 keys only (every Linux up to 7.3), so those connections\n"
+                  "offload takes TLS 1.2 keys only (every Linux up to " ZCTLS_NEWEST_KNOWN_KERNEL
+                  "), so those connections\n"
                   "are software kTLS whatever the NIC, and zctls leaves them alone.\n",
                   static_cast<unsigned long long>(total(Counter::software_tx_sockets)),
                   static_cast<unsigned long long>(total(Counter::software_tls13_sockets)));

@@ -12,6 +12,7 @@
 
 #include "tls_sockets.h"
 #include "zctls/json.h"
+#include "zctls/kernel_quirks.h"
 #include "zctls/ktls.h"
 
 namespace zctls::cli {
@@ -170,7 +171,8 @@ std::string format_status(const std::vector<StatusSocket>& sockets,
       out += line;
       if (p.counts_tls13() && get(Counter::software_tls13_sockets) > 0) {
         std::snprintf(line, sizeof line,
-                      ", %llu of them TLS 1.3 (device offload takes TLS 1.2 only, Linux <= 7.3)",
+                      ", %llu of them TLS 1.3 (device offload takes TLS 1.2 only, Linux <= "
+                      ZCTLS_NEWEST_KNOWN_KERNEL ")",
                       get(Counter::software_tls13_sockets));
         out += line;
       }

@@ -70,7 +70,9 @@ struct QuirkVerdict {
 QuirkVerdict unaligned_zerocopy_bug(const KernelIdentity& identity);
 
 // The newest kernel whose device-offload TX path was read (net/tls of
-// Debian's 6.1, 6.12 and 7.3) and run (the bench's emulated offload NIC).
+// Debian's 6.1, 6.12 and 7.3) and run (the bench's emulated offload NIC);
+// the macro for the texts that say it.
+#define ZCTLS_NEWEST_KNOWN_KERNEL "7.3"
 inline constexpr int kNewestKnownMajor = 7, kNewestKnownMinor = 3;
 
 // Whether a TLS 1.3 TX key can only make a software kTLS socket here.

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "zctls/kernel_quirks.h"
+
 namespace zctls {
 
 std::size_t Counters::this_thread_shard() noexcept {
@@ -78,7 +80,8 @@ const CounterName kNames[kCounterCount] = {
      "responses only, for instance), and zctls had nothing to decide on them"},
     {"software_tls13_sockets", "zctls_software_tls13_sockets_total", "",
      "Of the software kTLS TX sockets, those with a TLS 1.3 key: device offload takes TLS 1.2 "
-     "keys only (every kernel up to 7.3), so these are software whatever the NIC"},
+     "keys only (every kernel up to " ZCTLS_NEWEST_KNOWN_KERNEL
+     "), so these are software whatever the NIC"},
 };
 #undef ZCTLS_COPY
 
