@@ -4,7 +4,7 @@
 //
 //   zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]
 //                        [--sends N] [--threads T] [--open-per-send|--open-per-file]
-//                        [--idle-sockets N] [--dir D]
+//                        [--idle-sockets N] [--dir D] [--nic [--tls13]] [--flag 0|1]
 //
 // Each thread has its own loopback connection (plain TCP, or kTLS TX with a
 // key set directly: no handshake, the peer just drains the ciphertext).  The
@@ -16,7 +16,11 @@
 // or each file is opened before its first chunk and closed after its last
 // (--open-per-file: nginx, one response at a time, without open_file_cache).
 // --idle-sockets N keeps N more open connections (kTLS in ktls mode) that
-// each made one send: the per-fd state of a busy server.
+// each made one send: the per-fd state of a busy server.  --nic: the
+// connections cross the bench's emulated TLS-offload NIC (run the program
+// in its server namespace: tests/offload-nic/nic srv), with TLS 1.2 keys,
+// which it offloads (--tls13: TLS 1.3 keys, which no NIC offloads).
+// --flag 0|1: the program sets TLS_TX_ZEROCOPY_RO itself after each key.
 //
 // Prints one line of key=value: sends, bytes, cpu_us (user+system of the
 // sending process), wall_us, rss_kb (VmRSS at the end), rss_anon_kb (its
@@ -44,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "offload_nic.h"
 #include "zctls/ktls.h"
 #include "zctls/loopback.h"
 
@@ -62,6 +67,9 @@ struct Options {
   bool open_per_file = false;
   long idle_sockets = 0;
   std::string dir;
+  bool nic = false;
+  bool tls13 = false;
+  int flag = -1;  // -1: leave the flag alone
 };
 
 [[noreturn]] void die(const char* what) {
@@ -82,11 +90,18 @@ long status_kb(const char* field = "VmRSS:") {
 }
 long rss_kb() { return status_kb(); }
 
-bool make_ktls(int fd) {
+bool make_ktls(const Options& o, int fd) {
   k::KeyMaterial key;
   for (std::size_t i = 0; i < sizeof key.key; ++i) key.key[i] = static_cast<std::uint8_t>(i);
-  return k::attach_tls_ulp(fd) == 0 && k::install_key(fd, k::Direction::tx, k::TlsVersion::tls13,
-                                                      k::Cipher::aes_gcm_128, key) == 0;
+  // Over the NIC TLS 1.2 unless told otherwise: device offload takes TLS
+  // 1.2 keys only.
+  const k::TlsVersion version =
+      o.nic && !o.tls13 ? k::TlsVersion::tls12 : k::TlsVersion::tls13;
+  if (k::attach_tls_ulp(fd) != 0 ||
+      k::install_key(fd, k::Direction::tx, version, k::Cipher::aes_gcm_128, key) != 0)
+    return false;
+  const unsigned int on = o.flag == 1 ? 1U : 0U;
+  return o.flag < 0 || setsockopt(fd, k::kSolTls, k::kTlsTxZerocopyRo, &on, sizeof on) == 0;
 }
 
 // A connection whose far end is handed to the drain process.
@@ -95,17 +110,23 @@ struct Connection {
   int peer = -1;
 };
 
-Connection connect_pair(bool ktls) {
-  // LoopbackPair closes its fds on destruction: keep duplicates.
-  k::LoopbackPair pair;
+template <typename Pair>
+Connection connect_pair(const Options& o) {
+  // The pairs close their fds on destruction: keep duplicates.
+  const Pair pair;
   if (pair.error() != 0) {
     errno = pair.error();
-    die("loopback connection");
+    die(o.nic ? "connection over the offload NIC (run in its server namespace)"
+              : "loopback connection");
   }
   Connection c{dup(pair.client()), dup(pair.server())};
   if (c.sender < 0 || c.peer < 0) die("dup");
-  if (ktls && !make_ktls(c.sender)) die("kTLS setup (is the tls module loaded?)");
+  if (o.ktls && !make_ktls(o, c.sender)) die("kTLS setup (is the tls module loaded?)");
   return c;
+}
+
+Connection connect_pair(const Options& o) {
+  return o.nic ? connect_pair<zctls_nic::NicPair>(o) : connect_pair<k::LoopbackPair>(o);
 }
 
 // Reads every peer until EOF; runs in its own process.  One epoll loop, so
@@ -241,6 +262,12 @@ bool parse(int argc, char** argv, Options& o) {
       o.open_per_send = true;
     else if (a == "--open-per-file")
       o.open_per_file = true;
+    else if (a == "--nic")
+      o.nic = true;
+    else if (a == "--tls13")
+      o.tls13 = true;
+    else if (a == "--flag")
+      o.flag = static_cast<int>(value());
     else if (a == "--dir" && i + 1 < argc)
       o.dir = argv[++i];
     else
@@ -259,7 +286,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: zctls_bench_sendfile plain|ktls [--chunk B] [--file-size B] [--files N]\n"
                  "       [--sends N] [--threads T] [--open-per-send|--open-per-file]\n"
-                 "       [--idle-sockets N] [--dir D]\n");
+                 "       [--idle-sockets N] [--dir D] [--nic [--tls13]] [--flag 0|1]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -285,8 +312,8 @@ int main(int argc, char** argv) {
 
   std::vector<Connection> active, idle;
   std::vector<int> peers;
-  for (int t = 0; t < o.threads; ++t) active.push_back(connect_pair(o.ktls));
-  for (long i = 0; i < o.idle_sockets; ++i) idle.push_back(connect_pair(o.ktls));
+  for (int t = 0; t < o.threads; ++t) active.push_back(connect_pair(o));
+  for (long i = 0; i < o.idle_sockets; ++i) idle.push_back(connect_pair(o));
   for (const auto& c : active) peers.push_back(c.peer);
   for (const auto& c : idle) peers.push_back(c.peer);
   sigset_t child_exit;
