@@ -13,12 +13,15 @@
 # build time, as gtest_discover_tests does; listing needs no kTLS.  Each
 # case writes a JUnit XML report to <build>/test-results/<kernel>/.
 #
-# Every test in a kernel's guest holds the resource lock guest-<kernel>:
-# one test at a time per guest.  A guest has one vCPU (below), and two
-# tests in it shared that one while CTest's other slot could have kept a
-# second guest, and the second core, busy (CI, 2026-12-07: nginx-e2e and
-# bench-quick together on 6.1 for 7 minutes, one core idle).  It also
-# keeps the emulated offload NIC's loss control and counters to one test.
+# With one vCPU per guest (ZCTLS_VM_CPUS, below: CTest's default), every
+# test in a kernel's guest holds the resource lock guest-<kernel>: one test
+# at a time per guest.  Two tests in it shared its one vCPU while CTest's
+# other slot could have kept a second guest, and the second core, busy (CI,
+# 2026-12-07: nginx-e2e and bench-quick together on 6.1 for 7 minutes, one
+# core idle).  A guest with more vCPUs (scripts/sanitize's one guest has
+# all the cores) runs as many tests at once.  The tests on the emulated
+# offload NIC hold nic-<kernel> in any case: its loss control and counters
+# serve one test at a time.
 
 set(ZCTLS_VM_CACHE_DIR "${PROJECT_BINARY_DIR}/vm" CACHE PATH "kTLS bench cache (kernels, sessions)")
 set(ZCTLS_TEST_RESULTS_DIR "${PROJECT_BINARY_DIR}/test-results")
@@ -32,6 +35,19 @@ set(ZCTLS_VM_CPUS 1 CACHE STRING "vCPUs of each guest CTest boots (tests/vm/run:
 set(ZCTLS_VM_TEST_ENV
   "ZCTLS_VM_CACHE=${ZCTLS_VM_CACHE_DIR};ZCTLS_BUILD_DIR=${PROJECT_BINARY_DIR};ZCTLS_VM_CPUS=${ZCTLS_VM_CPUS}")
 set(_zctls_session "${PROJECT_SOURCE_DIR}/tests/vm/session")
+
+# The resource locks of a test in KERNEL's guest (DEVICE: on its offload
+# NIC), into OUT: see above.
+function(zctls_guest_locks out kernel device)
+  set(locks "")
+  if(ZCTLS_VM_CPUS EQUAL 1)
+    list(APPEND locks guest-${kernel})
+  endif()
+  if(device)
+    list(APPEND locks nic-${kernel})
+  endif()
+  set(${out} "${locks}" PARENT_SCOPE)
+endfunction()
 
 function(zctls_ktls_sessions)
   cmake_parse_arguments(ARG "" "PROBE" "KERNELS" ${ARGN})
@@ -53,7 +69,8 @@ endfunction()
 
 # DEVICE_CASES: the cases (a regex) that use the emulated TLS-offload NIC:
 # they need its fixture (offload-nic-<kernel>, zctls_offload_nic) and hold
-# its lock.  WRAPPER: a command the binary runs under in the guest
+# the NIC's lock (nic-<kernel>).  SANITIZE_SKIP (ZCTLS_SANITIZE_SKIP): the
+# first kernel's cases not labelled "sanitized".  WRAPPER: a command the binary runs under in the guest
 # (tests/offload-nic/nic srv: in the NIC's server namespace).
 function(zctls_add_ktls_tests target)
   cmake_parse_arguments(ARG "" "KERNEL_INDEPENDENT;INDEPENDENT_KERNEL;DEVICE_CASES" "KERNELS;WRAPPER"
@@ -70,6 +87,8 @@ function(zctls_add_ktls_tests target)
       "-DKERNEL_INDEPENDENT=${ARG_KERNEL_INDEPENDENT}"
       "-DINDEPENDENT_KERNEL=${ARG_INDEPENDENT_KERNEL}"
       "-DDEVICE_CASES=${ARG_DEVICE_CASES}"
+      "-DSANITIZE_SKIP=${ZCTLS_SANITIZE_SKIP}"
+      -D VM_CPUS=${ZCTLS_VM_CPUS}
       "-DWRAPPER=${ARG_WRAPPER}"
       -D FIRST_KERNEL=${first}
       -D RESULTS_DIR=${ZCTLS_TEST_RESULTS_DIR}
@@ -115,9 +134,13 @@ function(zctls_add_ktls_script name script)
       list(APPEND fixtures offload-nic-${kernel})
       list(APPEND labels device)
     endif()
+    zctls_guest_locks(locks ${kernel} "${ARG_DEVICE}")
     set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES
       LABELS "${labels}" FIXTURES_REQUIRED "${fixtures}" SKIP_RETURN_CODE 77
-      TIMEOUT ${ctest_timeout} RESOURCE_LOCK guest-${kernel} ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+      TIMEOUT ${ctest_timeout} ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+    if(locks)
+      set_tests_properties(ktls/${kernel}/${suffix} PROPERTIES RESOURCE_LOCK "${locks}")
+    endif()
   endforeach()
 endfunction()
 
@@ -135,8 +158,8 @@ endfunction()
 # on the host (offload-nic/<kernel>/build: headers from Debian's archive,
 # that kernel's compiler), brought up in the kernel's shared guest
 # (ktls/<kernel>/offload-nic/up: the module and its two namespaces).  Tests
-# that use it require the fixture offload-nic-<kernel> (and, as every test
-# in a guest, hold its lock).  Where the build or the bring-up cannot be done (the newest
+# that use it require the fixture offload-nic-<kernel> and hold the lock
+# nic-<kernel>.  Where the build or the bring-up cannot be done (the newest
 # kernel's headers, a host running kTLS natively: the driver is only ever
 # loaded into a bench guest), they are skipped with the reason.
 function(zctls_offload_nic)
@@ -153,7 +176,9 @@ function(zctls_offload_nic)
               -- ${PROJECT_SOURCE_DIR}/tests/offload-nic/nic up)
     set_tests_properties(ktls/${kernel}/offload-nic/up PROPERTIES
       FIXTURES_REQUIRED "vm-${kernel};offload-nic-build-${kernel}"
-      FIXTURES_SETUP offload-nic-${kernel} RESOURCE_LOCK guest-${kernel}
+      FIXTURES_SETUP offload-nic-${kernel}
       LABELS "ktls;device" TIMEOUT 180 SKIP_RETURN_CODE 77 ENVIRONMENT "${ZCTLS_VM_TEST_ENV}")
+    zctls_guest_locks(locks ${kernel} ON)
+    set_tests_properties(ktls/${kernel}/offload-nic/up PROPERTIES RESOURCE_LOCK "${locks}")
   endforeach()
 endfunction()

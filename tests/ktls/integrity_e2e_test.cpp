@@ -38,7 +38,7 @@ class IntegrityE2E : public ShimE2E {
 TEST_F(IntegrityE2E, InPlaceWriteDuringSendIsDetectedInEveryTrial) {
   use_integrity("settle = 0\non_change = \"log\"\n");
   const std::string file = big_file();
-  constexpr int kTrials = 20;
+  constexpr int kTrials = 10;
   const Outcome r = run_sender("modify " + std::to_string(kTrials) + " " + file);
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(count(r.out, " sent=4000000 received=4000000\n"), kTrials) << r.out;

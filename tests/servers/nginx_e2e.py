@@ -16,7 +16,7 @@ agree with strace to the send.
 
 Phases: every kTLS cipher over TLS 1.2 and 1.3 (keep-alive, the flag toggles
 per file); every size class 0 B .. 100 MiB around the 2 MiB
-sendfile_max_chunk; range requests at unaligned offsets; 64 concurrent
+sendfile_max_chunk; range requests at unaligned offsets; 32 concurrent
 clients; `nginx -s reload` during traffic; `aio threads` with open_file_cache;
 a binary upgrade (USR2, QUIT) during traffic; an in-place write while a
 response waits in a stalled socket; HTTP/2; OpenSSL's own
@@ -288,7 +288,7 @@ class NginxE2E(sl.ServerE2E):
         else:
             self.c.check(not unaligned_zc, "kernel %s: no zerocopy from unaligned offsets" % quirk)
 
-    def concurrent(self, clients=64):
+    def concurrent(self, clients=32):
         files = [["assets/size-%d.bin" % 65536, "uploads/size-%d.bin" % 4097,
                   "assets/size-%d.bin" % MiB][: 1 + i % 3] for i in range(clients)]
 
