@@ -100,9 +100,14 @@ FlagState get_tx_zerocopy(int fd, const SockoptCalls& calls = libc_sockopt_calls
 // TCP_INFO byte counts of a connection (Linux 4.19+): what the application
 // has written into it so far and what the peer has acknowledged.  Bytes
 // written at some point are acknowledged once `acked` reaches that point.
+// `retransmitted`: bytes the connection has sent again since it began
+// (tcpi_bytes_retrans; on a TLS offload NIC each retransmission reads the
+// file's pages again, net/tls/tls_device.c: tls_get_record and the
+// driver's resync on an out-of-order segment).
 struct TcpProgress {
   std::uint64_t written = 0;
   std::uint64_t acked = 0;
+  std::uint64_t retransmitted = 0;
 };
 bool tcp_progress(int fd, const SockoptCalls& calls, TcpProgress* out) noexcept;
 

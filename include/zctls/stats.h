@@ -35,7 +35,8 @@ enum class Counter : int {
   copy_app_managed,            //   the application manages the flag itself
   copy_no_config,              //   no usable config (pass-through)
   integrity_events,            // files changed under a zerocopy send (all kinds)
-  integrity_events_in_flight,  // of them, after the call returned, before the ACK
+  integrity_events_in_flight,  // of them, after the call returned: before the ACK, or after
+                               //   it on a connection that had retransmitted
   aborts,                      // connections shut down by on_change = "abort"
   decision_cache_hits,         //
   decision_cache_misses,       // path looked up and matched against the rules

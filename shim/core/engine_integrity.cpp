@@ -125,10 +125,12 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   }
   // Whether bytes written up to `end` (or, not known yet, everything
   // written so far) are all acknowledged.
+  bool retransmitted = false;
   const auto delivered = [&](bool* known) {
     kernel::TcpProgress progress;
     *known = kernel_.tcp_progress(sock, &progress);
     if (!*known) return true;
+    retransmitted = progress.retransmitted != 0;
     if (end == 0 && progress.acked < progress.written)
       set_in_flight_end(sock, serial, progress.written);
     return progress.acked >= (end != 0 ? end : progress.written);
@@ -156,21 +158,36 @@ void Engine::check_in_flight(int sock, FileStat* file, int in_fd, InFlightCheck 
   const unsigned fields = changed_fields(before, now);
   const bool same_file = (fields & kChangedInode) == 0;
   bool changed = same_file && content_may_have_changed(fields);
-  // A change found through the same fd: it matters only if some of the
-  // bytes were still unacknowledged (asked only now, when it is rare).  If
-  // all were, no byte was at risk, but a file under a zerocopy rule was
-  // written between two sends of one response: the operator should know
-  // that this "static" tree is not static (a notice, counted apart).
+  // A change found through the same fd (the next chunk of a response):
+  // asked only now, when it is rare, whether some of the bytes were still
+  // unacknowledged.  If all were acknowledged and the connection never
+  // sent a byte twice, each byte went out once and no retransmission can
+  // have carried changed bytes: not at risk, but a file under a zerocopy
+  // rule was written between two sends of one response, and the operator
+  // should know that this "static" tree is not static (a notice, counted
+  // apart).  If it did retransmit, the acknowledgement says nothing about
+  // when: a retransmission after the change read the new bytes from the
+  // page (what the emulated offload NIC showed with nginx, whose next
+  // chunk comes only after the stall's bytes are acknowledged).  The
+  // connection's count is since it began: an older retransmission makes
+  // this an event too (the safe side).
+  bool after_ack = false;
   if (changed && !known && delivered(&known)) {
-    drop_in_flight(sock, serial);
-    change_between_sends(sock, rec_fd, before, now);
-    return;
+    if (!retransmitted) {
+      drop_in_flight(sock, serial);
+      change_between_sends(sock, rec_fd, before, now);
+      return;
+    }
+    after_ack = true;
   }
   if (!same_file || changed || when == InFlightCheck::closing) drop_in_flight(sock, serial);
   if (!changed) return;
   counters().add(Counter::integrity_events_in_flight);
   integrity_event(sock, rec_fd, before, now, offset, length,
-                  "after a zerocopy send returned, before its bytes were acknowledged",
+                  after_ack ? "after a zerocopy send returned, on a connection that has "
+                              "retransmitted (its bytes are acknowledged now, maybe after "
+                              "a retransmission carried the change)"
+                            : "after a zerocopy send returned, before its bytes were acknowledged",
                   when == InFlightCheck::closing);
 }
 
@@ -191,8 +208,8 @@ void Engine::change_between_sends(int sock, int in_fd, const FileSnapshot& befor
   const ChangeReport r = describe(sock, in_fd, before, after);
   log(LogLevel::notice,
       "integrity: %s changed between two zerocopy sends (fd %d, peer %s, changed: %s); every "
-      "byte sent before was acknowledged: none at risk; a file under a zerocopy rule is being "
-      "written",
+      "byte sent before was acknowledged and none sent twice: none at risk; a file under a "
+      "zerocopy rule is being written",
       r.path, sock, r.peer, r.fields);
 }
 

@@ -45,7 +45,8 @@ const CounterName kNames[kCounterCount] = {
     {"integrity_events", "zctls_integrity_events_total", "",
      "Files that changed while their bytes were sent zerocopy"},
     {"integrity_events_in_flight", "zctls_integrity_events_in_flight_total", "",
-     "Of those, changes after sendfile returned and before the peer acknowledged"},
+     "Of those, changes after sendfile returned: before the peer acknowledged, or found "
+     "after it on a connection that had retransmitted"},
     {"aborts", "zctls_aborts_total", "", "Connections shut down by on_change = abort"},
     {"decision_cache_hits", "zctls_decision_cache_hits_total", "",
      "Per-file decisions found in the cache"},

@@ -25,6 +25,7 @@ bool tcp_progress(int fd, const SockoptCalls& calls, TcpProgress* out) noexcept 
   // transmitted.  (tcpi_bytes_sent counts retransmissions again.)
   out->written = info.tcpi_bytes_sent - info.tcpi_bytes_retrans + info.tcpi_notsent_bytes;
   out->acked = info.tcpi_bytes_acked;
+  out->retransmitted = info.tcpi_bytes_retrans;
   return true;
 }
 

@@ -842,6 +842,23 @@ TEST_F(IntegrityTest, ChangeBetweenTwoSendsWithNothingUnackedIsANotice) {
   EXPECT_EQ(engine_.count(Counter::copy_settle), 1U) << "and the chunk itself goes by copy";
 }
 
+// Found on the emulated offload NIC with nginx: a segment of a chunk was
+// lost, the file written while the NIC held its retransmission, and nginx
+// sent the next chunk only once the stall was acknowledged.  The
+// acknowledgement came after a retransmission that carried the new bytes
+// (the client's record failed), yet it was a notice, "none at risk".
+TEST_F(IntegrityTest, ChangeBetweenTwoSendsAfterARetransmissionIsAnEvent) {
+  kernel_.progress = {100, 50};
+  send_while([](FakeFile&) {});
+  kernel_.progress = {100, 100, 1448};  // all acknowledged, after a retransmission
+  kernel_.files[10].ctime_nsec = kernel_.realtime;
+  const auto ticket = engine_.before_send(7, 10, nullptr);  // the next chunk
+  engine_.after_send(ticket, 4096, nullptr);
+  EXPECT_EQ(engine_.count(Counter::integrity_events), 1U);
+  EXPECT_EQ(engine_.count(Counter::integrity_events_in_flight), 1U);
+  EXPECT_EQ(engine_.count(Counter::changes_between_sends), 0U);
+}
+
 // From review: a socket dup2'd over (or closed by close_range/closefrom)
 // is forgotten without a look; its in-flight record must not be judged as
 // the next connection's on that number.
