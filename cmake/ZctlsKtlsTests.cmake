@@ -98,6 +98,10 @@ function(zctls_add_ktls_tests target)
     BYPRODUCTS ${ctest_file}
     VERBATIM)
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${ctest_file})
+  # The list is written after each link: relink when what it is made from
+  # (the calling CMakeLists.txt's regexes, the script) changes.
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS ${CMAKE_CURRENT_LIST_FILE}
+    ${PROJECT_SOURCE_DIR}/cmake/ZctlsKtlsDiscover.cmake)
 endfunction()
 
 # A script (not a gtest binary) that needs kTLS: registered as
