@@ -55,8 +55,8 @@ foreach(kernel IN LISTS KERNELS)
     if(locks)
       set(lock " RESOURCE_LOCK [=[${locks}]=]")
     endif()
-    # On the first kernel, the cases scripts/sanitize runs under ASan: label
-    # "sanitized" (scripts/test then leaves them to that run).
+    # On the first kernel, the cases `scripts/sanitize ktls` runs under
+    # ASan: label "sanitized".
     if(kernel STREQUAL FIRST_KERNEL AND (SANITIZE_SKIP STREQUAL "" OR NOT case MATCHES "${SANITIZE_SKIP}"))
       string(APPEND labels ";sanitized")
     endif()
