@@ -121,8 +121,8 @@ struct Decision {
 };
 
 struct Config {
-  std::vector<Rule> rules;              // first match wins
-  bool default_zerocopy = false;        // files no rule matches
+  std::vector<Rule> rules;             // first match wins
+  bool default_zerocopy = false;       // files no rule matches
   AppFlag app_flag = AppFlag::govern;  // top-level app_flag, or ZCTLS_APP_FLAG
   LogLevel log_level = LogLevel::notice;
   LogTargetConfig log_target;
@@ -144,6 +144,9 @@ struct ConfigError {
   int line = 0;  // 0 when the error has no position (unreadable file)
   int column = 0;
   std::string message;
+  // The file could not be opened for want of fds or memory (EMFILE,
+  // ENFILE, ENOMEM): reading it again later may work.
+  bool transient = false;
   std::string to_string() const;
 };
 

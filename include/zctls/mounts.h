@@ -43,8 +43,8 @@ std::optional<std::vector<std::string>> other_names(const std::vector<Mount>& mo
 // stx_mnt_id of an open file (statx(2), Linux 5.8+): true on success.
 bool mount_id_of(int fd, std::uint64_t* id) noexcept;
 
-// Reads /proc/self/mountinfo whole (raw syscalls, no fd kept); false if it
-// cannot be read.
+// Reads /proc/self/mountinfo whole (raw syscalls, no fd kept); false, with
+// errno saying why, if it cannot be read.
 bool read_mountinfo(std::string* text);
 
 }  // namespace zctls::kernel

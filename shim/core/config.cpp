@@ -102,7 +102,12 @@ ConfigResult load_config_file(const std::string& path) {
     return result;
   };
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return fail(std::string("cannot open: ") + std::strerror(errno));
+  if (fd < 0) {
+    const int err = errno;
+    fail(std::string("cannot open: ") + std::strerror(err));
+    result.errors.back().transient = err == EMFILE || err == ENFILE || err == ENOMEM;
+    return result;
+  }
   struct stat st {};
   std::string text;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

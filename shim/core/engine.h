@@ -33,6 +33,8 @@ enum class NameLookup {
   known,          // every other name is listed (possibly none)
   unknown_mount,  // the file's mount is not in the table read last
   unknowable,     // no mount id (statx) or no mount table: assume the worst
+  unreadable,     // no mount table could be read for want of fds or memory:
+                  // asked again at the file's next send
 };
 
 class KernelPort {
@@ -125,6 +127,12 @@ class Engine {
   // socket, SCM_RIGHTS, dup, fcntl F_DUPFD, fclose...).
   void after_dup(int newfd) noexcept { fds_.forget(newfd); }
   void forget(int fd) noexcept { fds_.forget(fd); }
+  // Whether fd (any fd in [first, last]) is a kTLS socket: what a child
+  // sharing this memory (vfork) must not make the engine forget.
+  bool holds_tls(int fd) const noexcept { return fds_.any_tls_in(fd, fd); }
+  bool holds_tls_in(unsigned first, unsigned last) const noexcept {
+    return fds_.any_tls_in(first, last);
+  }
 
   // Just before data reaches fd by a path other than sendfile (splice from
   // a pipe): zctls cannot know which file the data came from, so a kTLS TX
@@ -210,10 +218,12 @@ class Engine {
   // By every name the file has: the opened one (readlink), its link count,
   // and its other mounts.  `why` gets the reason for the debug log.  May
   // throw std::bad_alloc.
+  // `passing`: set when the answer is a copy for want of fds or memory,
+  // which must not be cached.
   Decision decide_by_names(int in_fd, const struct stat& st, const Config& config, char* why,
-                           std::size_t why_size);
+                           std::size_t why_size, bool* passing);
   Decision decide_other_names(int in_fd, std::string_view path, const Config& config,
-                              Decision decision, char* why, std::size_t why_size);
+                              Decision decision, char* why, std::size_t why_size, bool* passing);
   bool reload_due() noexcept;
   void handle_set_failure(int out_fd, int err) noexcept;
   // A send on a socket whose flag the application set: counted once per

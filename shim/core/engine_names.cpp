@@ -1,6 +1,7 @@
 // The engine's per-file decision: by the rules, for every name the file
 // has that zctls can know (the opened path, its link count, its names
 // under other mounts), cached per inode and decision generation.
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@ namespace {
 
 // readlink of /proc/self/fd/N appends this to files that have been unlinked.
 constexpr std::string_view kDeletedSuffix = " (deleted)";
+constexpr std::size_t kMaxPath = 4096;  // PATH_MAX, as /proc/self/fd/N links give it
 
 FileKey key_of(const struct stat& st) {
   return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
@@ -38,21 +40,30 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
   counters().add(Counter::decision_cache_misses);
   Decision decision;
   char why[160] = "";
+  // A copy for want of fds or memory is not a property of the file: it is
+  // decided again at the file's next send, not served from the cache.
+  bool passing = false;
   try {
-    decision = decide_by_names(in_fd, st, config, why, sizeof why);
+    decision = decide_by_names(in_fd, st, config, why, sizeof why, &passing);
   } catch (...) {
     decision = Decision{false, Decision::kNamesUnknown};  // out of memory listing names
+    passing = true;
   }
-  if (cacheable) decisions_.store(key, generation, decision);
+  if (cacheable && !passing) decisions_.store(key, generation, decision);
   return decision;
 }
 
 Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config& config, char* why,
-                                 std::size_t why_size) {
-  char path[4096];
-  const ssize_t len = kernel_.fd_path(in_fd, path, sizeof path);
-  if (len <= 0) return Decision{false, Decision::kNamesUnknown};
-  const std::string_view p(path, static_cast<std::size_t>(len));
+                                 std::size_t why_size, bool* passing) {
+  // On the heap, not the sending thread's stack (which may be a 16 KiB
+  // coroutine's); the decision allocates anyway.
+  std::string path(kMaxPath, '\0');
+  const ssize_t len = kernel_.fd_path(in_fd, path.data(), path.size());
+  if (len <= 0) {
+    *passing = errno == ENOMEM;
+    return Decision{false, Decision::kNamesUnknown};
+  }
+  const std::string_view p(path.data(), static_cast<std::size_t>(len));
   Decision decision;
   // An unlinked file can still change through other open fds and has no
   // path a rule could name; a file with other hard links has names zctls
@@ -71,7 +82,8 @@ Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config&
                       : "default");
     // Every other name the file has here (bind mounts, the filesystem
     // mounted twice) must allow it too: the first that says copy decides.
-    if (decision.zerocopy) decision = decide_other_names(in_fd, p, config, decision, why, why_size);
+    if (decision.zerocopy)
+      decision = decide_other_names(in_fd, p, config, decision, why, why_size, passing);
   }
   if (log_enabled(LogLevel::debug))
     log(LogLevel::debug, "%.*s: %s (%s)", static_cast<int>(p.size()), p.data(),
@@ -80,20 +92,23 @@ Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config&
 }
 
 Decision Engine::decide_other_names(int in_fd, std::string_view path, const Config& config,
-                                    Decision decision, char* why, std::size_t why_size) {
+                                    Decision decision, char* why, std::size_t why_size,
+                                    bool* passing) {
   // Mounts come and go: the table is read again at a file being decided,
   // at most once a second, and at once for a mount it does not have yet.
   // A changed table retires every decision made with the old one.
   if (kernel_.refresh_mounts(false)) decision_generation_.fetch_add(1, std::memory_order_acq_rel);
   std::vector<std::string> names;
   NameLookup found = kernel_.other_names(in_fd, path, &names);
-  if (found == NameLookup::unknown_mount) {
+  if (found == NameLookup::unknown_mount || found == NameLookup::unreadable) {
     if (kernel_.refresh_mounts(true)) decision_generation_.fetch_add(1, std::memory_order_acq_rel);
     names.clear();
     found = kernel_.other_names(in_fd, path, &names);
   }
   if (found != NameLookup::known) {
-    std::snprintf(why, why_size, "its other names cannot be known");
+    *passing = found == NameLookup::unreadable;
+    std::snprintf(why, why_size, "its other names cannot be known%s",
+                  *passing ? " now (no fds or memory to read the mount table)" : "");
     return Decision{false, Decision::kNamesUnknown};
   }
   for (const std::string& name : names) {

@@ -126,4 +126,24 @@ void FdTable::forget_range(unsigned first, unsigned last) noexcept {
   }
 }
 
+bool FdTable::any_tls_in(unsigned first, unsigned last) const noexcept {
+  if (first >= static_cast<unsigned>(kMaxFds)) return false;
+  if (last >= static_cast<unsigned>(kMaxFds)) last = kMaxFds - 1;
+  for (unsigned fd = first; fd <= last;) {
+    const int chunk_index = static_cast<int>(fd >> kChunkBits);
+    const Chunk* chunk = chunks_[chunk_index].load(std::memory_order_acquire);
+    const unsigned chunk_end = (static_cast<unsigned>(chunk_index) + 1) << kChunkBits;
+    const unsigned stop = last < chunk_end - 1 ? last : chunk_end - 1;
+    if (chunk != nullptr)
+      for (unsigned f = fd; f <= stop; ++f) {
+        const SocketKind kind =
+            FdState::unpack(chunk[f & (kChunkSize - 1)].load(std::memory_order_relaxed)).kind;
+        if (kind == SocketKind::ktls_tx || kind == SocketKind::ulp_only) return true;
+      }
+    if (stop == last) break;
+    fd = stop + 1;
+  }
+  return false;
+}
+
 }  // namespace zctls

@@ -70,6 +70,8 @@ class FdTable {
   // closed the number and made something new on it meanwhile).
   void forget_if(int fd, std::uint32_t epoch) noexcept;
   void forget_range(unsigned first, unsigned last) noexcept;  // close_range
+  // Whether an fd in [first, last] is a kTLS socket (ktls_tx or ulp_only).
+  bool any_tls_in(unsigned first, unsigned last) const noexcept;
 
  private:
   using Chunk = std::atomic<std::uint32_t>;

@@ -153,7 +153,10 @@ void emit(LogLevel level, char* line, int n) noexcept {
       const char* why = "";
       if (stderr_is_a_log(&why)) {
         line[n] = '\n';
-        write_all(2, line, static_cast<std::size_t>(n) + 1);
+        // Never waits (stderr_log.h): a line that does not fit now is
+        // dropped, and counted in the next one's "suppressed".
+        if (!write_line_to_fd2(line, static_cast<std::size_t>(n) + 1))
+          g_dropped.fetch_add(1, std::memory_order_relaxed);
         return;
       }
       if (!g_said_stderr.exchange(true))

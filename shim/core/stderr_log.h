@@ -1,17 +1,22 @@
-// Whether fd 2 is somewhere a log line may go: the engine's logger
-// (log.cpp) and the hooks' one message (hooks/engine_loader.cpp) ask it
-// before writing there.  A daemon that closed fd 2 may have a client's
-// socket on that number by now: a line written there would land in that
-// connection.  Raw syscalls only (async-signal-safe, no errno kept: the
-// callers keep it).
+// Whether fd 2 is somewhere a log line may go, and how to write one there
+// without waiting: the engine's logger (log.cpp) and the hooks' messages
+// (hooks/engine_loader.cpp) use both.  A daemon that closed fd 2 may have a
+// client's socket on that number by now: a line written there would land
+// in that connection.  Raw syscalls only (async-signal-safe, no errno
+// kept: the callers keep it).
 #pragma once
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace zctls {
@@ -49,6 +54,46 @@ inline const char* stderr_not_a_log(unsigned long long journal_dev,
     return "a socket, not the journal's (JOURNAL_STREAM)";
   }
   return "neither a file, a pipe nor a terminal";
+}
+
+// Writes one line (`n` bytes, at most PIPE_BUF) to fd 2 without ever
+// waiting for a reader: a log line inside a hook must not hold a server's
+// send (a pipe nobody reads fills at 4-64 KiB and then blocks its writer
+// for good).  fd 2's own file status flags are the application's and stay
+// as they are:
+//   a socket (the journal's)       sendto with MSG_DONTWAIT | MSG_NOSIGNAL
+//   a pipe, FIFO or terminal       a non-blocking open file description of
+//                                  its own (/proc/self/fd/2 opened again;
+//                                  O_NONBLOCK on a FIFO with no reader
+//                                  fails with ENXIO instead of SIGPIPE)
+//   the same without /proc         written only if poll() says it fits now
+//   a regular file, /dev/null      write(2) as it is (it never waits for a
+//                                  reader)
+// True if the whole line was written; false if it was dropped.
+inline bool write_line_to_fd2(const char* text, size_t n) noexcept {
+  long w = syscall(SYS_sendto, 2, text, n, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0);
+  if (w >= 0 || errno != ENOTSOCK) return w == static_cast<long>(n);
+  struct stat st {};
+  if (syscall(SYS_fstat, 2, &st) != 0) return false;
+  if (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1)) {
+    do w = syscall(SYS_write, 2, text, n);
+    while (w < 0 && errno == EINTR);
+    return w == static_cast<long>(n);
+  }
+  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/fd/2",
+                                          O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0));
+  if (fd >= 0) {
+    w = syscall(SYS_write, fd, text, n);
+    syscall(SYS_close, fd);
+    return w == static_cast<long>(n);
+  }
+  if (errno == ENXIO) return false;  // a FIFO nobody reads
+  pollfd p{2, POLLOUT, 0};
+  const timespec now{0, 0};  // ppoll: aarch64 has no poll syscall
+  if (syscall(SYS_ppoll, &p, 1, &now, nullptr, 0) != 1 ||
+      (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+    return false;
+  return syscall(SYS_write, 2, text, n) == static_cast<long>(n);
 }
 
 }  // namespace zctls

@@ -176,9 +176,15 @@ const Config* load_or_null(ConfigSource& src) {
       log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through",
           kVersion, src.path.c_str());
     } else {
+      bool transient = false;
+      for (const ConfigError& e : errors) transient = transient || e.transient;
+      // A lack of fds or memory passes: the reload check (once a second)
+      // then sees a file it has not read, and reads it once two checks
+      // agree (about 2 s).
+      if (transient) src.seen = FileIdentity{};
       for (const ConfigError& e : errors)
-        log(LogLevel::error, "zctls %s: %s; zctls passes everything through", kVersion,
-            e.to_string().c_str());
+        log(LogLevel::error, "zctls %s: %s; zctls passes everything through%s", kVersion,
+            e.to_string().c_str(), transient ? " and reads it again in about 2 s" : "");
       engine()->counters().add(Counter::config_errors);
     }
     return nullptr;

@@ -43,7 +43,11 @@ class MountView {
     if (!kernel::mount_id_of(fd, &id)) return NameLookup::unknowable;
     const Reading reading(readers_);
     const Snapshot* now = current_.load();
-    if (now == nullptr) return NameLookup::unknown_mount;
+    if (now == nullptr) {
+      const int err = read_errno_.load(std::memory_order_relaxed);
+      return err == EMFILE || err == ENFILE || err == ENOMEM ? NameLookup::unreadable
+                                                             : NameLookup::unknown_mount;
+    }
     for (const kernel::Mount& m : now->mounts) {
       if (m.id != id) continue;
       // The path the kernel gave the open file is not under its own mount
@@ -75,8 +79,9 @@ class MountView {
       const Snapshot* old = current_.load();
       // No room to retire the old table (readers kept it busy through
       // kRetired changes): keep it, and read again next time.
-      if (kernel::read_mountinfo(&text) && (old == nullptr || old->text != text) &&
-          retired_count_ < kRetired) {
+      const bool read = kernel::read_mountinfo(&text);
+      read_errno_.store(read ? 0 : errno, std::memory_order_relaxed);
+      if (read && (old == nullptr || old->text != text) && retired_count_ < kRetired) {
         auto* fresh = new Snapshot{kernel::parse_mountinfo(text), std::move(text)};
         // The first table retires nothing: no decision used an older one
         // (decisions that looked for other names waited for this read).
@@ -93,6 +98,7 @@ class MountView {
         for (int i = 0; i < n; ++i) delete retired_[i];
       }
     } catch (...) {
+      read_errno_.store(ENOMEM, std::memory_order_relaxed);
     }
     lock_.unlock();
     return changed;
@@ -120,6 +126,7 @@ class MountView {
   std::atomic<const Snapshot*> current_{nullptr};
   std::atomic<int> readers_{0};
   std::atomic<std::int64_t> next_refresh_{0};
+  std::atomic<int> read_errno_{0};  // why the last read failed (0: it did not)
   SpinLock lock_;
   const Snapshot* retired_[kRetired] = {};  // under lock_
   int retired_count_ = 0;

@@ -5,6 +5,8 @@
 #include "runtime.h"
 
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -54,9 +56,32 @@ zctls_hook_side g_side{};
 Counters g_child_counters;
 std::atomic<bool> g_reshare_counters{false};
 
+// The process whose state the engine holds: set at attach and in each
+// fork child (the atfork handler below).
+std::atomic<long> g_pid{0};
+
+long this_pid() noexcept { return syscall(SYS_getpid); }  // raw: glibc caches no pid since 2.25
+
+// Whether this call comes from a child that shares the process's memory
+// without being the process: a vfork child (CPython's subprocess runs
+// close_range there before exec) or clone(CLONE_VM) without CLONE_THREAD.
+// Its fd table is its own: a socket it closes or replaces is still open in
+// the parent, whose entry must stay as it is.  One getpid, asked only for a
+// kTLS socket's entry (once per kTLS connection's close in the process
+// itself).  A child made by _Fork or a raw clone (no atfork handlers, its
+// own memory) is taken for one as well: its closes of kTLS sockets the
+// parent had are not seen (ARCHITECTURE.md).
+bool in_a_memory_sharing_child() noexcept {
+  return this_pid() != g_pid.load(std::memory_order_relaxed);
+}
+
+// before_close's answer for a call whose after_close must change nothing.
+constexpr std::uint32_t kLeaveAlone = ZCTLS_NO_EPOCH - 1;  // epochs have 22 bits
+
 void child_after_fork() noexcept {
   // First: every SpinLock another thread of the parent held is free now.
   note_fork_in_child();
+  g_pid.store(this_pid(), std::memory_order_relaxed);
   config_source_after_fork();
   Engine* e = g_engine.get();
   if (e == nullptr) return;
@@ -139,6 +164,7 @@ void op_after_setsockopt(int fd, int level, int optname, const void* value,
 // async-signal-safe: atomics only, no allocation.
 std::uint32_t op_before_close(int fd) noexcept {
   Engine* e = g_engine.get();
+  if (e->holds_tls(fd) && in_a_memory_sharing_child()) return kLeaveAlone;
   const Reentry guard;
   if (guard.outermost()) e->before_close(fd);
   return e->close_epoch(fd);
@@ -146,7 +172,10 @@ std::uint32_t op_before_close(int fd) noexcept {
 
 void op_after_close(int fd, std::uint32_t epoch) noexcept {
   Engine* e = g_engine.get();
+  if (epoch == kLeaveAlone) return;
   if (epoch == ZCTLS_NO_EPOCH) {
+    // (pclose, freopen: no before_close was asked)
+    if (e->holds_tls(fd) && in_a_memory_sharing_child()) return;
     e->after_close(fd);
   } else {
     e->after_close_since(fd, epoch);
@@ -154,12 +183,22 @@ void op_after_close(int fd, std::uint32_t epoch) noexcept {
 }
 
 void op_after_close_range(unsigned first, unsigned last) noexcept {
-  g_engine.get()->after_close_range(first, last);
+  Engine* e = g_engine.get();
+  if (e->holds_tls_in(first, last) && in_a_memory_sharing_child()) return;
+  e->after_close_range(first, last);
 }
 
-void op_after_dup(int newfd) noexcept { g_engine.get()->after_dup(newfd); }
+void op_after_dup(int newfd) noexcept {
+  Engine* e = g_engine.get();
+  if (e->holds_tls(newfd) && in_a_memory_sharing_child()) return;
+  e->after_dup(newfd);
+}
 
-void op_forget(int fd) noexcept { g_engine.get()->forget(fd); }
+void op_forget(int fd) noexcept {
+  Engine* e = g_engine.get();
+  if (e->holds_tls(fd) && in_a_memory_sharing_child()) return;
+  e->forget(fd);
+}
 
 void op_before_other_send(int fd) noexcept {
   const Reentry guard;
@@ -195,6 +234,7 @@ extern "C" __attribute__((visibility("default"))) const zctls_engine_ops* zctls_
   // Another build's hooks: refused by them on seeing this table's abi.
   if (side->abi != ZCTLS_ENGINE_ABI || side->ticket_bytes < sizeof(SendTicket)) return &kRefusal;
   g_side = *side;
+  g_pid.store(this_pid(), std::memory_order_relaxed);
   // The kernel's clock, not an interposed one (clock.h).
   if (const ClockGettime fn = real::libc_clock_gettime()) use_clock(fn);
   capture_log_environment(side->env[ZCTLS_ENV_JOURNAL_STREAM]);  // first: the next may log

@@ -1,6 +1,7 @@
 #include "engine_loader.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -103,8 +104,8 @@ void message(const char* what, bool transient) noexcept {
 
 // Writes the prepared message (after the state is published: a full pipe
 // on fd 2 must not keep other threads waiting), on fd 2 if that is a log
-// (stderr_log.h), with a raw syscall (write(3) is a cancellation point;
-// sendfile and setsockopt are not).  At most once per kind.
+// (stderr_log.h), never waiting for a reader, with raw syscalls (write(3)
+// is a cancellation point; sendfile and setsockopt are not).  At most once per kind.
 void say() noexcept {
   if (g_message[0] == '\0') return;
   std::atomic<bool>& said = g_message_transient ? g_said_transient : g_said_final;
@@ -114,7 +115,7 @@ void say() noexcept {
   if (stderr_not_a_log(dev, ino) != nullptr) return;
   size_t n = strnlen(g_message, sizeof g_message - 1);
   g_message[n++] = '\n';
-  syscall(SYS_write, 2, g_message, n);
+  write_line_to_fd2(g_message, n);  // never waits for a reader
 }
 
 // One try: the ops, or nullptr with the state to go to (kFailed, or
@@ -134,6 +135,13 @@ const zctls_engine_ops* try_load(int* next_state) noexcept {
     why = handle == nullptr ? dlerror() : nullptr;
   }
   if (handle == nullptr) {
+    // dlopen's errno is not reliable (it can fail for want of fds with
+    // errno 0): whether the file could be opened now says it.
+    if (err == 0) {
+      const long fd = syscall(SYS_openat, AT_FDCWD, g_path, O_RDONLY | O_CLOEXEC, 0);
+      err = fd < 0 ? errno : 0;
+      if (fd >= 0) syscall(SYS_close, fd);
+    }
     const bool transient = err == EMFILE || err == ENFILE || err == ENOMEM;
     message(why != nullptr ? why : "unknown error", transient);
     if (transient) *next_state = kNotLoaded;
@@ -178,6 +186,31 @@ void remember_lib_path() noexcept {
     return;
   if (self.dli_fname[0] != '/' && getcwd(g_lib_cwd, sizeof g_lib_cwd) == nullptr) return;
   g_lib_path = self.dli_fname;
+}
+
+bool another_copy_first() noexcept {
+  Dl_info self{}, first{};
+  void* const found = dlsym(RTLD_DEFAULT, "setsockopt");
+  if (found == nullptr || dladdr(reinterpret_cast<void*>(&another_copy_first), &self) == 0 ||
+      dladdr(found, &first) == 0 || first.dli_fbase == self.dli_fbase || first.dli_fname == nullptr)
+    return false;
+  // Another interposer of setsockopt (socket_wrapper) is not zctls: by
+  // the file's name, as the package and the build make it.
+  const char* slash = strrchr(first.dli_fname, '/');
+  const char* name = slash != nullptr ? slash + 1 : first.dli_fname;
+  if (strncmp(name, "libzctls.so", sizeof "libzctls.so" - 1) != 0) return false;
+  unsigned long long dev = 0, ino = 0;
+  parse_journal_stream(secure_getenv("JOURNAL_STREAM"), &dev, &ino);
+  if (stderr_not_a_log(dev, ino) == nullptr) {
+    const int n = snprintf(g_message, sizeof g_message,
+                           "zctls[%d]: notice: %s is loaded before %s: that copy of zctls acts, "
+                           "this one passes everything through\n",
+                           static_cast<int>(getpid()), first.dli_fname,
+                           self.dli_fname != nullptr ? self.dli_fname : "this copy");
+    if (n > 0) write_line_to_fd2(g_message, strnlen(g_message, sizeof g_message));
+    g_message[0] = '\0';
+  }
+  return true;
 }
 
 const zctls_engine_ops* attached_engine() noexcept { return g_ops.load(std::memory_order_acquire); }

@@ -13,6 +13,13 @@ zctls_hook_side& hook_side() noexcept;
 // At load (the constructor): where this library was loaded from.
 void remember_lib_path() noexcept;
 
+// True if another copy of libzctls.so (another build, another directory)
+// comes before this one in the process's symbol search order: its hooks
+// are the ones the application calls, and this copy's are its "real"
+// calls.  Says once, on fd 2 if that is a log, that this copy stands
+// aside.  At load (the constructor).
+bool another_copy_first() noexcept;
+
 // The engine's calls if it is attached, else nullptr: one acquire load.
 const zctls_engine_ops* attached_engine() noexcept;
 

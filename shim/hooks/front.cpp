@@ -52,6 +52,20 @@ void capture_environment() noexcept {
   for (int i = 0; i < ZCTLS_ENV_COUNT; ++i) {
     const char* v = secure_getenv(kNames[i]);
     if (v == nullptr) continue;
+    // A relative ZCTLS_CONFIG names a file in the working directory of
+    // now: servers chdir (nginx to /, lighttpd into its chroot) before
+    // their first kTLS socket, when the engine reads it.
+    if (i == ZCTLS_ENV_CONFIG && v[0] != '/' && v[0] != '\0' &&
+        getcwd(g_env_text + used, sizeof g_env_text - used) != nullptr) {
+      const size_t dir = strlen(g_env_text + used), n = strlen(v) + 1;
+      if (dir + 1 + n <= sizeof g_env_text - used) {
+        g_env_text[used + dir] = '/';
+        memcpy(g_env_text + used + dir + 1, v, n);
+        side.env[i] = g_env_text + used;
+        used += dir + 1 + n;
+        continue;
+      }
+    }
     const size_t n = strlen(v) + 1;
     if (n <= sizeof g_env_text - used) {
       side.env[i] = static_cast<const char*>(memcpy(g_env_text + used, v, n));
@@ -73,6 +87,13 @@ void child_after_fork() noexcept {
 }
 
 __attribute__((constructor)) void load_time() {
+  // Two copies in one process (two builds preloaded from two
+  // directories): the first acts; this one, whose hooks are the first's
+  // real calls, must not take the first's flag for the application's.
+  if (another_copy_first()) {
+    g_disabled.store(true, std::memory_order_relaxed);
+    return;
+  }
   capture_environment();
   if (g_disabled.load(std::memory_order_relaxed)) return;
   remember_lib_path();

@@ -127,18 +127,30 @@ bool read_mountinfo(std::string* text) {
   const int fd = static_cast<int>(
       syscall(SYS_openat, AT_FDCWD, "/proc/self/mountinfo", O_RDONLY | O_CLOEXEC, 0));
   if (fd < 0) return false;
+  // Read into the string itself: no page-sized buffer on the caller's
+  // stack (a sending thread's, which may be a 16 KiB coroutine's).
+  constexpr std::size_t kStep = 8192;
   text->clear();
-  char buf[8192];
-  bool ok = true;
-  for (;;) {
-    const long n = syscall(SYS_read, fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) ok = false;
-    if (n <= 0) break;
-    text->append(buf, static_cast<std::size_t>(n));
+  int err = 0;
+  try {
+    for (;;) {
+      const std::size_t have = text->size();
+      text->resize(have + kStep);
+      const long n = syscall(SYS_read, fd, text->data() + have, kStep);
+      if (n < 0 && errno == EINTR) {
+        text->resize(have);
+        continue;
+      }
+      text->resize(have + static_cast<std::size_t>(n > 0 ? n : 0));
+      if (n < 0) err = errno;
+      if (n <= 0) break;
+    }
+  } catch (...) {
+    err = ENOMEM;
   }
   syscall(SYS_close, fd);
-  return ok;
+  errno = err;
+  return err == 0;
 }
 
 }  // namespace zctls::kernel

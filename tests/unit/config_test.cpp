@@ -3,6 +3,7 @@
 #include "zctls/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -195,6 +196,28 @@ TEST(ConfigFile, UnreadableAndMissingFiles) {
   const ConfigResult dir = zctls::load_config_file("/");
   EXPECT_FALSE(dir.config);
   EXPECT_EQ(first_error(dir), "/: not a regular file");
+}
+
+// No fd free is not a property of the file: the error says it may pass
+// (the engine reads the file again; issue 31 #6).  A missing file is not.
+TEST(ConfigFile, NoFreeFdIsATransientError) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int next = dup(0);
+  ASSERT_GE(next, 0);
+  close(next);
+  rlimit none = saved;
+  none.rlim_cur = static_cast<rlim_t>(next);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+  const ConfigResult short_of_fds = zctls::load_config_file(ZCTLS_EXAMPLE_CONFIG);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_FALSE(short_of_fds.config);
+  ASSERT_EQ(short_of_fds.errors.size(), 1U);
+  EXPECT_TRUE(short_of_fds.errors[0].transient);
+  EXPECT_NE(first_error(short_of_fds).find("Too many open files"), std::string::npos);
+  const ConfigResult missing = zctls::load_config_file("/nonexistent/zctls.toml");
+  ASSERT_EQ(missing.errors.size(), 1U);
+  EXPECT_FALSE(missing.errors[0].transient);
 }
 
 TEST(ConfigFile, ReadsAFile) {

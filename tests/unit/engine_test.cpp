@@ -444,6 +444,23 @@ TEST_F(EngineTest, NamesThatCannotBeKnownMeanCopy) {
   EXPECT_EQ(engine_.count(Counter::copy_names_unknown), 1U) << "a reason of its own";
 }
 
+// A mount table that could not be read for want of fds or memory means
+// copy now, not for the file's life: the next send decides again, and
+// goes zerocopy once the table can be read (issue 31 #6).
+TEST_F(EngineTest, NamesUnknownForWantOfFdsAreDecidedAgain) {
+  app_tls_tx(7);
+  kernel_.names_result = zctls::NameLookup::unreadable;
+  sent(7, 10);
+  EXPECT_TRUE(kernel_.sets.empty());
+  EXPECT_EQ(engine_.count(Counter::copy_names_unknown), 1U);
+  kernel_.names_result = zctls::NameLookup::known;
+  const int paths = kernel_.paths;
+  sent(7, 10);
+  EXPECT_EQ(kernel_.paths, paths + 1) << "not served from the decision cache";
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+}
+
 // A mount made after the table was read: read it again, and decisions
 // made with the old table are not served any more.
 TEST_F(EngineTest, AnUnknownMountReadsTheTableAgainAndRetiresOldDecisions) {
