@@ -147,6 +147,8 @@ int check_command(int argc, char** argv) {
   if (result.config) {
     for (const std::string& w : zctls::cli::lint_rules(*result.config))
       std::fprintf(stderr, "%s\n", w.c_str());
+    for (const std::string& w : zctls::cli::lint_rule_symlinks(*result.config))
+      std::fprintf(stderr, "%s\n", w.c_str());
     if (const std::string& dir = result.config->stats.textfile_dir; !dir.empty())
       std::fprintf(stderr,
                    "%s: warning: [stats] textfile_dir is ignored: servers no longer write the "

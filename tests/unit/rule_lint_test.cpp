@@ -2,6 +2,10 @@
 #include "rule_lint.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 namespace {
 
@@ -53,6 +57,35 @@ TEST(RuleLint, ManyRules) {
   ASSERT_EQ(w.size(), 1U);
   EXPECT_NE(w[0].find("rule 10002 (path \"/srv/www/x\") can never apply: rule 1"),
             std::string::npos);
+}
+
+// issue 31 #10: a rule written for a symlinked deploy path
+// (/var/www/current -> releases/5) never matches: zctls matches resolved
+// paths.  check says so, with the path to write.
+TEST(RuleLint, ARuleThroughASymlinkSaysWhatToWriteInstead) {
+  char top[] = "/tmp/zctls-lint-XXXXXX";
+  ASSERT_NE(mkdtemp(top), nullptr);
+  const std::string dir = top;
+  ASSERT_EQ(
+      std::system(("mkdir -p " + dir + "/releases/5/assets && ln -s releases/5 " + dir + "/current")
+                      .c_str()),
+      0);
+  auto r = zctls::parse_config(rule(dir + "/current/assets/**", true) +
+                                   rule(dir + "/releases/5/assets/*.js", true) +
+                                   rule(dir + "/missing/**", true) + rule("**/*.tmp", false),
+                               "z.toml");
+  ASSERT_TRUE(r.config);
+  const auto w = zctls::cli::lint_rule_symlinks(*r.config);
+  std::system(("rm -rf " + dir).c_str());
+  ASSERT_EQ(w.size(), 1U);
+  EXPECT_EQ(w[0], "z.toml:1:1: warning: rule 1 (path \"" + dir +
+                      "/current/assets/**\") never matches: " + dir +
+                      "/current is a symbolic link (to releases/5), and zctls matches the "
+                      "resolved path of the file a server opened; write the path it resolves "
+                      "to, \"" +
+                      dir +
+                      "/releases/5/assets/**\", or a glob that covers every "
+                      "target (and check again after a deploy switches the link)");
 }
 
 }  // namespace
