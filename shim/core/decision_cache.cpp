@@ -72,8 +72,17 @@ std::size_t DecisionCache::capacity() const noexcept {
   return t == nullptr ? 0 : t->sets * kWays;
 }
 
-std::optional<Decision> DecisionCache::find(const FileKey& key,
-                                            std::uint32_t generation) const noexcept {
+std::uint32_t DecisionCache::name_hash(const char* path, std::size_t length) noexcept {
+  std::uint32_t h = 2166136261U;
+  for (std::size_t i = 0; i < length; ++i) {
+    h ^= static_cast<unsigned char>(path[i]);
+    h *= 16777619U;
+  }
+  return h;
+}
+
+std::optional<DecisionCache::Found> DecisionCache::find(const FileKey& key,
+                                                        std::uint32_t generation) const noexcept {
   const Table* t = table_.load(std::memory_order_acquire);
   if (t == nullptr) return std::nullopt;
   const std::uint64_t h = hash(key);
@@ -93,15 +102,25 @@ std::optional<Decision> DecisionCache::find(const FileKey& key,
                         at(e.dev).load(kAcquire) == static_cast<std::uint32_t>(key.dev) &&
                         at(e.ctime_ns).load(kAcquire) == ctime &&
                         at(e.generation).load(kAcquire) == generation;
-      const Decision d{at(e.zerocopy).load(kAcquire) != 0, at(e.rule).load(kAcquire)};
-      if (same && at(e.seq).load(kRelaxed) == before) return d;
+      const Found found{Decision{at(e.zerocopy).load(kAcquire) != 0, at(e.rule).load(kAcquire)},
+                        at(e.name).load(kAcquire), at(e.checked_s).load(kAcquire), &e, before};
+      if (same && at(e.seq).load(kRelaxed) == before) return found;
     }
   }
   return std::nullopt;
 }
 
-void DecisionCache::store(const FileKey& key, std::uint32_t generation,
-                          Decision decision) noexcept {
+void DecisionCache::touch(const Found& found, std::uint32_t now_s) const noexcept {
+  auto* e = static_cast<Entry*>(found.entry);
+  std::uint32_t seq = found.seq;
+  if (e == nullptr || !at(e->seq).compare_exchange_strong(seq, seq + 1, std::memory_order_acquire))
+    return;  // written since: the next hit checks again
+  at(e->checked_s).store(now_s, kRelease);
+  at(e->seq).store(seq + 2, std::memory_order_release);
+}
+
+void DecisionCache::store(const FileKey& key, std::uint32_t generation, Decision decision,
+                          std::uint32_t name, std::uint32_t now_s) noexcept {
   if (decision.rule > INT16_MAX || key.dev > UINT32_MAX) return;
   Table* t = table_.load(std::memory_order_acquire);
   if (t == nullptr) {
@@ -119,6 +138,19 @@ void DecisionCache::store(const FileKey& key, std::uint32_t generation,
   // replacement state to contend on).
   Entry* victim = nullptr;
   bool fills = false;  // an unused entry: the table holds one more file
+  // The file's own entry first (decided again after its path changed):
+  // two entries for one key would leave find() the older one.
+  const std::int64_t ctime = ctime_ns(key);
+  for (const std::size_t set : {first_set(h, t->sets), second_set(h, t->sets)}) {
+    for (std::size_t way = 0; way < kWays && victim == nullptr; ++way) {
+      Entry& e = t->entries[set * kWays + way];
+      const std::uint32_t seq = at(e.seq).load(kRelaxed);
+      if (seq != 0 && (seq & 1U) == 0 && at(e.ino).load(kRelaxed) == key.ino &&
+          at(e.dev).load(kRelaxed) == static_cast<std::uint32_t>(key.dev) &&
+          at(e.ctime_ns).load(kRelaxed) == ctime)
+        victim = &e;
+    }
+  }
   for (const std::size_t set : {first_set(h, t->sets), second_set(h, t->sets)}) {
     for (std::size_t way = 0; way < kWays && victim == nullptr; ++way) {
       Entry& e = t->entries[set * kWays + way];
@@ -149,6 +181,8 @@ void DecisionCache::store(const FileKey& key, std::uint32_t generation,
   at(victim->ctime_ns).store(ctime_ns(key), kRelease);
   at(victim->rule).store(static_cast<std::int16_t>(decision.rule), kRelease);
   at(victim->zerocopy).store(decision.zerocopy ? 1 : 0, kRelease);
+  at(victim->name).store(name, kRelease);
+  at(victim->checked_s).store(now_s, kRelease);
   at(victim->seq).store(seq + 2, std::memory_order_release);
   // Keep the table at most half full, so that few sets overflow.
   if (fills && t->filled.fetch_add(1, kRelaxed) + 1 == t->sets * kWays / 2) grow(t);

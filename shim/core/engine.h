@@ -220,8 +220,13 @@ class Engine {
   // throw std::bad_alloc.
   // `passing`: set when the answer is a copy for want of fds or memory,
   // which must not be cached.
+  // `name`: the hash of the path decided for (DecisionCache::name_hash).
   Decision decide_by_names(int in_fd, const struct stat& st, const Config& config, char* why,
-                           std::size_t why_size, bool* passing);
+                           std::size_t why_size, bool* passing, std::uint32_t* name);
+  // Whether a cached decision's path is still in_fd's (and no mount came or
+  // went): if so, its check time moves to now_s.  One readlink; the mount
+  // table is read at most once a second.
+  bool same_names(int in_fd, const DecisionCache::Found& cached, std::uint32_t now_s) noexcept;
   Decision decide_other_names(int in_fd, std::string_view path, const Config& config,
                               Decision decision, char* why, std::size_t why_size, bool* passing);
   bool reload_due() noexcept;

@@ -16,6 +16,9 @@ namespace {
 // readlink of /proc/self/fd/N appends this to files that have been unlinked.
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 constexpr std::size_t kMaxPath = 4096;  // PATH_MAX, as /proc/self/fd/N links give it
+// How long a cached decision is served without reading the fd's path again
+// (the window in which a renamed directory or a new mount goes unseen).
+constexpr std::uint32_t kNameCheckSeconds = 1;
 
 FileKey key_of(const struct stat& st) {
   return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
@@ -31,10 +34,16 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
   // by_path: the name the server opened decides, so the decision is per
   // name, not per inode: never cached.
   const bool cacheable = !linked || config.integrity.hard_links == HardLinks::copy;
+  const auto now_s = static_cast<std::uint32_t>(kernel_.monotonic_ns() / 1'000'000'000);
   if (cacheable) {
-    if (const auto cached = decisions_.find(key, generation)) {
+    // A directory above the file renamed, or a mount made over it, moves
+    // none of its times: a decision more than a second old is served only
+    // once the fd's path is found to be the one it was made for.
+    if (const auto cached = decisions_.find(key, generation);
+        cached &&
+        (now_s - cached->checked_s < kNameCheckSeconds || same_names(in_fd, *cached, now_s))) {
       counters().add(Counter::decision_cache_hits);
-      return *cached;
+      return cached->decision;
     }
   }
   counters().add(Counter::decision_cache_misses);
@@ -43,18 +52,39 @@ Decision Engine::rules_decide(int in_fd, const struct stat& st, const Config& co
   // A copy for want of fds or memory is not a property of the file: it is
   // decided again at the file's next send, not served from the cache.
   bool passing = false;
+  std::uint32_t name = 0;
   try {
-    decision = decide_by_names(in_fd, st, config, why, sizeof why, &passing);
+    decision = decide_by_names(in_fd, st, config, why, sizeof why, &passing, &name);
   } catch (...) {
     decision = Decision{false, Decision::kNamesUnknown};  // out of memory listing names
     passing = true;
   }
-  if (cacheable && !passing) decisions_.store(key, generation, decision);
+  if (cacheable && !passing) decisions_.store(key, generation, decision, name, now_s);
   return decision;
 }
 
+bool Engine::same_names(int in_fd, const DecisionCache::Found& cached,
+                        std::uint32_t now_s) noexcept {
+  // A mount made or gone since the table was read retires every decision.
+  if (kernel_.refresh_mounts(false)) {
+    decision_generation_.fetch_add(1, std::memory_order_acq_rel);
+    return false;
+  }
+  try {
+    std::string path(kMaxPath, '\0');
+    const ssize_t len = kernel_.fd_path(in_fd, path.data(), path.size());
+    if (len <= 0 ||
+        DecisionCache::name_hash(path.data(), static_cast<std::size_t>(len)) != cached.name)
+      return false;
+  } catch (...) {
+    return false;
+  }
+  decisions_.touch(cached, now_s);
+  return true;
+}
+
 Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config& config, char* why,
-                                 std::size_t why_size, bool* passing) {
+                                 std::size_t why_size, bool* passing, std::uint32_t* name) {
   // On the heap, not the sending thread's stack (which may be a 16 KiB
   // coroutine's); the decision allocates anyway.
   std::string path(kMaxPath, '\0');
@@ -64,6 +94,7 @@ Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config&
     return Decision{false, Decision::kNamesUnknown};
   }
   const std::string_view p(path.data(), static_cast<std::size_t>(len));
+  *name = DecisionCache::name_hash(p.data(), p.size());
   Decision decision;
   // An unlinked file can still change through other open fds and has no
   // path a rule could name; a file with other hard links has names zctls

@@ -35,12 +35,24 @@
 //                       (RLIMIT_NOFILE at the fds in use); then fds are
 //                       free again, and after 1.1 s FILE is sent: prints
 //                       its flag
+//   rename STATIC UPLOADS
+//                       STATIC/v1/app.js is sent, STATIC/v1 is renamed to
+//                       UPLOADS/v1 (the file's inode and ctime stay), and
+//                       after 1.5 s UPLOADS/v1/app.js is sent: prints the
+//                       flag after each
+//   bind-late dir|file STATIC MIRROR
+//                       in a mount namespace of its own: STATIC/a.bin is
+//                       sent; then STATIC (dir) or STATIC/a.bin (file) is
+//                       bind-mounted at MIRROR (a directory, or a file
+//                       MIRROR/a.bin); after 1.5 s MIRROR/a.bin and then
+//                       STATIC/a.bin are sent: prints the flag after each
 //
 // Exit status 0 only if all went as the kernel says it should.
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <ucontext.h>
@@ -250,6 +262,60 @@ int run_emfile(const std::string& file) {
   return same ? 0 : 1;
 }
 
+// Sends each of `files` on one connection, with `between(i)` before the
+// i-th: prints "NAME flag=N" after each, then whether the bytes matched.
+template <typename Between>
+int send_each(const std::vector<std::string>& files, Between between) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  Drain drain(pair.server());
+  std::size_t expected = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (!between(i)) return 1;
+    expected += slurp(files[i]).size();
+    if (!send_file(pair.client(), files[i])) return 1;
+    say(base(files[i]) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  shutdown(pair.client(), SHUT_WR);
+  const std::string got = drain.finish();
+  const bool all = got.find("recv=" + std::to_string(expected) + " ") != std::string::npos;
+  say(all ? "bytes ok" : "BYTES: " + got);
+  return 0;
+}
+
+void later() { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); }
+
+int run_rename(const std::string& statics, const std::string& uploads) {
+  if (mkdir((statics + "/v1").c_str(), 0755) != 0) return 1;
+  {
+    std::ofstream out(statics + "/v1/app.js", std::ios::binary);
+    out << std::string(60000, 'j');
+  }
+  return send_each({statics + "/v1/app.js", uploads + "/v1/app.js"}, [&](std::size_t i) {
+    if (i == 0) return true;
+    if (rename((statics + "/v1").c_str(), (uploads + "/v1").c_str()) != 0) return false;
+    later();
+    return true;
+  });
+}
+
+int run_bind_late(const std::string& how, const std::string& statics, const std::string& mirror) {
+  if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return 1;
+  const std::string file = statics + "/a.bin", alias = mirror + "/a.bin";
+  if (how == "file") {
+    std::ofstream touch(alias);
+  }
+  return send_each({file, alias, file}, [&](std::size_t i) {
+    if (i != 1) return true;
+    const std::string from = how == "file" ? file : statics;
+    const std::string to = how == "file" ? alias : mirror;
+    if (mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+    later();
+    return true;
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -262,7 +328,11 @@ int main(int argc, char** argv) {
     return run_coroutine(std::stoul(a[1]), {a.begin() + 2, a.end()});
   if (a.size() == 2 && a[0] == "chdir") return run_chdir(a[1]);
   if (a.size() == 2 && a[0] == "emfile") return run_emfile(a[1]);
-  std::fprintf(stderr, "usage: %s stderr-full|vfork|small-stack|coroutine|chdir|emfile ...\n",
-               argv[0]);
+  if (a.size() == 3 && a[0] == "rename") return run_rename(a[1], a[2]);
+  if (a.size() == 4 && a[0] == "bind-late") return run_bind_late(a[1], a[2], a[3]);
+  std::fprintf(
+      stderr,
+      "usage: %s stderr-full|vfork|small-stack|coroutine|chdir|emfile|rename|bind-late ...\n",
+      argv[0]);
   return 2;
 }

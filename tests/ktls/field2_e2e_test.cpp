@@ -125,4 +125,29 @@ TEST_F(FieldRound2, ASecondCopyOfTheLibraryStandsAside) {
   EXPECT_EQ(r.err.find("itself"), std::string::npos) << r.err;
 }
 
+// #4a: a directory renamed from under a zerocopy rule into a copy rule
+// (inode and ctime unchanged) kept its cached decision: flag 1 for
+// uploads/v1/app.js.  Decisions more than a second old are served only
+// after the fd's path is read again.
+TEST_F(FieldRound2, ARenamedDirectoryGoesByItsNewNamesRule) {
+  const Outcome r = field2("rename " + dir_ + "/static " + dir_ + "/private");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "app.js flag=1\napp.js flag=0\nbytes ok\n") << r.err;
+}
+
+// #4b: static/ (or one file of it) bind-mounted under private/ (no rule:
+// copy) after its file was decided: both names were sent zerocopy until
+// another file's decision.  Within about a second of the mount, both go by
+// copy.
+TEST_F(FieldRound2, ABindMountMadeAfterTheDecisionMakesBothNamesCopy) {
+  for (const std::string how : {"dir", "file"}) {
+    SCOPED_TRACE(how);
+    const std::string mirror = dir_ + "/private/mirror-" + how;
+    ASSERT_EQ(mkdir(mirror.c_str(), 0755), 0);
+    const Outcome r = field2("bind-late " + how + " " + dir_ + "/static " + mirror);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out, "a.bin flag=1\na.bin flag=0\na.bin flag=0\nbytes ok\n") << r.err;
+  }
+}
+
 }  // namespace

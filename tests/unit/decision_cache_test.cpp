@@ -20,11 +20,13 @@ TEST(DecisionCache, FindsOnlyTheExactKeyOfTheSameGeneration) {
   DecisionCache cache;
   EXPECT_EQ(cache.capacity(), 0U) << "nothing allocated before the first store";
   EXPECT_FALSE(cache.find(key(7), 1));
-  cache.store(key(7), 1, Decision{true, 3});
+  cache.store(key(7), 1, Decision{true, 3}, 0xabcd, 40);
   const auto hit = cache.find(key(7), 1);
   ASSERT_TRUE(hit);
-  EXPECT_TRUE(hit->zerocopy);
-  EXPECT_EQ(hit->rule, 3);
+  EXPECT_TRUE(hit->decision.zerocopy);
+  EXPECT_EQ(hit->decision.rule, 3);
+  EXPECT_EQ(hit->name, 0xabcdU);
+  EXPECT_EQ(hit->checked_s, 40U);
   EXPECT_FALSE(cache.find(key(7), 2)) << "a reloaded config decides again";
   EXPECT_FALSE(cache.find(key(7, 1), 1)) << "a new ctime (write, rename, chmod) decides again";
   EXPECT_FALSE(cache.find(key(8), 1));
@@ -43,7 +45,7 @@ TEST(DecisionCache, GrowsWithTheWorkingSetUpToItsBound) {
     for (std::uint64_t ino = 1; ino <= kFiles; ++ino) {
       if (!cache.find(key(ino), 1)) {
         ++misses;
-        cache.store(key(ino), 1, Decision{ino % 2 == 0, static_cast<int>(ino % 5)});
+        cache.store(key(ino), 1, Decision{ino % 2 == 0, static_cast<int>(ino % 5)}, 0, 0);
       }
     }
     ++passes;
@@ -55,20 +57,36 @@ TEST(DecisionCache, GrowsWithTheWorkingSetUpToItsBound) {
   for (std::uint64_t ino = 1; ino <= kFiles; ino += 997) {
     const auto hit = cache.find(key(ino), 1);
     if (hit) {
-      EXPECT_EQ(hit->zerocopy, ino % 2 == 0);
-      EXPECT_EQ(hit->rule, static_cast<int>(ino % 5));
+      EXPECT_EQ(hit->decision.zerocopy, ino % 2 == 0);
+      EXPECT_EQ(hit->decision.rule, static_cast<int>(ino % 5));
     }
   }
   // Far more files than the bound: it stops growing.
   for (int pass = 0; pass < 3; ++pass)
     for (std::uint64_t ino = 1; ino <= 2 * DecisionCache::kMaxEntries; ++ino)
-      cache.store(key(ino + 1'000'000), 1, Decision{});
+      cache.store(key(ino + 1'000'000), 1, Decision{}, 0, 0);
   EXPECT_EQ(cache.capacity(), DecisionCache::kMaxEntries);
+}
+
+// The time its path was last checked moves with touch(), unless the entry
+// was written since it was found.
+TEST(DecisionCache, TouchMovesTheCheckTimeOfAnUnchangedEntryOnly) {
+  DecisionCache cache;
+  cache.store(key(7), 1, Decision{true, 3}, 5, 10);
+  const auto first = cache.find(key(7), 1);
+  ASSERT_TRUE(first);
+  cache.touch(*first, 12);
+  EXPECT_EQ(cache.find(key(7), 1)->checked_s, 12U);
+  cache.store(key(7), 1, Decision{false, 1}, 6, 13);  // rewritten meanwhile
+  cache.touch(*first, 99);
+  const auto now = cache.find(key(7), 1);
+  EXPECT_EQ(now->checked_s, 13U);
+  EXPECT_EQ(now->name, 6U);
 }
 
 TEST(DecisionCache, RulesBeyondWhatAnEntryHoldsAreNotCached) {
   DecisionCache cache;
-  cache.store(key(1), 1, Decision{true, 40000});
+  cache.store(key(1), 1, Decision{true, 40000}, 0, 0);
   EXPECT_FALSE(cache.find(key(1), 1));
 }
 

@@ -152,8 +152,14 @@ class FakeKernel final : public zctls::KernelPort {
   void write_back(int fd) noexcept override { written_back.push_back(fd); }
   // A read forced by an unknown mount finds the table changed; the
   // periodic ones find it as it was.
+  // `mount_change_once`: the next periodic read finds the table changed.
+  bool mount_change_once = false;
   bool refresh_mounts(bool now) noexcept override {
     ++mount_table_reads;
+    if (!now && mount_change_once) {
+      mount_change_once = false;
+      return true;
+    }
     return now;
   }
 

@@ -70,6 +70,52 @@ TEST_F(EngineTest, ChangedCtimeResolvesThePathAgain) {
   EXPECT_FALSE(kernel_.sets[1].second) << "the file now matches the uploads rule";
 }
 
+// issue 31 #4: a directory above the file renamed (mv static/v1
+// uploads/v1) moves none of the file's times.  A decision more than a
+// second old is served only after the fd's path is read again: the
+// renamed file goes by its new name's rule.
+TEST_F(EngineTest, ARenamedDirectoryIsSeenWithinASecond) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+  kernel_.files[10].path = "/www/uploads/v1/app.js";  // same inode, same ctime
+  engine_.before_send(7, 10, nullptr);
+  EXPECT_EQ(kernel_.paths, 1) << "within the second: served without a readlink";
+  kernel_.monotonic += 1'100'000'000;
+  engine_.before_send(7, 10, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second) << "decided again by its new name";
+}
+
+// Its cost: one readlink per file and second while the name stays; the
+// decision itself is not made again.
+TEST_F(EngineTest, AnUnchangedNameCostsOneReadlinkASecond) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);
+  const auto misses = engine_.count(Counter::decision_cache_misses);
+  for (int second = 1; second <= 3; ++second) {
+    kernel_.monotonic += 1'000'000'000;
+    for (int i = 0; i < 10; ++i) engine_.before_send(7, 10, nullptr);
+  }
+  EXPECT_EQ(kernel_.paths, 1 + 3);
+  EXPECT_EQ(engine_.count(Counter::decision_cache_misses), misses);
+  EXPECT_EQ(kernel_.sets.size(), 1U);
+}
+
+// A mount made since (a bind mount of the file's directory under a copy
+// rule) retires the decision at the next check, by the same name too.
+TEST_F(EngineTest, AMountMadeSinceRetiresACachedDecision) {
+  app_tls_tx(7);
+  engine_.before_send(7, 10, nullptr);
+  kernel_.names[10] = {"/www/uploads/mirror/app.js"};
+  kernel_.mount_change_once = true;
+  kernel_.monotonic += 1'100'000'000;
+  engine_.before_send(7, 10, nullptr);
+  ASSERT_EQ(kernel_.sets.size(), 2U);
+  EXPECT_FALSE(kernel_.sets[1].second) << "its new name is under a copy rule";
+}
+
 TEST_F(EngineTest, NonRegularInputTurnsTheFlagOff) {
   app_tls_tx(7);
   engine_.before_send(7, 10, nullptr);
