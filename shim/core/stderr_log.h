@@ -38,7 +38,7 @@ inline bool parse_journal_stream(const char* stream, unsigned long long* dev,
 inline const char* stderr_not_a_log(unsigned long long journal_dev,
                                     unsigned long long journal_ino) noexcept {
   struct stat st {};
-  if (syscall(SYS_fstat, 2, &st) != 0) return "closed";
+  if (syscall(SYS_newfstatat, 2, "", &st, AT_EMPTY_PATH) != 0) return "closed";
   if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode)) return nullptr;
   if (S_ISCHR(st.st_mode)) {
     // A terminal (a serial console too) or /dev/null (1:3); not whatever
@@ -74,7 +74,7 @@ inline bool write_line_to_fd2(const char* text, size_t n) noexcept {
   long w = syscall(SYS_sendto, 2, text, n, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0);
   if (w >= 0 || errno != ENOTSOCK) return w == static_cast<long>(n);
   struct stat st {};
-  if (syscall(SYS_fstat, 2, &st) != 0) return false;
+  if (syscall(SYS_newfstatat, 2, "", &st, AT_EMPTY_PATH) != 0) return false;
   if (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1)) {
     do w = syscall(SYS_write, 2, text, n);
     while (w < 0 && errno == EINTR);

@@ -134,12 +134,15 @@ class MountView {
 
 class LibcKernel final : public KernelPort {
  public:
-  // The fstat syscall itself: glibc 2.33+ implements fstat() as
-  // newfstatat(fd, "", AT_EMPTY_PATH), which kernels before 6.11 treat as
-  // a path lookup (copying and allocating the empty name).  This runs
-  // twice per zerocopy send.
+  // newfstatat(fd, "", AT_EMPTY_PATH): the syscall glibc (2.33+) makes for
+  // the server's own fstat(), so that a seccomp allow-list built from
+  // what the server calls has it (the fstat syscall, which kernels before
+  // 6.11 served without the empty-path lookup, was one the list lacked).
+  // Raw, not glibc's fstat: an interposer (libfaketime) would move the
+  // times the settle window compares with the kernel's clock.  Twice per
+  // zerocopy send.
   int stat_fd(int fd, struct stat* st) noexcept override {
-    return syscall(SYS_fstat, fd, st) == 0 ? 0 : errno;
+    return syscall(SYS_newfstatat, fd, "", st, AT_EMPTY_PATH) == 0 ? 0 : errno;
   }
   ssize_t fd_path(int fd, char* buf, std::size_t size) noexcept override {
     char link[32];

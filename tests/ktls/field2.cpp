@@ -46,14 +46,28 @@
 //                       bind-mounted at MIRROR (a directory, or a file
 //                       MIRROR/a.bin); after 1.5 s MIRROR/a.bin and then
 //                       STATIC/a.bin are sent: prints the flag after each
+//   seccomp LIST STATIC NEW PRIVATE
+//                       STATIC is sent (the process's one-time work done);
+//                       then the main thread puts itself under a seccomp
+//                       filter that kills the process at any syscall not
+//                       in LIST (comma-separated names), as a hardened
+//                       server does once it is set up; then NEW (a file
+//                       not decided yet), PRIVATE, and after 1.1 s STATIC
+//                       again are sent and the socket closed: prints each
+//                       flag, then "closed".  Killed (SIGSYS) otherwise.
 //
 // Exit status 0 only if all went as the kernel says it should.
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -316,6 +330,88 @@ int run_bind_late(const std::string& how, const std::string& statics, const std:
   });
 }
 
+// The syscalls a LIST may name (x86-64 and aarch64 numbers by name).
+struct NamedSyscall {
+  const char* name;
+  long nr;
+};
+#define ZCTLS_SYSCALL(n) \
+  { #n, SYS_##n }
+constexpr NamedSyscall kSyscalls[] = {
+    ZCTLS_SYSCALL(read),          ZCTLS_SYSCALL(write),
+    ZCTLS_SYSCALL(openat),        ZCTLS_SYSCALL(close),
+    ZCTLS_SYSCALL(newfstatat),    ZCTLS_SYSCALL(sendfile),
+    ZCTLS_SYSCALL(getsockopt),    ZCTLS_SYSCALL(setsockopt),
+    ZCTLS_SYSCALL(futex),         ZCTLS_SYSCALL(clock_nanosleep),
+    ZCTLS_SYSCALL(exit_group),    ZCTLS_SYSCALL(exit),
+    ZCTLS_SYSCALL(mmap),          ZCTLS_SYSCALL(munmap),
+    ZCTLS_SYSCALL(madvise),       ZCTLS_SYSCALL(brk),
+    ZCTLS_SYSCALL(mprotect),      ZCTLS_SYSCALL(rt_sigprocmask),
+    ZCTLS_SYSCALL(shutdown),      ZCTLS_SYSCALL(readlinkat),
+#ifdef SYS_readlink  // (not on aarch64)
+    ZCTLS_SYSCALL(readlink),
+#endif
+    ZCTLS_SYSCALL(statx),         ZCTLS_SYSCALL(getpid),
+    ZCTLS_SYSCALL(clock_gettime), ZCTLS_SYSCALL(lseek),
+    ZCTLS_SYSCALL(ioctl),         ZCTLS_SYSCALL(gettid),
+    ZCTLS_SYSCALL(fstat),         ZCTLS_SYSCALL(rt_sigreturn),
+    ZCTLS_SYSCALL(sched_yield),
+};
+#undef ZCTLS_SYSCALL
+
+// Installs a filter on this thread: every syscall in `list` allowed, any
+// other kills the process (SECCOMP_RET_KILL_PROCESS).
+bool allow_only(const std::string& list) {
+  std::vector<sock_filter> prog = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+  };
+  std::size_t start = 0;
+  std::vector<long> allowed;
+  while (start <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', start), list.size());
+    const std::string name = list.substr(start, comma - start);
+    start = comma + 1;
+    if (name.empty()) continue;
+    bool known = false;
+    for (const NamedSyscall& s : kSyscalls)
+      if (name == s.name) {
+        allowed.push_back(s.nr);
+        known = true;
+      }
+    if (!known) {
+      say("unknown syscall in the list: " + name);
+      return false;
+    }
+  }
+  for (const long nr : allowed) {
+    prog.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<__u32>(nr), 0, 1));
+    prog.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+  }
+  prog.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+  const sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog) == 0;
+}
+
+int run_seccomp(const std::string& list, const std::string& statics, const std::string& fresh,
+                const std::string& priv) {
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  Drain drain(pair.server());
+  if (!send_file(pair.client(), statics)) return 1;
+  say(base(statics) + " flag=" + std::to_string(raw_flag(pair.client())));
+  if (!allow_only(list)) return 1;
+  for (const std::string& f : {fresh, priv, statics}) {
+    if (f == statics) std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    if (!send_file(pair.client(), f)) return 1;
+    say(base(f) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  const bool closed = close(pair.client()) == 0;
+  say(closed ? "closed" : "close failed");
+  drain.finish();
+  return closed ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -330,9 +426,11 @@ int main(int argc, char** argv) {
   if (a.size() == 2 && a[0] == "emfile") return run_emfile(a[1]);
   if (a.size() == 3 && a[0] == "rename") return run_rename(a[1], a[2]);
   if (a.size() == 4 && a[0] == "bind-late") return run_bind_late(a[1], a[2], a[3]);
+  if (a.size() == 5 && a[0] == "seccomp") return run_seccomp(a[1], a[2], a[3], a[4]);
   std::fprintf(
       stderr,
-      "usage: %s stderr-full|vfork|small-stack|coroutine|chdir|emfile|rename|bind-late ...\n",
+      "usage: %s stderr-full|vfork|small-stack|coroutine|chdir|emfile|rename|bind-late|seccomp "
+      "...\n",
       argv[0]);
   return 2;
 }

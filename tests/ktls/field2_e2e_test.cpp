@@ -150,4 +150,36 @@ TEST_F(FieldRound2, ABindMountMadeAfterTheDecisionMakesBothNamesCopy) {
   }
 }
 
+// #5: a server under a seccomp filter built from the syscalls it makes
+// itself (SCMP_ACT_KILL on the rest) was killed by the shim's own (the
+// fstat syscall where glibc's fstat makes newfstatat, readlink, statx,
+// getpid).  What zctls may add once the process's first kTLS send is done
+// is the list README.md states; with it the program runs; without it, the
+// shim's syscalls kill it (the check is not blind).
+TEST_F(FieldRound2, UnderASeccompAllowListOfItsOwnPlusTheDocumentedOnes) {
+  spit(dir_ + "/static/new.bin", std::string(30000, 'n'));
+  // What the program itself makes after its filter (without zctls).
+  const std::string own =
+      "read,write,openat,close,newfstatat,sendfile,getsockopt,futex,clock_nanosleep,exit_group,"
+      "exit,mmap,munmap,madvise,brk,mprotect,rt_sigprocmask,rt_sigreturn";
+  // What zctls adds per send, per new file, per second and per kTLS
+  // close (README.md, "Under a seccomp filter"; clock_gettime is the
+  // vDSO's).
+#ifdef __aarch64__
+  const std::string zctls = "setsockopt,readlinkat,statx,getpid";
+#else
+  const std::string zctls = "setsockopt,readlink,statx,getpid";
+#endif
+  const std::string files = " " + static_file() + " " + dir_ + "/static/new.bin " + private_file();
+  const std::string expected = "a.bin flag=1\nnew.bin flag=1\nb.bin flag=0\na.bin flag=1\nclosed\n";
+  const Outcome without = field2("seccomp " + own + files, "", false);
+  EXPECT_EQ(without.status, 0) << without.out << without.err;
+  EXPECT_EQ(without.out, "a.bin flag=0\nnew.bin flag=0\nb.bin flag=0\na.bin flag=0\nclosed\n");
+  const Outcome with = field2("seccomp " + own + "," + zctls + files);
+  EXPECT_EQ(with.status, 0) << with.out << with.err;
+  EXPECT_EQ(with.out, expected) << with.err;
+  const Outcome blind = field2("seccomp " + own + files);
+  EXPECT_NE(blind.status, 0) << "the shim's own syscalls were all in the program's list";
+}
+
 }  // namespace
