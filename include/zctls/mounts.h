@@ -40,8 +40,10 @@ std::vector<Mount> parse_mountinfo(std::string_view text);
 std::optional<std::vector<std::string>> other_names(const std::vector<Mount>& mounts,
                                                     std::uint64_t mount_id, std::string_view path);
 
-// stx_mnt_id of an open file (statx(2), Linux 5.8+): true on success.
-bool mount_id_of(int fd, std::uint64_t* id) noexcept;
+// stx_mnt_id of an open file (statx(2), Linux 5.8+), and its filesystem's
+// device (`major`, `minor`, if given): true on success.
+bool mount_id_of(int fd, std::uint64_t* id, unsigned* major = nullptr,
+                 unsigned* minor = nullptr) noexcept;
 
 // Reads /proc/self/mountinfo whole (raw syscalls, no fd kept); false, with
 // errno saying why, if it cannot be read.

@@ -35,6 +35,11 @@ enum class NameLookup {
   unknowable,     // no mount id (statx) or no mount table: assume the worst
   unreadable,     // no mount table could be read for want of fds or memory:
                   // asked again at the file's next send
+  outside_root,   // neither the file's mount nor any other of its filesystem
+                  // is in the table: the process's root (a chroot into a
+                  // plain directory) hides them, and no other name of the
+                  // file can be opened from here (known, with no names, once
+                  // a fresh table says the same)
 };
 
 class KernelPort {

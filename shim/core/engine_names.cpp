@@ -136,6 +136,17 @@ Decision Engine::decide_other_names(int in_fd, std::string_view path, const Conf
     names.clear();
     found = kernel_.other_names(in_fd, path, &names);
   }
+  // A table (read within the last second, above) that shows no mount of
+  // the file's filesystem: the process's root hides them all (a chroot
+  // into a plain directory), and a name this process cannot open is not
+  // one it serves: the opened name decides.  Not read again at once for
+  // this: in a chroot that would be a read per new file.  (A filesystem
+  // mounted within that second, and bind-mounted elsewhere too, has its
+  // files decided by the opened name until the next read.)
+  if (found == NameLookup::outside_root) {
+    names.clear();
+    found = NameLookup::known;
+  }
   if (found != NameLookup::known) {
     *passing = found == NameLookup::unreadable;
     std::snprintf(why, why_size, "its other names cannot be known%s",

@@ -40,7 +40,8 @@ class MountView {
  public:
   NameLookup other_names(int fd, std::string_view path, std::vector<std::string>* out) {
     std::uint64_t id = 0;
-    if (!kernel::mount_id_of(fd, &id)) return NameLookup::unknowable;
+    unsigned major = 0, minor = 0;
+    if (!kernel::mount_id_of(fd, &id, &major, &minor)) return NameLookup::unknowable;
     const Reading reading(readers_);
     const Snapshot* now = current_.load();
     if (now == nullptr) {
@@ -57,7 +58,11 @@ class MountView {
       *out = std::move(*names);
       return NameLookup::known;
     }
-    return NameLookup::unknown_mount;
+    // Not listed: a mount made since the table was read, or one outside
+    // the process's root (the kernel lists only mounts it can reach).
+    for (const kernel::Mount& m : now->mounts)
+      if (m.major == major && m.minor == minor) return NameLookup::unknown_mount;
+    return NameLookup::outside_root;
   }
 
   // `force`: a caller met a mount the table lacks, and waits for a read

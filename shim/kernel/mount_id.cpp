@@ -12,13 +12,18 @@
 
 namespace zctls::kernel {
 
-bool mount_id_of(int fd, std::uint64_t* id) noexcept {
+bool mount_id_of(int fd, std::uint64_t* id, unsigned* major, unsigned* minor) noexcept {
   const int saved = errno;
   struct statx stx {};
   const bool ok = syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) == 0 &&
                   (stx.stx_mask & STATX_MNT_ID) != 0;
   errno = saved;
-  if (ok) *id = stx.stx_mnt_id;
+  if (ok) {
+    *id = stx.stx_mnt_id;
+    // (statx fills the device whatever the mask asked)
+    if (major != nullptr) *major = stx.stx_dev_major;
+    if (minor != nullptr) *minor = stx.stx_dev_minor;
+  }
   return ok;
 }
 

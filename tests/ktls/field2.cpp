@@ -46,6 +46,11 @@
 //                       bind-mounted at MIRROR (a directory, or a file
 //                       MIRROR/a.bin); after 1.5 s MIRROR/a.bin and then
 //                       STATIC/a.bin are sent: prints the flag after each
+//   chroot ROOT         in a mount namespace of its own, with proc mounted at
+//                       ROOT/proc: the connection is keyed (the engine and
+//                       config loaded), then the process chroots into ROOT
+//                       (a plain directory, not a mount point) and sends
+//                       /static/a.bin and /private/b.bin: prints each flag
 //   seccomp LIST STATIC NEW PRIVATE
 //                       STATIC is sent (the process's one-time work done);
 //                       then the main thread puts itself under a seccomp
@@ -330,6 +335,25 @@ int run_bind_late(const std::string& how, const std::string& statics, const std:
   });
 }
 
+int run_chroot(const std::string& root) {
+  if (unshare(CLONE_NEWNS) != 0 ||
+      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+      mkdir((root + "/proc").c_str(), 0755) != 0 ||
+      mount("proc", (root + "/proc").c_str(), "proc", 0, nullptr) != 0)
+    return 1;
+  const k::LoopbackPair pair;
+  if (!make_ktls(pair)) return 1;
+  Drain drain(pair.server());
+  if (chroot(root.c_str()) != 0 || chdir("/") != 0) return 1;
+  for (const std::string f : {"/static/a.bin", "/private/b.bin"}) {
+    if (!send_file(pair.client(), f)) return 1;
+    say(base(f) + " flag=" + std::to_string(raw_flag(pair.client())));
+  }
+  shutdown(pair.client(), SHUT_WR);
+  drain.finish();
+  return 0;
+}
+
 // The syscalls a LIST may name (x86-64 and aarch64 numbers by name).
 struct NamedSyscall {
   const char* name;
@@ -426,6 +450,7 @@ int main(int argc, char** argv) {
   if (a.size() == 2 && a[0] == "emfile") return run_emfile(a[1]);
   if (a.size() == 3 && a[0] == "rename") return run_rename(a[1], a[2]);
   if (a.size() == 4 && a[0] == "bind-late") return run_bind_late(a[1], a[2], a[3]);
+  if (a.size() == 2 && a[0] == "chroot") return run_chroot(a[1]);
   if (a.size() == 5 && a[0] == "seccomp") return run_seccomp(a[1], a[2], a[3], a[4]);
   std::fprintf(
       stderr,

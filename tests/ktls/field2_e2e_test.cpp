@@ -182,4 +182,22 @@ TEST_F(FieldRound2, UnderASeccompAllowListOfItsOwnPlusTheDocumentedOnes) {
   EXPECT_NE(blind.status, 0) << "the shim's own syscalls were all in the program's list";
 }
 
+// #7: a server chrooted into a plain directory (lighttpd's server.chroot):
+// the kernel lists no mount of the files' filesystem in its mountinfo, and
+// every send was copy_names_unknown.  A name the process cannot reach is
+// not one it serves: the opened name decides (rules as the chrooted
+// process sees paths).
+TEST_F(FieldRound2, AChrootIntoAPlainDirectoryGoesByTheRules) {
+  const std::string root = dir_ + "/root";
+  ASSERT_EQ(
+      std::system(("mkdir -p " + root + "/static " + root + "/private && cp " + static_file() +
+                   " " + root + "/static/ && cp " + private_file() + " " + root + "/private/")
+                      .c_str()),
+      0);
+  spit(config(), "[[rule]]\npath = \"/static/**\"\nzerocopy = true\n" + zctls_e2e::kNoSettle);
+  const Outcome r = field2("chroot " + root);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "a.bin flag=1\nb.bin flag=0\n") << r.err;
+}
+
 }  // namespace

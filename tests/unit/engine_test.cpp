@@ -507,6 +507,23 @@ TEST_F(EngineTest, NamesUnknownForWantOfFdsAreDecidedAgain) {
   EXPECT_TRUE(kernel_.sets[0].second);
 }
 
+// A chroot into a plain directory hides every mount of the file's
+// filesystem: the opened name decides, with no forced read of the table,
+// and the decision is cached (issue 31 #7).
+TEST_F(EngineTest, NamesOutsideTheRootAreNotTheProcesssNames) {
+  app_tls_tx(7);
+  kernel_.names_result = zctls::NameLookup::outside_root;
+  const int reads = kernel_.mount_table_reads;
+  sent(7, 10);
+  EXPECT_EQ(kernel_.mount_table_reads, reads + 1) << "the periodic look only";
+  ASSERT_EQ(kernel_.sets.size(), 1U);
+  EXPECT_TRUE(kernel_.sets[0].second);
+  EXPECT_EQ(engine_.count(Counter::copy_names_unknown), 0U);
+  const int paths = kernel_.paths;
+  sent(7, 10);
+  EXPECT_EQ(kernel_.paths, paths) << "served from the cache";
+}
+
 // A mount made after the table was read: read it again, and decisions
 // made with the old table are not served any more.
 TEST_F(EngineTest, AnUnknownMountReadsTheTableAgainAndRetiresOldDecisions) {
