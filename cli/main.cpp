@@ -18,6 +18,7 @@
 #include "status.h"
 #include "zctls/config.h"
 #include "zctls/ktls_probe.h"
+#include "zctls/rule_paths.h"
 #include "zctls/stats.h"
 #include "zctls/version.h"
 
@@ -147,7 +148,7 @@ int check_command(int argc, char** argv) {
   if (result.config) {
     for (const std::string& w : zctls::cli::lint_rules(*result.config))
       std::fprintf(stderr, "%s\n", w.c_str());
-    for (const std::string& w : zctls::cli::lint_rule_symlinks(*result.config))
+    for (const std::string& w : zctls::rules_through_symlinks(*result.config, "warning: "))
       std::fprintf(stderr, "%s\n", w.c_str());
     if (const std::string& dir = result.config->stats.textfile_dir; !dir.empty())
       std::fprintf(stderr,

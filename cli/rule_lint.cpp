@@ -1,10 +1,5 @@
 #include "rule_lint.h"
 
-#include <limits.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <unordered_map>
 
 namespace zctls::cli {
@@ -50,39 +45,6 @@ std::vector<std::string> lint_rules(const Config& config) {
     }
     same.emplace(g.pattern(), i);
     if (g.is_subtree()) subtree.emplace(g.prefix(literal), i);
-  }
-  return warnings;
-}
-
-std::vector<std::string> lint_rule_symlinks(const Config& config) {
-  std::vector<std::string> warnings;
-  for (std::size_t i = 0; i < config.rules.size(); ++i) {
-    const Rule& rule = config.rules[i];
-    const std::string start = rule.glob.prefix(rule.glob.literal_segments());
-    if (start.empty() || start[0] != '/') continue;
-    // Each directory of the literal start, from the top: the first link.
-    for (std::size_t end = start.find('/', 1);; end = start.find('/', end + 1)) {
-      const std::string dir = start.substr(0, end);
-      struct stat st {};
-      if (lstat(dir.c_str(), &st) != 0) break;
-      if (S_ISLNK(st.st_mode)) {
-        char target[PATH_MAX], resolved[PATH_MAX];
-        const ssize_t n = readlink(dir.c_str(), target, sizeof target - 1);
-        target[n > 0 ? n : 0] = '\0';
-        std::string instead = "(it does not resolve now)";
-        if (realpath(dir.c_str(), resolved) != nullptr)
-          instead = "\"" + std::string(resolved) + rule.glob.pattern().substr(dir.size()) + "\"";
-        warnings.push_back(rule.origin + ": warning: " + name_of(config, i) +
-                           " never matches: " + dir + " is a symbolic link (to " + target +
-                           "), and zctls matches the resolved path of the file a server opened; "
-                           "write the path it resolves to, " +
-                           instead +
-                           ", or a glob that covers every target (and check again after a "
-                           "deploy switches the link)");
-        break;
-      }
-      if (end == std::string::npos) break;
-    }
   }
   return warnings;
 }

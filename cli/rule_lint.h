@@ -18,15 +18,7 @@ namespace zctls::cli {
 // every shadowed rule is found.  Linear in the number of rules (times
 // their depth): 10 000 rules take milliseconds.
 std::vector<std::string> lint_rules(const Config& config);
-
-// One "ORIGIN: warning: ..." line per rule whose literal start (the
-// directories before its first wildcard) passes through a symbolic link
-// on this system: zctls matches the path the kernel gives the open file
-// (/proc/self/fd), which is the resolved one, so such a rule never
-// matches (a Capistrano-style /var/www/current -> releases/N).  The line
-// names the link, where it points now, and the rule written for that.
-// Reads the filesystem (lstat, readlink, realpath); rules without an
-// absolute literal start, or whose start does not exist, give none.
-std::vector<std::string> lint_rule_symlinks(const Config& config);
+// (Rules through symbolic links: zctls/rule_paths.h, which the engine
+// logs at load too.)
 
 }  // namespace zctls::cli

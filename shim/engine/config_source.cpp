@@ -16,6 +16,7 @@
 #include "log.h"
 #include "runtime.h"
 #include "shared_stats.h"
+#include "zctls/rule_paths.h"
 #include "zctls/version.h"
 
 // The loader and reloader run inside the engine (Engine::config), so
@@ -154,6 +155,10 @@ const Config* publish(ConfigSource& src, Config config, const char* how) {
   log(LogLevel::info, "zctls %s: %s config %s: %zu rules, default %s", kVersion, how,
       published->source.c_str(), published->rules.size(),
       published->default_zerocopy ? "zerocopy" : "copy");
+  // Rules that cannot match here (a deploy's symlinked path): said at each
+  // load, with the path to write instead.
+  for (const std::string& w : rules_through_symlinks(*published, ""))
+    log(LogLevel::warn, "%s", w.c_str());
   if (!published->stats.textfile_dir.empty())
     log(LogLevel::notice,
         "%s: [stats] textfile_dir is ignored: the library writes no textfile (no file I/O "

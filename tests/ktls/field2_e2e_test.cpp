@@ -200,4 +200,19 @@ TEST_F(FieldRound2, AChrootIntoAPlainDirectoryGoesByTheRules) {
   EXPECT_EQ(r.out, "a.bin flag=1\nb.bin flag=0\n") << r.err;
 }
 
+// #10: a rule written for a symlinked deploy path never matches (zctls
+// matches the resolved path); the engine says so when it loads the config,
+// with the rule to write instead, as `zctls check` does.
+TEST_F(FieldRound2, ARuleThroughASymlinkIsReportedWhenTheConfigLoads) {
+  ASSERT_EQ(symlink("static", (dir_ + "/current").c_str()), 0);
+  spit(config(),
+       "[[rule]]\npath = \"" + dir_ + "/current/**\"\nzerocopy = true\n" + zctls_e2e::kNoSettle);
+  const Outcome r = field2("chdir " + dir_ + "/current/a.bin");
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.out, "flag=0\nbytes ok\n") << r.err;
+  EXPECT_NE(r.err.find(dir_ + "/current is a symbolic link (to static)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\"" + dir_ + "/static/**\""), std::string::npos) << r.err;
+}
+
 }  // namespace

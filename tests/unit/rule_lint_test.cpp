@@ -7,6 +7,8 @@
 
 #include <cstdlib>
 
+#include "zctls/rule_paths.h"
+
 namespace {
 
 std::vector<std::string> lint(const std::string& toml) {
@@ -75,7 +77,7 @@ TEST(RuleLint, ARuleThroughASymlinkSaysWhatToWriteInstead) {
                                    rule(dir + "/missing/**", true) + rule("**/*.tmp", false),
                                "z.toml");
   ASSERT_TRUE(r.config);
-  const auto w = zctls::cli::lint_rule_symlinks(*r.config);
+  const auto w = zctls::rules_through_symlinks(*r.config, "warning: ");
   std::system(("rm -rf " + dir).c_str());
   ASSERT_EQ(w.size(), 1U);
   EXPECT_EQ(w[0], "z.toml:1:1: warning: rule 1 (path \"" + dir +
