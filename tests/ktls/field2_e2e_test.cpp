@@ -60,8 +60,8 @@ TEST_F(FieldRound2, AVforkChildChangesNothingTheParentSees) {
 // sending on kTLS: a new file's decision put an 8 KiB and a 4 KiB buffer
 // on its stack, and it overflowed.  Beyond what the same scenario uses
 // without zctls, a send (a new file's decision, a warm send) and close use
-// at most 2 KiB of the caller's stack; the process's first kTLS socket
-// (the engine's load and the config's parse) fits in 16 KiB too.
+// at most 2 KiB of the caller's stack, a log line from inside included; the process's first kTLS
+// socket (the engine's load and the config's parse) fits in 16 KiB too.
 TEST_F(FieldRound2, SmallStacksHoldASendAndAClose) {
 #ifdef __SANITIZE_ADDRESS__
   GTEST_SKIP() << "ASan's own frames are larger than the stacks under test";
@@ -79,6 +79,11 @@ TEST_F(FieldRound2, SmallStacksHoldASendAndAClose) {
                 stack_of(without.out));
     if (mode != "small-stack 16 first") {
       EXPECT_LE(extra, 2048) << with.out << without.out;
+      // With a log line from inside each new file's decision too.
+      const Outcome logging = field2(mode + " " + files, "ZCTLS_LOG_LEVEL=debug");
+      std::printf("%s, logging every decision: %ld bytes\n", mode.c_str(), stack_of(logging.out));
+      EXPECT_EQ(logging.status, 0) << logging.out << logging.err;
+      EXPECT_LE(stack_of(logging.out) - stack_of(without.out), 2048) << logging.out;
     }
   }
 }
