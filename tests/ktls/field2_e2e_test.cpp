@@ -56,6 +56,20 @@ TEST_F(FieldRound2, AVforkChildChangesNothingTheParentSees) {
   }
 }
 
+// #3 as reported: unmodified CPython's subprocess.run, whose vfork child
+// runs close_range in the parent's memory, turned the application's flag
+// off for the next send.
+TEST_F(FieldRound2, CPythonsSubprocessLeavesTheApplicationsFlag) {
+  spit(config(), "app_flag = \"respect\"\n[[rule]]\npath = \"" + dir_ +
+                     "/static/**\"\nzerocopy = true\n" + zctls_e2e::kNoSettle);
+  const std::string script = ZCTLS_KTLS_DIR "/subprocess_vfork.py " + private_file();
+  const Outcome with = run("ZCTLS_CONFIG=" + config(), script, true, "python3", false);
+  const Outcome without = run("", script, false, "python3", false);
+  EXPECT_EQ(without.out, "before flag=1\nafter flag=1\n") << without.err;
+  EXPECT_EQ(with.status, 0) << with.out << with.err;
+  EXPECT_EQ(with.out, without.out) << with.err;
+}
+
 // #2: a thread with a 16 KiB stack (and a 16 KiB makecontext coroutine)
 // sending on kTLS: a new file's decision put an 8 KiB and a 4 KiB buffer
 // on its stack, and it overflowed.  Beyond what the same scenario uses
