@@ -88,6 +88,7 @@ Decision Engine::decide_by_names(int in_fd, const struct stat& st, const Config&
   // On the heap, not the sending thread's stack (which may be a 16 KiB
   // coroutine's); the decision allocates anyway.
   std::string path(kMaxPath, '\0');
+  errno = 0;  // (a truncated path sets none)
   const ssize_t len = kernel_.fd_path(in_fd, path.data(), path.size());
   if (len <= 0) {
     *passing = errno == ENOMEM;

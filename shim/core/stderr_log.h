@@ -66,28 +66,37 @@ inline const char* stderr_not_a_log(unsigned long long journal_dev,
 //                                  its own (/proc/self/fd/2 opened again;
 //                                  O_NONBLOCK on a FIFO with no reader
 //                                  fails with ENXIO instead of SIGPIPE)
-//   the same without /proc         written only if poll() says it fits now
+//   the same without /proc, or a   written only if ppoll() says it fits
+//   pty master                     now
 //   a regular file, /dev/null      write(2) as it is (it never waits for a
 //                                  reader)
+// Left: a reader that closes between the check and the write gets the
+// process a SIGPIPE, as it would the application's own write.
 // True if the whole line was written; false if it was dropped.
 inline bool write_line_to_fd2(const char* text, size_t n) noexcept {
-  long w = syscall(SYS_sendto, 2, text, n, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0);
-  if (w >= 0 || errno != ENOTSOCK) return w == static_cast<long>(n);
   struct stat st {};
   if (syscall(SYS_newfstatat, 2, "", &st, AT_EMPTY_PATH) != 0) return false;
+  long w = -1;
+  if (S_ISSOCK(st.st_mode))
+    return syscall(SYS_sendto, 2, text, n, MSG_DONTWAIT | MSG_NOSIGNAL, nullptr, 0) ==
+           static_cast<long>(n);
   if (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1)) {
     do w = syscall(SYS_write, 2, text, n);
     while (w < 0 && errno == EINTR);
     return w == static_cast<long>(n);
   }
-  const int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/fd/2",
-                                          O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0));
+  // Not for a pty master (/dev/ptmx, 5:2): opening it again makes a new
+  // terminal.
+  const bool ptmx = S_ISCHR(st.st_mode) && major(st.st_rdev) == 5 && minor(st.st_rdev) == 2;
+  const int fd = ptmx ? -1
+                      : static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/fd/2",
+                                                 O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0));
   if (fd >= 0) {
     w = syscall(SYS_write, fd, text, n);
     syscall(SYS_close, fd);
     return w == static_cast<long>(n);
   }
-  if (errno == ENXIO) return false;  // a FIFO nobody reads
+  if (!ptmx && errno == ENXIO) return false;  // a FIFO nobody reads
   pollfd p{2, POLLOUT, 0};
   const timespec now{0, 0};  // ppoll: aarch64 has no poll syscall
   if (syscall(SYS_ppoll, &p, 1, &now, nullptr, 0) != 1 ||

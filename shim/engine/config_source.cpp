@@ -218,8 +218,12 @@ const Config* reload_or_null(ConfigSource& src) {
   std::vector<ConfigError> errors;
   std::optional<Config> config = read_config(src.path, now.exists, errors);
   if (!config) {
+    bool transient = false;
+    for (const ConfigError& e : errors) transient = transient || e.transient;
+    if (transient) src.seen = FileIdentity{};  // read again in about 2 s
     for (const ConfigError& e : errors)
-      log(LogLevel::error, "%s; keeping the current config", e.to_string().c_str());
+      log(LogLevel::error, "%s; keeping the current config%s", e.to_string().c_str(),
+          transient ? " and reading it again in about 2 s" : "");
     if (errors.empty())
       log(LogLevel::warn, "%s is gone; keeping the current config", src.path.c_str());
     engine()->counters().add(Counter::config_errors);

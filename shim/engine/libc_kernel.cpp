@@ -59,9 +59,15 @@ class MountView {
       return NameLookup::known;
     }
     // Not listed: a mount made since the table was read, or one outside
-    // the process's root (the kernel lists only mounts it can reach).
+    // the process's root (the kernel lists only mounts it can reach).  The
+    // latter only in a process whose root is not a mount point (a chroot
+    // into a plain directory: no mount at "/" in its table), and with no
+    // mount of the file's filesystem listed at all; a lazily unmounted
+    // tree or another namespace's fd in an unchrooted process stays
+    // unknown.
     for (const kernel::Mount& m : now->mounts)
-      if (m.major == major && m.minor == minor) return NameLookup::unknown_mount;
+      if ((m.major == major && m.minor == minor) || m.point == "/")
+        return NameLookup::unknown_mount;
     return NameLookup::outside_root;
   }
 
