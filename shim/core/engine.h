@@ -132,9 +132,8 @@ class Engine {
   // socket, SCM_RIGHTS, dup, fcntl F_DUPFD, fclose...).
   void after_dup(int newfd) noexcept { fds_.forget(newfd); }
   void forget(int fd) noexcept { fds_.forget(fd); }
-  // Whether fd (any fd in [first, last]) is a kTLS socket: what a child
-  // sharing this memory (vfork) must not make the engine forget.
-  bool holds_tls(int fd) const noexcept { return fds_.any_tls_in(fd, fd); }
+  // Whether any fd in [first, last] is a kTLS socket: what a child sharing
+  // this memory (vfork) must not make the engine forget.
   bool holds_tls_in(unsigned first, unsigned last) const noexcept {
     return fds_.any_tls_in(first, last);
   }

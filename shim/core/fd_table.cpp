@@ -111,39 +111,39 @@ void FdTable::forget_if(int fd, std::uint32_t epoch) noexcept {
   }
 }
 
-void FdTable::forget_range(unsigned first, unsigned last) noexcept {
-  if (first >= static_cast<unsigned>(kMaxFds)) return;
+// Calls visit(entry) for each allocated entry of [first, last] (whole
+// chunks never allocated are skipped: close_range(3, ~0U) costs nothing
+// there) until it returns true; whether one did.
+template <typename Visit>
+bool FdTable::walk(unsigned first, unsigned last, Visit visit) const noexcept {
+  if (first >= static_cast<unsigned>(kMaxFds)) return false;
   if (last >= static_cast<unsigned>(kMaxFds)) last = kMaxFds - 1;
   for (unsigned fd = first; fd <= last;) {
     const int chunk_index = static_cast<int>(fd >> kChunkBits);
     Chunk* chunk = chunks_[chunk_index].load(std::memory_order_acquire);
     const unsigned chunk_end = (static_cast<unsigned>(chunk_index) + 1) << kChunkBits;
     const unsigned stop = last < chunk_end - 1 ? last : chunk_end - 1;
-    if (chunk != nullptr)  // skip whole chunks never allocated: close_range(3, ~0U)
-      for (unsigned f = fd; f <= stop; ++f) bump(chunk[f & (kChunkSize - 1)]);
-    if (stop == last) break;
-    fd = stop + 1;
-  }
-}
-
-bool FdTable::any_tls_in(unsigned first, unsigned last) const noexcept {
-  if (first >= static_cast<unsigned>(kMaxFds)) return false;
-  if (last >= static_cast<unsigned>(kMaxFds)) last = kMaxFds - 1;
-  for (unsigned fd = first; fd <= last;) {
-    const int chunk_index = static_cast<int>(fd >> kChunkBits);
-    const Chunk* chunk = chunks_[chunk_index].load(std::memory_order_acquire);
-    const unsigned chunk_end = (static_cast<unsigned>(chunk_index) + 1) << kChunkBits;
-    const unsigned stop = last < chunk_end - 1 ? last : chunk_end - 1;
     if (chunk != nullptr)
-      for (unsigned f = fd; f <= stop; ++f) {
-        const SocketKind kind =
-            FdState::unpack(chunk[f & (kChunkSize - 1)].load(std::memory_order_relaxed)).kind;
-        if (kind == SocketKind::ktls_tx || kind == SocketKind::ulp_only) return true;
-      }
+      for (unsigned f = fd; f <= stop; ++f)
+        if (visit(chunk[f & (kChunkSize - 1)])) return true;
     if (stop == last) break;
     fd = stop + 1;
   }
   return false;
+}
+
+void FdTable::forget_range(unsigned first, unsigned last) noexcept {
+  walk(first, last, [](Chunk& entry) {
+    bump(entry);
+    return false;
+  });
+}
+
+bool FdTable::any_tls_in(unsigned first, unsigned last) const noexcept {
+  return walk(first, last, [](const Chunk& entry) {
+    const SocketKind kind = FdState::unpack(entry.load(std::memory_order_relaxed)).kind;
+    return kind == SocketKind::ktls_tx || kind == SocketKind::ulp_only;
+  });
 }
 
 }  // namespace zctls

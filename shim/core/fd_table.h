@@ -76,6 +76,8 @@ class FdTable {
  private:
   using Chunk = std::atomic<std::uint32_t>;
   std::atomic<std::uint32_t>* slot(int fd, bool create) const noexcept;
+  template <typename Visit>
+  bool walk(unsigned first, unsigned last, Visit visit) const noexcept;
   mutable std::atomic<Chunk*> chunks_[kChunks] = {};
 };
 

@@ -75,6 +75,15 @@ bool in_a_memory_sharing_child() noexcept {
   return this_pid() != g_pid.load(std::memory_order_relaxed);
 }
 
+// Whether a close or new fd on [first, last] must leave the engine alone:
+// it holds a kTLS socket there and the caller is such a child.
+bool leave_alone(const Engine& e, unsigned first, unsigned last) noexcept {
+  return e.holds_tls_in(first, last) && in_a_memory_sharing_child();
+}
+bool leave_alone(const Engine& e, int fd) noexcept {
+  return fd >= 0 && leave_alone(e, static_cast<unsigned>(fd), static_cast<unsigned>(fd));
+}
+
 // before_close's answer for a call whose after_close must change nothing.
 constexpr std::uint32_t kLeaveAlone = ZCTLS_NO_EPOCH - 1;  // epochs have 22 bits
 
@@ -164,7 +173,7 @@ void op_after_setsockopt(int fd, int level, int optname, const void* value,
 // async-signal-safe: atomics only, no allocation.
 std::uint32_t op_before_close(int fd) noexcept {
   Engine* e = g_engine.get();
-  if (e->holds_tls(fd) && in_a_memory_sharing_child()) return kLeaveAlone;
+  if (leave_alone(*e, fd)) return kLeaveAlone;
   const Reentry guard;
   if (guard.outermost()) e->before_close(fd);
   return e->close_epoch(fd);
@@ -175,7 +184,7 @@ void op_after_close(int fd, std::uint32_t epoch) noexcept {
   if (epoch == kLeaveAlone) return;
   if (epoch == ZCTLS_NO_EPOCH) {
     // (pclose, freopen: no before_close was asked)
-    if (e->holds_tls(fd) && in_a_memory_sharing_child()) return;
+    if (leave_alone(*e, fd)) return;
     e->after_close(fd);
   } else {
     e->after_close_since(fd, epoch);
@@ -184,19 +193,19 @@ void op_after_close(int fd, std::uint32_t epoch) noexcept {
 
 void op_after_close_range(unsigned first, unsigned last) noexcept {
   Engine* e = g_engine.get();
-  if (e->holds_tls_in(first, last) && in_a_memory_sharing_child()) return;
+  if (leave_alone(*e, first, last)) return;
   e->after_close_range(first, last);
 }
 
 void op_after_dup(int newfd) noexcept {
   Engine* e = g_engine.get();
-  if (e->holds_tls(newfd) && in_a_memory_sharing_child()) return;
+  if (leave_alone(*e, newfd)) return;
   e->after_dup(newfd);
 }
 
 void op_forget(int fd) noexcept {
   Engine* e = g_engine.get();
-  if (e->holds_tls(fd) && in_a_memory_sharing_child()) return;
+  if (leave_alone(*e, fd)) return;
   e->forget(fd);
 }
 
