@@ -257,9 +257,22 @@ vm_build_initrd() {
     stamp=$VM_KDIR/initrd.stamp
     [ -e "$VM_INITRD" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
 
-    local staging=$VM_KDIR/initrd.tmp m i=0
-    rm -rf "$staging" && mkdir -p "$staging"/{bin,modules,dev,proc,sys,mnt} ||
-        vm_die $VM_EXIT_SETUP "cannot write $staging"
+    # CTest starts a kernel's guest and its offload-NIC build at once, and
+    # both come here on a fresh cache: one builds, the other waits for it
+    # and then finds it built.
+    local lock
+    exec {lock}>"$VM_KDIR/initrd.lock" && flock "$lock" ||
+        vm_die $VM_EXIT_SETUP "cannot lock $VM_KDIR/initrd.lock"
+    if [ -e "$VM_INITRD" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        exec {lock}>&-
+        return 0
+    fi
+
+    local staging m i=0
+    staging=$(mktemp -d "$VM_KDIR/initrd.tmp.XXXXXX") &&
+        mkdir -p "$staging"/{bin,modules,dev,proc,sys,mnt} ||
+        vm_die $VM_EXIT_SETUP "cannot write a staging directory in $VM_KDIR"
+    chmod 755 "$staging"
     mkdir -p "$staging/host"
     cp /bin/busybox "$staging/bin/busybox"
     cp "$VM_LIB_DIR/guest/init" "$staging/init" && chmod 755 "$staging/init"
@@ -278,6 +291,7 @@ vm_build_initrd() {
     mv "$VM_INITRD.tmp" "$VM_INITRD"
     echo "$want" > "$stamp"
     rm -rf "$staging"
+    exec {lock}>&-
 }
 
 # Start qemu in the background for session directory $1.  Options via
