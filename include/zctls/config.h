@@ -100,10 +100,10 @@ struct IntegrityConfig {
 struct StatsConfig {
   std::string dir = "/dev/shm";  // per-process counter files; "" = keep them private
   // Accepted and ignored (with a notice, and a `zctls check` warning): the
-  // library wrote the node_exporter textfile from its send path until
-  // issue 20; `zctls stats --textfile DIR` from a timer does it now.
+  // library wrote the node_exporter textfile from its send path in 0.1;
+  // `zctls stats --textfile DIR` from a timer does it now.  (Its
+  // textfile_interval is checked and ignored too.)
   std::string textfile_dir;
-  std::int64_t textfile_interval_ns = 15'000'000'000;
 };
 
 // The outcome of the rules for one path.
@@ -130,10 +130,6 @@ struct Config {
   StatsConfig stats;
   KernelConfig kernel;
   std::string source;  // where it came from, for messages
-  // Set by whoever publishes the config (a reload makes a new generation):
-  // per-file decisions are cached per generation, so none made with an
-  // old config is served under a new one.
-  std::uint32_t generation = 0;
 
   Decision decide(std::string_view path) const noexcept;
 };

@@ -205,13 +205,10 @@ class Parser {
       } else if (key == "textfile_dir") {
         if (auto dir = directory(field, "'stats.textfile_dir'")) stats.textfile_dir = *dir;
       } else if (key == "textfile_interval") {
-        if (auto ns = seconds(field, "'stats.textfile_interval'")) {
-          if (*ns < 1'000'000'000) {
-            error(field.source(), "'stats.textfile_interval' must be at least 1 second");
-          } else {
-            stats.textfile_interval_ns = *ns;
-          }
-        }
+        // Accepted and ignored, as textfile_dir is; still checked, so a
+        // config that was wrong before is not taken now.
+        if (auto ns = seconds(field, "'stats.textfile_interval'"); ns && *ns < 1'000'000'000)
+          error(field.source(), "'stats.textfile_interval' must be at least 1 second");
       } else {
         unknown_key(key, "[stats]");
       }

@@ -140,7 +140,7 @@ class Engine {
 
   // Just before data reaches fd by a path other than sendfile (splice from
   // a pipe): zctls cannot know which file the data came from, so a kTLS TX
-  // socket whose flag zctls left on gets it turned off (issue 18 #5).
+  // socket whose flag zctls left on gets it turned off.
   void before_other_send(int fd) noexcept;
 
   // Called just before the real sendfile(out_fd, in_fd, offset, ...).  Sets
@@ -181,7 +181,6 @@ class Engine {
   std::uint32_t decision_generation() const noexcept {
     return decision_generation_.load(std::memory_order_acquire);
   }
-  std::int64_t monotonic_now() noexcept { return kernel_.monotonic_ns(); }
 
  private:
   // fstat(in_fd) at most once per send, shared by the in-flight check of

@@ -14,34 +14,12 @@
 
 #include "environment.h"
 #include "log.h"
-#include "runtime.h"
-#include "shared_stats.h"
-#include "zctls/rule_paths.h"
 #include "zctls/version.h"
-
-// The loader and reloader run inside the engine (Engine::config), so
-// engine() is built whenever they use it.
 
 namespace zctls::shim {
 namespace {
 
 constexpr const char* kDefaultConfigPath = "/etc/zctls.toml";
-
-// `target` belongs to a published config (never freed): log_to_file keeps
-// its path.
-void apply_log_target(const LogTargetConfig& target) {
-  switch (target.kind) {
-    case LogTargetConfig::Kind::stderr_stream:
-      log_to_stderr();
-      break;
-    case LogTargetConfig::Kind::syslog:
-      log_to_syslog();
-      break;
-    case LogTargetConfig::Kind::file:
-      log_to_file(target.path.c_str());
-      break;
-  }
-}
 
 // What the config file looked like when it was last read: a reload
 // happens when any of this changes (including the file appearing or
@@ -79,9 +57,6 @@ struct ConfigSource {
   FileIdentity seen;
   // What the last check found when it found the file unlike `seen`.
   std::optional<FileIdentity> changing;
-  std::uint32_t generation = 0;
-  LogTargetConfig log_target;
-  bool log_target_applied = false;
 };
 
 // Only the thread that loads or reloads touches it (the engine lets one at
@@ -115,7 +90,7 @@ std::string config_path() {
 
 // Reads the file (if any) and ZCTLS_RULES into a config.  nullopt if there
 // is nothing to load (`errors` empty) or it is broken (`errors` say why).
-std::optional<Config> read_config(const std::string& path, bool file_exists,
+std::optional<Config> parse_sources(const std::string& path, bool file_exists,
                                   std::vector<ConfigError>& errors) {
   const Environment& env = environment();
   Config config;
@@ -139,70 +114,37 @@ std::optional<Config> read_config(const std::string& path, bool file_exists,
   return config;
 }
 
-// Makes `config` the one in force: a new generation, kept for the life of
-// the process (hooks on other threads may hold it), and its log settings.
-const Config* publish(ConfigSource& src, Config config, const char* how) {
-  config.generation = ++src.generation;
-  const Config* published = new (std::nothrow) Config(std::move(config));
-  if (published == nullptr) return nullptr;
-  if (!environment().have_log_level) set_log_level(published->log_level);
-  if (!src.log_target_applied || published->log_target.kind != src.log_target.kind ||
-      published->log_target.path != src.log_target.path) {
-    apply_log_target(published->log_target);
-    src.log_target = published->log_target;
-    src.log_target_applied = true;
-  }
-  log(LogLevel::info, "zctls %s: %s config %s: %zu rules, default %s", kVersion, how,
-      published->source.c_str(), published->rules.size(),
-      published->default_zerocopy ? "zerocopy" : "copy");
-  // Rules that cannot match here (a deploy's symlinked path): said at each
-  // load, with the path to write instead.
-  for (const std::string& w : rules_through_symlinks(*published, ""))
-    log(LogLevel::warn, "%s", w.c_str());
-  if (!published->stats.textfile_dir.empty())
-    log(LogLevel::notice,
-        "%s: [stats] textfile_dir is ignored: the library writes no textfile (no file I/O "
-        "in a server's sendfile); `zctls stats --textfile %s` from a timer does",
-        published->source.c_str(), published->stats.textfile_dir.c_str());
-  return published;
-}
-
-const Config* load_or_null(ConfigSource& src) {
+ConfigRead first_read(ConfigSource& src) {
   src.path = config_path();
   src.seen = identity_of(src.path);
   std::vector<ConfigError> errors;
-  std::optional<Config> config = read_config(src.path, src.seen.exists, errors);
-  // Share the counters before counting anything: the file's [stats] dir,
-  // or the default one when there is no usable config.
-  if (Counters* shared = share_counters(config ? config->stats : StatsConfig{}))
-    engine()->use_counters(shared);
-  if (!config) {
-    if (errors.empty()) {
-      log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through",
-          kVersion, src.path.c_str());
-    } else {
-      bool transient = false;
-      for (const ConfigError& e : errors) transient = transient || e.transient;
-      // A lack of fds or memory passes: the reload check (once a second)
-      // then sees a file it has not read, and reads it once two checks
-      // agree (about 2 s).
-      if (transient) src.seen = FileIdentity{};
-      for (const ConfigError& e : errors)
-        log(LogLevel::error, "zctls %s: %s; zctls passes everything through%s", kVersion,
-            e.to_string().c_str(), transient ? " and reads it again in about 2 s" : "");
-      engine()->counters().add(Counter::config_errors);
-    }
-    return nullptr;
+  ConfigRead read;
+  read.config = parse_sources(src.path, src.seen.exists, errors);
+  if (read.config) return read;
+  if (errors.empty()) {
+    log(LogLevel::info, "zctls %s: no %s and no ZCTLS_RULES; passing everything through",
+        kVersion, src.path.c_str());
+    return read;
   }
-  engine()->counters().add(Counter::config_loads);
-  return publish(src, std::move(*config), "loaded");
+  bool transient = false;
+  for (const ConfigError& e : errors) transient = transient || e.transient;
+  // A lack of fds or memory passes: the re-read check (once a second)
+  // then sees a file it has not read, and reads it once two checks agree
+  // (about 2 s).
+  if (transient) src.seen = FileIdentity{};
+  for (const ConfigError& e : errors)
+    log(LogLevel::error, "zctls %s: %s; zctls passes everything through%s", kVersion,
+        e.to_string().c_str(), transient ? " and reads it again in about 2 s" : "");
+  read.broken = true;
+  return read;
 }
 
-const Config* reload_or_null(ConfigSource& src) {
+ConfigRead reread(ConfigSource& src, const Config* current) {
+  ConfigRead read;
   const FileIdentity now = identity_of(src.path);
   if (now == src.seen) {
     src.changing.reset();
-    return nullptr;
+    return read;
   }
   // A file that changed since the last check may be half written: editors
   // and `printf ... > file` truncate before they write, and reading in
@@ -211,13 +153,13 @@ const Config* reload_or_null(ConfigSource& src) {
   // involved: timestamps from NFS or 9p come from another host's.
   if (!src.changing || !(now == *src.changing)) {
     src.changing = now;
-    return nullptr;
+    return read;
   }
   src.changing.reset();
   src.seen = now;
   std::vector<ConfigError> errors;
-  std::optional<Config> config = read_config(src.path, now.exists, errors);
-  if (!config) {
+  read.config = parse_sources(src.path, now.exists, errors);
+  if (!read.config) {
     bool transient = false;
     for (const ConfigError& e : errors) transient = transient || e.transient;
     if (transient) src.seen = FileIdentity{};  // read again in about 2 s
@@ -226,22 +168,19 @@ const Config* reload_or_null(ConfigSource& src) {
           transient ? " and reading it again in about 2 s" : "");
     if (errors.empty())
       log(LogLevel::warn, "%s is gone; keeping the current config", src.path.c_str());
-    engine()->counters().add(Counter::config_errors);
-    return nullptr;
+    read.broken = true;
+    return read;
   }
-  engine()->counters().add(Counter::config_loads);
-  engine()->counters().add(Counter::config_reloads);
   // Counters stay where this process started counting: moving them would
   // make a reader see them vanish from one directory and appear whole in
   // another.  Its fork children, and processes started from now on, use
   // the new [stats] dir.
-  if (const Config* old = engine()->current_config();
-      old != nullptr && old->stats.dir != config->stats.dir)
+  if (current != nullptr && current->stats.dir != read.config->stats.dir)
     log(LogLevel::notice,
         "[stats] dir is now \"%s\": this process keeps its counters where it started (\"%s\"); "
         "processes started from now on use the new one",
-        config->stats.dir.c_str(), old->stats.dir.c_str());
-  return publish(src, std::move(*config), "reloaded");
+        read.config->stats.dir.c_str(), current->stats.dir.c_str());
+  return read;
 }
 
 }  // namespace
@@ -250,24 +189,25 @@ void config_source_after_fork() noexcept {
   if (g_source_busy.load(std::memory_order_acquire)) g_source_torn.store(true);
 }
 
-const Config* load_config() noexcept {
+ConfigRead read_config() noexcept {
   const Busy busy;
   try {
-    if (ConfigSource* src = source()) return load_or_null(*src);
+    if (ConfigSource* src = source()) return first_read(*src);
   } catch (...) {
   }
   log(LogLevel::error, "cannot load the config (out of memory?); passing everything through");
-  return nullptr;
+  ConfigRead failed;
+  failed.broken = true;
+  return failed;
 }
 
-const Config* reload_config() noexcept {
+ConfigRead reread_config(const Config* current) noexcept {
   const Busy busy;
   try {
-    ConfigSource* src = source();
-    return src != nullptr ? reload_or_null(*src) : nullptr;
+    if (ConfigSource* src = source()) return reread(*src, current);
   } catch (...) {
-    return nullptr;
   }
+  return {};
 }
 
 }  // namespace zctls::shim

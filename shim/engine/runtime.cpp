@@ -14,13 +14,13 @@
 #include <type_traits>
 
 #include "clock.h"
+#include "config_adoption.h"
 #include "config_source.h"
 #include "environment.h"
 #include "fork_safe.h"
 #include "libc_kernel.h"
 #include "log.h"
 #include "real_calls.h"
-#include "shared_stats.h"
 
 namespace zctls::shim {
 namespace {
@@ -50,11 +50,6 @@ class Reentry {
 // runs static destructors.
 BuiltOnce<Engine> g_engine;
 zctls_hook_side g_side{};
-
-// A fork child's counters, until its first send gives it a stats file of
-// its own: the parent's mapping is shared with it.
-Counters g_child_counters;
-std::atomic<bool> g_reshare_counters{false};
 
 // The process whose state the engine holds: set at attach and in each
 // fork child (the atfork handler below).
@@ -87,50 +82,19 @@ bool leave_alone(const Engine& e, int fd) noexcept {
 // before_close's answer for a call whose after_close must change nothing.
 constexpr std::uint32_t kLeaveAlone = ZCTLS_NO_EPOCH - 1;  // epochs have 22 bits
 
-void child_after_fork() noexcept {
+void op_child_after_fork() noexcept {
   // First: every SpinLock another thread of the parent held is free now.
   note_fork_in_child();
   g_pid.store(this_pid(), std::memory_order_relaxed);
   config_source_after_fork();
-  Engine* e = g_engine.get();
-  if (e == nullptr) return;
-  for (auto& shard : g_child_counters.shards)
-    for (auto& v : shard.values) v.store(0, std::memory_order_relaxed);
-  e->use_counters(&g_child_counters);
-  g_reshare_counters.store(true, std::memory_order_relaxed);
-}
-
-// A fork child's own stats file, made where the config it inherited says
-// ([stats] dir; "" keeps the counters private, and no file is made).  A
-// child whose parent never loaded a config (nginx's master) has nothing to
-// do here: its first config load shares the counters (config_source.cpp).
-// The issue-22 stray file was this made before any config was known, in
-// the default directory.
-// Under a lock that every thread seeing the flag waits for: a child's
-// threads (nginx's aio pool) must not count into the private block while
-// its counts are being carried over.
-SpinLock g_reshare_lock;
-
-void reshare_counters(Engine& e) noexcept {
-  const SpinGuard guard(g_reshare_lock);
-  if (!g_reshare_counters.load(std::memory_order_acquire)) return;
-  if (e.config_loaded()) {
-    const Config* cfg = e.current_config();
-    if (Counters* shared = share_counters(cfg != nullptr ? cfg->stats : StatsConfig{})) {
-      e.use_counters(shared);  // first: from now on nothing lands in the private block
-      for (int i = 0; i < kCounterCount; ++i)
-        shared->add(static_cast<Counter>(i), g_child_counters.get(static_cast<Counter>(i)));
-    }
-  }
-  g_reshare_counters.store(false, std::memory_order_release);
+  if (Engine* e = g_engine.get()) counters_after_fork(*e);
 }
 
 // The engine, for a call that may count (a send, a TX key, a socket
-// classified): a fork child first moves to a stats file of its own.  One
-// acquire load when there is nothing to move.
+// classified): a fork child first moves to a stats file of its own.
 Engine* counting_engine() noexcept {
   Engine* e = g_engine.get();
-  if (g_reshare_counters.load(std::memory_order_acquire)) reshare_counters(*e);
+  settle_counters(*e);
   return e;
 }
 
@@ -155,7 +119,7 @@ void op_after_send(const void* ticket, ssize_t result, const off_t* offset) noex
   if (!guard.outermost()) return;
   // No file I/O here: the node_exporter textfile is the CLI's job
   // (`zctls stats --textfile`, from the shipped timer), not a worker's
-  // inside sendfile (issue 20 #5).
+  // inside sendfile.
   g_engine.get()->after_send(*static_cast<const SendTicket*>(ticket), result, offset);
 }
 
@@ -220,11 +184,9 @@ void op_before_other_send(int fd) noexcept {
 // build.
 constexpr zctls_engine_ops kRefusal{};  // abi 0
 
-constexpr zctls_engine_ops kOps{
-    ZCTLS_ENGINE_ABI,    op_known_plain,  op_before_send,       op_after_send,
-    op_after_setsockopt, op_before_close, op_after_close,       op_after_close_range,
-    op_after_dup,        op_forget,       op_before_other_send, child_after_fork,
-};
+#define ZCTLS_ENGINE_OP_ENTRY(ret, name, params) op_##name,
+constexpr zctls_engine_ops kOps{ZCTLS_ENGINE_ABI, ZCTLS_ENGINE_OPS(ZCTLS_ENGINE_OP_ENTRY)};
+#undef ZCTLS_ENGINE_OP_ENTRY
 
 }  // namespace
 
@@ -249,7 +211,7 @@ extern "C" __attribute__((visibility("default"))) const zctls_engine_ops* zctls_
   capture_log_environment(side->env[ZCTLS_ENV_JOURNAL_STREAM]);  // first: the next may log
   if (!capture_environment(side->env)) return nullptr;           // out of memory: asked again later
   Engine* e = g_engine.get_or_build([]() noexcept {
-    return new (std::nothrow) Engine(libc_kernel(), load_config, reload_config);
+    return new (std::nothrow) Engine(libc_kernel(), adopt_first_config, adopt_reread_config);
   });
   return e != nullptr ? &kOps : nullptr;
 }
