@@ -18,46 +18,17 @@
 #include <string_view>
 #include <vector>
 
+#include "zctls/kernel_quirks.h"  // ZCTLS_NEWEST_KNOWN_KERNEL, in a counter's help
+
 namespace zctls {
 
-// Every counter.  Append only (the file layout is versioned by the count).
+// Every counter, in the stats file's order (counter_list.h declares them).
 enum class Counter : int {
-  sends,                       // sendfile calls on kTLS TX sockets that returned > 0 or not
-  bytes,                       // bytes those calls sent
-  zerocopy_sends,              // of them, sent with TLS_TX_ZEROCOPY_RO on (by zctls or the app)
-  zerocopy_bytes,              //
-  copy_no_rule,                // sent by copy because: no rule matched (and default is copy)
-  copy_rule_off,               //   a rule said zerocopy = false (or the file is not regular)
-  copy_settle,                 //   changed within the settle window
-  copy_quarantine,             //   the inode is quarantined
-  copy_kernel_unsupported,     // the kernel refuses TLS_TX_ZEROCOPY_RO
-  copy_kernel_quirk,           //   unaligned offset on a kernel with the zerocopy bug
-  copy_app_managed,            //   the application manages the flag itself
-  copy_no_config,              //   no usable config (pass-through)
-  integrity_events,            // files changed under a zerocopy send (all kinds)
-  integrity_events_in_flight,  // of them, after the call returned: before the ACK, or after
-                               //   it on a connection that had retransmitted
-  aborts,                      // connections shut down by on_change = "abort"
-  decision_cache_hits,         //
-  decision_cache_misses,       // path looked up and matched against the rules
-  config_loads,                // configs loaded (the first one and each reload)
-  config_reloads,              // of them, reloads after the file changed
-  config_errors,               // configs rejected (the old one, or pass-through, stays)
-  flag_off_other_sends,        // flag turned off before a splice into a kTLS socket
-  copy_unlinked,               // sent by copy because: the file has no name left
-  copy_hard_links,             //   the file has other names (st_nlink > 1)
-  changes_between_sends,       // files changed between two zerocopy sends, no byte at risk
-  copy_bytes,                  // bytes of the sends by copy: bytes = zerocopy_bytes + this
-  copy_names_unknown,          // sent by copy: the file's names could not be known
-  app_flag_sockets,            // kTLS sockets whose flag the application set itself
-  app_flag_sends,              // sends on them (any app_flag mode)
-  app_zerocopy_sends,          // of zerocopy_sends, with the flag as the application set it
-  app_zerocopy_bytes,          //   (app_flag = respect); their bytes
-  copy_software_ktls,          // sent by copy: software kTLS, where the flag has no effect
-  software_tx_sockets,         // kTLS TX sockets found software ([kernel] offload = "auto")
-  ktls_tx_sockets,             // kTLS TX sockets: a TX key installed, or first met by a send
-  ktls_tx_file_sockets,        // of them, those that sent a file (sendfile, SSL_sendfile)
-  software_tls13_sockets,      // of software_tx_sockets, TLS 1.3 keys (no NIC offloads them)
+#define ZCTLS_COUNTER(key, metric, help) key,
+#define ZCTLS_COPY_REASON(key, reason, about) key,
+#include "zctls/counter_list.h"
+#undef ZCTLS_COUNTER
+#undef ZCTLS_COPY_REASON
   count_
 };
 inline constexpr int kCounterCount = static_cast<int>(Counter::count_);
@@ -74,9 +45,14 @@ static_assert(kCounterCount <= kCounterSlots, "a new stats file layout (see abov
 
 // A reason a send went by copy: sends = zerocopy_sends + the sum of these.
 constexpr bool is_copy_reason(Counter c) noexcept {
-  return (c >= Counter::copy_no_rule && c <= Counter::copy_no_config) ||
-         c == Counter::copy_unlinked || c == Counter::copy_hard_links ||
-         c == Counter::copy_names_unknown || c == Counter::copy_software_ktls;
+  constexpr bool kCopyReason[] = {
+#define ZCTLS_COUNTER(key, metric, help) false,
+#define ZCTLS_COPY_REASON(key, reason, about) true,
+#include "zctls/counter_list.h"
+#undef ZCTLS_COUNTER
+#undef ZCTLS_COPY_REASON
+  };
+  return kCopyReason[static_cast<int>(c)];
 }
 
 // One counter block; lives in a StatsFile mapping or in process memory.
@@ -122,7 +98,8 @@ struct CounterName {
   std::string_view key;     // "copy_settle": JSON and table
   std::string_view metric;  // "zctls_copy_sends_total"
   std::string_view label;   // "reason=\"settle\""
-  std::string_view help;
+  std::string_view help;    // the metric family's HELP line
+  std::string_view about;   // this counter's own meaning (a copy reason's: why)
 };
 const CounterName& name_of(Counter c) noexcept;
 
