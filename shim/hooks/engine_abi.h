@@ -1,4 +1,4 @@
-// The boundary between the two halves of zctls (issue 20 #4):
+// The boundary between the two halves of zctls:
 //
 //   libzctls.so         the hooks.  Preloaded into every process; plain
 //                       C++ with no C++ runtime (no libstdc++, no
@@ -62,24 +62,31 @@ struct zctls_hook_side {
 };
 
 // What the engine gives the hooks: the runtime calls (shim/engine/runtime.cpp
-// documents each).  Every one is noexcept, keeps errno, and is safe to call
-// from any thread once attach has returned.
+// defines each as op_NAME and documents it).  Every one is noexcept, keeps
+// errno, and is safe to call from any thread once attach has returned.
+// Declared once, here: X(return type, name, parameters), in table order
+// (tests/unit/engine_abi_test.cpp pins the layout).
+#define ZCTLS_ENGINE_OPS(X)                                                                \
+  X(int, known_plain, (int fd))                                                            \
+  /* Fills `ticket` (ZCTLS_TICKET_BYTES); nonzero if after_send must be called. */        \
+  X(int, before_send, (void* ticket, int out_fd, int in_fd, const off_t* offset))          \
+  X(void, after_send, (const void* ticket, ssize_t result, const off_t* offset))           \
+  X(void, after_setsockopt,                                                                \
+    (int fd, int level, int optname, const void* value, socklen_t length))                 \
+  X(uint32_t, before_close, (int fd)) /* the fd's close epoch, or ZCTLS_NO_EPOCH */        \
+  X(void, after_close, (int fd, uint32_t epoch))                                           \
+  X(void, after_close_range, (unsigned first, unsigned last))                              \
+  X(void, after_dup, (int newfd))                                                          \
+  X(void, forget, (int fd)) /* a new object on this number */                              \
+  X(void, before_other_send, (int fd))                                                     \
+  X(void, child_after_fork, (void)) /* the atfork child handler's part */
+
+#define ZCTLS_ENGINE_OP_MEMBER(ret, name, params) ret(*name) params;
 struct zctls_engine_ops {
   unsigned abi;  // ZCTLS_ENGINE_ABI
-  int (*known_plain)(int fd);
-  // Fills `ticket` (ZCTLS_TICKET_BYTES); returns nonzero if after_send
-  // must be called with it.
-  int (*before_send)(void* ticket, int out_fd, int in_fd, const off_t* offset);
-  void (*after_send)(const void* ticket, ssize_t result, const off_t* offset);
-  void (*after_setsockopt)(int fd, int level, int optname, const void* value, socklen_t length);
-  uint32_t (*before_close)(int fd);  // the fd's close epoch, or ZCTLS_NO_EPOCH
-  void (*after_close)(int fd, uint32_t epoch);
-  void (*after_close_range)(unsigned first, unsigned last);
-  void (*after_dup)(int newfd);
-  void (*forget)(int fd);  // a new object on this number
-  void (*before_other_send)(int fd);
-  void (*child_after_fork)(void);  // the atfork child handler's part
+  ZCTLS_ENGINE_OPS(ZCTLS_ENGINE_OP_MEMBER)
 };
+#undef ZCTLS_ENGINE_OP_MEMBER
 
 // Returns the engine's calls, or nullptr when memory ran out (the hooks
 // pass through and try again later).  When the hooks' `abi` is not the

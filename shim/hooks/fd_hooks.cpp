@@ -1,8 +1,7 @@
 // The exported hooks on the calls that close, replace or create fds: what
 // the shim knows about an fd number must not outlive the object it was
-// learned from (issue 18 #6: glibc's closefrom closes through close_range
-// inside libc, unseen, and a new kTLS socket on the number inherited a
-// stale flag).
+// learned from (glibc's closefrom closes through close_range inside libc,
+// unseen: a new kTLS socket on the number would inherit a stale flag).
 //
 //   closing:   close, close_range, closefrom, dup2, dup3, fclose, freopen,
 //              freopen64, pclose

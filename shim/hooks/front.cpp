@@ -115,7 +115,7 @@ void before_send(Ticket& ticket, int out_fd, int in_fd, const off_t* offset) noe
   if (e == nullptr) {
     if (engine_failed()) return;
     // No kTLS socket yet in this process: classify this one without the
-    // engine; only a kTLS one brings it (issue 20 #4).  The bit goes in
+    // engine; only a kTLS one brings it.  The bit goes in
     // first: a close, new fd or setsockopt of another thread that lands
     // after it clears it, and one that landed before is what the query
     // then sees.  One query per fd, as the engine makes.

@@ -3,7 +3,7 @@
 // process that sends files but never over kTLS (nginx's plain-HTTP port,
 // any program with the library preloaded system-wide) builds no engine,
 // allocates nothing in zctls, and still makes no syscall per send after
-// the first on each fd (issue 20 #4).
+// the first on each fd.
 //
 // One bit per fd number in static storage (128 KiB of BSS for 1 Mi fds):
 // no allocation, no lock.  A plain zero-initialised object (the members are

@@ -4,7 +4,8 @@
 // resolved, or resolves back to the shim, the raw syscall stands in, so a
 // hook can always do what the application asked for.
 //
-// Defined in the hook library (real_calls.cpp); inside the engine, the
+// Declared once, in hooked_calls.def.  Defined in the hook library
+// (real_calls.cpp); inside the engine, the
 // three it calls (setsockopt, getsockopt, close) forward to the hook
 // library's (shim/engine/real_forward.cpp), as does libc_clock_gettime.
 #pragma once
@@ -17,33 +18,16 @@
 
 namespace zctls::real {
 
-// noexcept where glibc's declaration is __THROW; the others are
-// cancellation points (real_calls.cpp).
-ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept;
-ssize_t sendfile64(int out_fd, int in_fd, off_t* offset, size_t count) noexcept;
-int setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept;
-int getsockopt(int fd, int level, int optname, void* value, socklen_t* length) noexcept;
-int close(int fd);
-int dup2(int oldfd, int newfd) noexcept;
-int dup3(int oldfd, int newfd, int flags) noexcept;
-int close_range(unsigned first, unsigned last, int flags) noexcept;
-void closefrom(int lowfd) noexcept;
-ssize_t splice(int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
-               unsigned int flags);
-int fclose(FILE* stream);
-int pclose(FILE* stream);
-FILE* freopen(const char* path, const char* mode, FILE* stream);
-FILE* freopen64(const char* path, const char* mode, FILE* stream);
-int socket(int domain, int type, int protocol) noexcept;
-int socketpair(int domain, int type, int protocol, int* sv) noexcept;
-int accept(int fd, sockaddr* addr, socklen_t* len);
-int accept4(int fd, sockaddr* addr, socklen_t* len, int flags);
-int dup(int fd) noexcept;
-int fcntl(int fd, int cmd, void* arg);
-int fcntl64(int fd, int cmd, void* arg);
-ssize_t recvmsg(int fd, msghdr* msg, int flags);
-int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout);
-int pidfd_getfd(int pidfd, int targetfd, unsigned int flags) noexcept;
+// One per line of hooked_calls.def: noexcept where glibc's declaration is
+// __THROW; the others are cancellation points.  fcntl's variadic argument
+// is passed as the pointer-sized value it always is.
+#define ZCTLS_EXC_NOTHROW noexcept
+#define ZCTLS_EXC_CANCELS
+#define ZCTLS_HOOKED(EXC, ret, name, params, args, fallback) ret name params ZCTLS_EXC_##EXC;
+#define ZCTLS_HOOKED_FCNTL(name) int name(int fd, int cmd, void* arg);
+#include "hooked_calls.def"
+#undef ZCTLS_HOOKED_FCNTL
+#undef ZCTLS_HOOKED
 
 // The C library's own clock_gettime, looked up in libc.so.6 itself rather
 // than in the global scope (where a time-faking preload would answer), or

@@ -30,11 +30,12 @@ ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count
 
 ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) noexcept {
   static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets only");
+  if (zctls::shim::known_plain(out_fd))
+    return zctls::real::sendfile64(out_fd, in_fd, offset, count);
   auto* off = reinterpret_cast<off_t*>(offset);
-  if (zctls::shim::known_plain(out_fd)) return zctls::real::sendfile64(out_fd, in_fd, off, count);
   zctls::shim::Ticket ticket;
   zctls::shim::before_send(ticket, out_fd, in_fd, off);
-  const ssize_t rc = zctls::real::sendfile64(out_fd, in_fd, off, count);
+  const ssize_t rc = zctls::real::sendfile64(out_fd, in_fd, offset, count);
   zctls::shim::after_send(ticket, rc, off);
   return rc;
 }
@@ -44,13 +45,13 @@ ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t c
 // include/internal/ktls.h), which reaches the hook above whichever copy of
 // libssl made the call and however it was loaded.  An export of our own
 // could only forward to "the next" SSL_sendfile, which a libssl dlopened
-// RTLD_LOCAL by a server module is not (issue 18 #3: -1/ENOSYS and nothing
-// sent), and would make dlsym(RTLD_DEFAULT, "SSL_sendfile") succeed in a
+// RTLD_LOCAL by a server module is not (the application would get
+// -1/ENOSYS and nothing sent), and would make dlsym(RTLD_DEFAULT, "SSL_sendfile") succeed in a
 // process that has no libssl.
 
 // Pages spliced from a pipe into a kTLS socket go zerocopy if the flag is
 // on (tls_device_sendpage / MSG_SPLICE_PAGES), from a file zctls never
-// saw: the flag goes off first (issue 18 #5).
+// saw: the flag goes off first.
 ZCTLS_EXPORT ssize_t splice(int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
                             unsigned int flags) {
   if (!zctls::shim::known_plain(fd_out)) zctls::shim::before_other_send(fd_out);
