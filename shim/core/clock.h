@@ -5,7 +5,7 @@
 // A clock_gettime() call from inside libzctls.so binds through the global
 // scope, where a time-faking preload (libfaketime: LD_PRELOAD="libzctls.so
 // libfaketime.so.1" FAKETIME=+5s) answers instead: a file written 10 ms
-// before its send then looked 5 s old and went zerocopy (issue 18).  The
+// before its send would look 5 s old and go zerocopy.  The
 // shim's runtime therefore hands core the C library's own clock_gettime
 // (real_calls.h: real::clock_gettime), which reads the vDSO; unit tests
 // and the CLI keep the default, ::clock_gettime.  Every duration the shim

@@ -86,8 +86,8 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
   if (what == kernel::AppSockopt::ulp) {
     // The kernel takes one ULP per socket: this is a fresh socket on this
     // number, whatever an entry left by an fd closed behind the hooks'
-    // backs says (issue 18 #6: a stale "flag on" made a zerocopy send go
-    // out with the flag off, counted as zerocopy).  Its flag starts off.
+    // backs says (a stale "flag on" would make a zerocopy send go out with
+    // the flag off, counted as zerocopy).  Its flag starts off.
     fds_.forget(fd);
     const bool tls = value != nullptr && length >= 3 &&
                      std::memcmp(value, kernel::kTlsUlpName, 3) == 0 &&
@@ -116,7 +116,7 @@ void Engine::after_app_setsockopt(int fd, int level, int optname, const void* va
 }
 
 void Engine::count_new_tx_socket() noexcept {
-  // The config first (it says where counters go: issue 22), here at the
+  // The config first (it says where counters go), here at the
   // TX key rather than at the first send, so that a process whose kTLS
   // sockets never send a file (generated or proxied responses only) still has
   // a stats file that says so.
@@ -129,8 +129,8 @@ FdState Engine::classify(int fd) noexcept {
   // A ULP-only socket whose flag the application already set stays the
   // application's when its TX key turns up (installed out of our sight).
   // Still ULP-only, it keeps the value the application set, which the TX
-  // key's hook then trusts (review of cc98cdb: a send before the key had
-  // reset it to off while the kernel had it on).
+  // key's hook then trusts (a send before the key must not reset it to
+  // off while the kernel has it on).
   if (const FdState known = fds_.get(fd); known.kind == SocketKind::ulp_only) {
     state.app_managed = known.app_managed;
     state.app_counted = known.app_counted;
@@ -194,7 +194,7 @@ void Engine::before_other_send(int fd) noexcept {
   if (state.kind != SocketKind::ktls_tx || !state.flag_on || state.software_tx ||
       kernel_unsupported_.load(std::memory_order_relaxed))
     return;
-  // The config before anything is counted (issue 22), and it says whether
+  // The config before anything is counted, and it says whether
   // an application's flag is ours to turn off.
   const Config* cfg = config();
   if (state.app_managed && (cfg == nullptr || cfg->app_flag == AppFlag::respect)) return;
@@ -270,8 +270,8 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
   if (state.kind != SocketKind::ktls_tx) return ticket;
   ticket.counted = true;
   // The config first, whatever this send turns out to be: its first load
-  // moves the counters to the stats file [stats] names (issue 22: a first
-  // send counted before that landed in private memory, or in a file the
+  // moves the counters to the stats file [stats] names (a first send
+  // counted before that would land in private memory, or in a file the
   // config did not ask for).  after_send counts the send, by the ticket.
   std::uint32_t generation = 0;
   const Config* cfg = config(&generation);

@@ -4,8 +4,8 @@
 // fork() copies the whole address space but only the calling thread.  A
 // lock another thread held at that moment would stay held in the child for
 // ever, and an object another thread was building would never be finished
-// (issue 18: about 1 % of children forked beside a sending thread spun for
-// ever in close()).  So every SpinLock stamps its held state with the
+// (about 1 % of children forked beside a sending thread spun for ever in
+// close() before this).  So every SpinLock stamps its held state with the
 // process's fork generation, which the atfork child handler bumps
 // (note_fork_in_child): in a fork child, a lock stamped in an older
 // generation was held by a thread the child does not have, and is taken

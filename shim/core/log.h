@@ -9,8 +9,8 @@
 //             one only if it is the journal's (systemd's JOURNAL_STREAM,
 //             captured at load).  A daemon that closed fds 0-2 may have a
 //             client's TCP socket there: its messages then go to syslog
-//             (issue 18: 129 bytes of a config error landed at the start of
-//             a client's TLS stream), and the first such line says so.
+//             (else a config error's bytes would land in a client's TLS
+//             stream), and the first such line says so.
 //   file:P    P opened, written and closed for every line (O_APPEND): no fd
 //             is kept that the application could close and reuse, and a
 //             rotated file is followed.  If P cannot be opened: syslog.
