@@ -232,6 +232,7 @@ Counter Engine::zerocopy_verdict(FileStat& file, int in_fd, const off_t* offset,
   }
   // The rules allow it; the file's recent history may not.
   ticket.before = FileSnapshot::of(*st);
+  ticket.checked = true;
   const IntegrityConfig& policy = config.integrity;
   // (The clock is read only when some inode is quarantined.)
   if (quarantine_.size() > 0 &&
@@ -268,7 +269,7 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
   if (state.kind == SocketKind::unknown || state.kind == SocketKind::ulp_only)
     state = classify(out_fd);
   if (state.kind != SocketKind::ktls_tx) return ticket;
-  ticket.counted = true;
+  ticket.origin = SendOrigin::zctls;
   // The config first, whatever this send turns out to be: its first load
   // moves the counters to the stats file [stats] names (a first send
   // counted before that would land in private memory, or in a file the
@@ -288,11 +289,11 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
     // application's flag too: counted as its socket, not said).
     ticket.reason = Counter::copy_software_ktls;
     if (state.app_managed) {
-      ticket.app_socket = true;
+      ticket.origin = SendOrigin::app;
       if (!state.app_counted) {
         state.app_counted = true;
         fds_.set(out_fd, state);
-        ticket.app_first = true;
+        ticket.origin = SendOrigin::app_first;
       }
     }
     return ticket;
@@ -329,11 +330,19 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
   }
   // The flag, not the wish, says how the kernel sends: a flag that could
   // not be turned off still sends zerocopy, so the file is watched (and
-  // counted) like any zerocopy send.
+  // counted) like any zerocopy send, against the file as it is now (the
+  // rules took no snapshot of a copy-rule file; the fstat is the one
+  // already made).
   if (state.flag_on) {
-    ticket.guarded = true;
+    ticket.reason = Counter::zerocopy_sends;
     ticket.out_fd = out_fd;
     ticket.in_fd = in_fd;
+    if (!ticket.checked) {
+      if (const struct stat* st = file.get(kernel_)) {
+        ticket.before = FileSnapshot::of(*st);
+        ticket.checked = true;
+      }
+    }
   } else {
     ticket.reason = want ? Counter::copy_kernel_unsupported : verdict;
   }
@@ -342,12 +351,12 @@ SendTicket Engine::before_send(int out_fd, int in_fd, const off_t* offset) noexc
 
 bool Engine::app_flag_send(int out_fd, int in_fd, FdState& state, const Config* cfg,
                            SendTicket& ticket) noexcept {
-  ticket.app_socket = true;
+  ticket.origin = SendOrigin::app;
   const AppFlag mode = cfg != nullptr ? cfg->app_flag : AppFlag::respect;
   if (!state.app_counted) {
     state.app_counted = true;
     fds_.set(out_fd, state);
-    ticket.app_first = true;
+    ticket.origin = SendOrigin::app_first;
     // A warning where the rules do not reach those sockets (respect, or no
     // config): files under copy rules go zerocopy there.
     if (!app_flag_said_.exchange(true, std::memory_order_relaxed))
@@ -368,17 +377,15 @@ bool Engine::app_flag_send(int out_fd, int in_fd, FdState& state, const Config* 
   // The application's zerocopy send: the same checks as zctls's own (the
   // kernel sends it the same way).  Quarantine cannot stop it (the flag is
   // the application's), abort can.  Without a config nothing is checked.
-  ticket.guarded = true;
-  ticket.app_zerocopy = true;
+  ticket.reason = Counter::app_zerocopy_sends;
   ticket.out_fd = out_fd;
   ticket.in_fd = in_fd;
-  ticket.unchecked = true;
   if (cfg == nullptr) return true;
   FileStat file(in_fd);
   check_in_flight(out_fd, &file, in_fd, InFlightCheck::sending);
   if (const struct stat* st = file.get(kernel_)) {
     ticket.before = FileSnapshot::of(*st);
-    ticket.unchecked = false;
+    ticket.checked = true;
   }
   return true;
 }

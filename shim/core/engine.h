@@ -96,18 +96,33 @@ using ConfigLoader = const Config* (*)();
 // deciding with the previous one.
 using ConfigReloader = const Config* (*)();
 
-// What before_send learned, for after_send: whether this send goes out with
-// the flag on, and the file as it was just before.
+// Who decided how a send goes.
+enum class SendOrigin : std::uint8_t {
+  not_ktls,   // not a kTLS TX socket: nothing to count or check
+  zctls,      // the rules (or, without a config, pass-through)
+  app,        // a socket whose flag the application set
+  app_first,  // the same, and that socket's first send
+};
+
+// What before_send learned, for after_send: who decided, how the send goes
+// and why, and the file as it was just before.
 struct SendTicket {
-  bool counted = false;                      // a send on a kTLS TX socket: count it after the call
-  bool guarded = false;                      // zerocopy on for this send: check the file after it
-  bool unchecked = false;                    // guarded, but the file could not be looked at
-  bool app_socket = false;                   // the application set the socket's flag
-  bool app_first = false;                    //   and this is the socket's first send
-  bool app_zerocopy = false;                 //   and its flag, as the application set it, is on
-  Counter reason = Counter::copy_no_config;  // why a send that is not guarded went by copy
+  SendOrigin origin = SendOrigin::not_ktls;
+  // Counter::zerocopy_sends: the flag is on for this send;
+  // Counter::app_zerocopy_sends: on as the application set it (app_flag =
+  // respect); else the copy reason.
+  Counter reason = Counter::copy_no_config;
+  bool checked = false;  // `before` holds the file: compare it after the send
   int out_fd = -1, in_fd = -1;
   FileSnapshot before;
+
+  bool counted() const noexcept { return origin != SendOrigin::not_ktls; }
+  bool zerocopy() const noexcept {
+    return reason == Counter::zerocopy_sends || reason == Counter::app_zerocopy_sends;
+  }
+  bool on_app_socket() const noexcept {
+    return origin == SendOrigin::app || origin == SendOrigin::app_first;
+  }
 };
 
 class Engine {

@@ -9,31 +9,31 @@
 namespace zctls {
 
 void Engine::after_send(const SendTicket& ticket, ssize_t result, const off_t* offset) noexcept {
-  if (!ticket.counted) return;
+  if (!ticket.counted()) return;
   // Every count of one send in one place, into one block: sends = zerocopy
   // sends + the copy reasons, bytes = zerocopy bytes + copy bytes.
   Counters& count = counters();
   const auto sent_bytes = result > 0 ? static_cast<std::uint64_t>(result) : 0;
   count.add(Counter::sends);
   count.add(Counter::bytes, sent_bytes);
-  if (ticket.app_socket) {
-    if (ticket.app_first) count.add(Counter::app_flag_sockets);
+  if (ticket.on_app_socket()) {
+    if (ticket.origin == SendOrigin::app_first) count.add(Counter::app_flag_sockets);
     count.add(Counter::app_flag_sends);
   }
-  if (!ticket.guarded) {
+  if (!ticket.zerocopy()) {
     count.add(ticket.reason);
     count.add(Counter::copy_bytes, sent_bytes);
     return;
   }
   count.add(Counter::zerocopy_sends);
   count.add(Counter::zerocopy_bytes, sent_bytes);
-  if (ticket.app_zerocopy) {
+  if (ticket.reason == Counter::app_zerocopy_sends) {
     count.add(Counter::app_zerocopy_sends);
     count.add(Counter::app_zerocopy_bytes, sent_bytes);
   }
   // A call that moved nothing (EAGAIN on a full queue, an error) put
   // nothing new in flight; an earlier record of the socket stays.
-  if (result <= 0 || ticket.unchecked) return;
+  if (result <= 0 || !ticket.checked) return;
   struct stat st {};
   if (kernel_.stat_fd(ticket.in_fd, &st) != 0) return;
   const FileSnapshot after = FileSnapshot::of(st);

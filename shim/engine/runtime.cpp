@@ -111,7 +111,7 @@ int op_before_send(void* ticket, int out_fd, int in_fd, const off_t* offset) noe
   const Reentry guard;
   if (!guard.outermost()) return 0;
   *t = counting_engine()->before_send(out_fd, in_fd, offset);
-  return t->counted ? 1 : 0;
+  return t->counted() ? 1 : 0;
 }
 
 void op_after_send(const void* ticket, ssize_t result, const off_t* offset) noexcept {

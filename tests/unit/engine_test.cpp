@@ -666,14 +666,25 @@ TEST_F(EngineTest, AFlagThatWillNotTurnOffIsWatchedLikeZerocopy) {
   engine_.after_send(engine_.before_send(7, 10, nullptr), 100, nullptr);
   kernel_.set_error = EINTR;
   const zctls::SendTicket stuck = engine_.before_send(7, 11, nullptr);  // uploads: copy
-  EXPECT_TRUE(stuck.guarded) << "the kernel sends it zerocopy";
+  EXPECT_TRUE(stuck.zerocopy()) << "the kernel sends it zerocopy";
   // (EINTR is not a refusal: the fd is forgotten and learnt again.)
   kernel_.set_error = 0;
   const zctls::SendTicket next = engine_.before_send(7, 11, nullptr);
-  EXPECT_FALSE(next.guarded);
+  EXPECT_FALSE(next.zerocopy());
   EXPECT_FALSE(engine_.fd_state(7).flag_on);
   ASSERT_EQ(kernel_.sets.size(), 3U);
   EXPECT_EQ(kernel_.sets[2], std::make_pair(7, false));
+}
+
+// The stuck flag's send is checked against the file as it was before it,
+// not against nothing: an unchanged file raises no event.
+TEST_F(EngineTest, AFlagThatWillNotTurnOffIsCheckedAgainstTheFileAsItWas) {
+  app_tls_tx(7);
+  sent(7, 10, nullptr, 100);
+  kernel_.set_error = EINTR;
+  sent(7, 11, nullptr, 100);  // uploads: copy, but the flag stays on
+  EXPECT_EQ(engine_.count(zctls::Counter::zerocopy_sends), 2U);
+  EXPECT_EQ(engine_.count(zctls::Counter::integrity_events), 0U) << "the file did not change";
 }
 
 TEST_F(EngineTest, NoConfigMeansNeverOn) {
@@ -753,7 +764,7 @@ TEST_F(IntegrityTest, AnApplicationsZerocopySendsAreCheckedToo) {
   config_.integrity.on_change = zctls::OnChange::abort;
   // A copy-rule file: the application's flag sends it zerocopy all the same.
   const zctls::SendTicket t = engine_.before_send(8, 11, nullptr);
-  EXPECT_TRUE(t.guarded);
+  EXPECT_TRUE(t.zerocopy());
   kernel_.files[11].ctime_nsec += 1;
   off_t off = 4096;
   engine_.after_send(t, 4096, &off);
@@ -775,7 +786,7 @@ TEST_F(IntegrityTest, AnApplicationsBytesInFlightAreCheckedAtClose) {
 
 TEST_F(IntegrityTest, CopySendsAreNotChecked) {
   const zctls::SendTicket t = engine_.before_send(7, 11, nullptr);  // uploads: copy
-  EXPECT_FALSE(t.guarded);
+  EXPECT_FALSE(t.zerocopy());
   kernel_.files[11].ctime_nsec += 1;
   engine_.after_send(t, 10, nullptr);
   EXPECT_EQ(engine_.count(Counter::integrity_events), 0U);
@@ -807,7 +818,7 @@ TEST_F(IntegrityTest, SettleWindowSendsRecentFilesByCopy) {
   EXPECT_EQ(engine_.count(Counter::copy_settle), 1U);
   kernel_.realtime += 2 * kSec;
   const zctls::SendTicket t = engine_.before_send(7, 15, nullptr);
-  EXPECT_TRUE(t.guarded);
+  EXPECT_TRUE(t.zerocopy());
   ASSERT_EQ(kernel_.sets.size(), 1U);
 }
 
@@ -860,7 +871,7 @@ TEST_F(IntegrityTest, InFlightRecordOutlivesACopySendOfAnotherFile) {
   send_while([](FakeFile&) {});
   kernel_.files[16] = {"/private/b.bin", S_IFREG | 0644, 300, 0};
   const zctls::SendTicket copy = engine_.before_send(7, 16, nullptr);
-  EXPECT_FALSE(copy.guarded);
+  EXPECT_FALSE(copy.zerocopy());
   off_t off = 300;
   engine_.after_send(copy, 300, &off);
   kernel_.files[10].size = 1;  // the first file is truncated
