@@ -49,8 +49,8 @@
 #include <vector>
 
 #include "offload_nic.h"
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "zctls/mounts.h"
+#include "kernel/mounts.h"
 
 namespace zctls::cli {
 

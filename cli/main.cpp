@@ -17,8 +17,9 @@
 #include "stats_format.h"
 #include "status.h"
 #include "zctls/config.h"
-#include "zctls/ktls_probe.h"
+#include "kernel/ktls_probe.h"
 #include "zctls/rule_paths.h"
+#include "stats_dir.h"
 #include "zctls/stats.h"
 #include "zctls/version.h"
 

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <thread>
 
-#include "zctls/loopback.h"
+#include "kernel/loopback.h"
 
 namespace zctls::cli {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string_view>
 
-#include "zctls/json.h"
+#include "json.h"
 
 namespace zctls::cli {
 namespace {

@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "openssl_ktls.h"
-#include "zctls/kernel_config.h"
-#include "zctls/ktls_probe.h"
-#include "zctls/nic_offload.h"
+#include "kernel/kernel_config.h"
+#include "kernel/ktls_probe.h"
+#include "kernel/nic_offload.h"
 
 namespace zctls::cli {
 

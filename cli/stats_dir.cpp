@@ -17,7 +17,8 @@
 #include <set>
 #include <utility>
 
-#include "zctls/json.h"
+#include "json.h"
+#include "stats_dir.h"
 #include "zctls/stats.h"
 
 namespace zctls {

@@ -3,8 +3,9 @@
 
 #include <cstdio>
 
-#include "zctls/json.h"
-#include "zctls/kernel_quirks.h"
+#include "json.h"
+#include "kernel/kernel_quirks.h"
+#include "stats_dir.h"
 
 namespace zctls::cli {
 namespace {

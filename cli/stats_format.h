@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "stats_dir.h"
 #include "zctls/stats.h"
 
 namespace zctls::cli {

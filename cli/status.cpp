@@ -11,9 +11,10 @@
 #include <map>
 
 #include "tls_sockets.h"
-#include "zctls/json.h"
-#include "zctls/kernel_quirks.h"
-#include "zctls/ktls.h"
+#include "json.h"
+#include "kernel/kernel_quirks.h"
+#include "kernel/ktls.h"
+#include "stats_dir.h"
 
 namespace zctls::cli {
 namespace {

@@ -5,8 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "stats_dir.h"
 #include "zctls/stats.h"
-#include "zctls/tls_diag.h"
+#include "kernel/tls_diag.h"
 
 namespace zctls::cli {
 

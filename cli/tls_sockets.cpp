@@ -9,7 +9,7 @@
 
 #include <cstdio>
 
-#include "zctls/ktls.h"
+#include "kernel/ktls.h"
 
 namespace zctls::kernel {
 

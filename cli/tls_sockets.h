@@ -1,5 +1,5 @@
 // Every kTLS socket on the host, for zctls status: a sock_diag dump of TCP
-// over IPv4 and IPv6 (zctls/tls_diag.h parses the replies), and the names
+// over IPv4 and IPv6 (kernel/tls_diag.h parses the replies), and the names
 // status prints for versions and ciphers.
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "zctls/tls_diag.h"
+#include "kernel/tls_diag.h"
 
 namespace zctls::kernel {
 

@@ -21,10 +21,10 @@
 #include "fork_safe.h"
 #include "integrity.h"
 #include "zctls/config.h"
-#include "zctls/kernel_quirks.h"
-#include "zctls/ktls.h"
+#include "kernel/kernel_quirks.h"
+#include "kernel/ktls.h"
 #include "zctls/stats.h"
-#include "zctls/tx_offload.h"
+#include "kernel/tx_offload.h"
 
 namespace zctls {
 
@@ -52,7 +52,7 @@ class KernelPort {
   // version when it is.
   virtual kernel::TxKind query_tx(int fd, kernel::KeyVersion* version) noexcept = 0;
   // A kTLS TX socket's mode, asked once per socket under offload = "auto"
-  // (zctls/tx_offload.h): software, device, or unknown (treated as device).
+  // (kernel/tx_offload.h): software, device, or unknown (treated as device).
   virtual kernel::TxOffload tx_offload(int fd) noexcept = 0;
   virtual kernel::FlagState get_zerocopy(int fd) noexcept = 0;
   virtual int set_zerocopy(int fd, bool on) noexcept = 0;  // 0 or an errno value
@@ -70,7 +70,7 @@ class KernelPort {
   // Reads the application's sendfile offset without trusting the pointer:
   // false if it cannot be read (the real call will then fail with EFAULT).
   virtual bool read_offset(const off_t* where, off_t* value) noexcept = 0;
-  // The other names (zctls/mounts.h) of the open file `fd`, reached as
+  // The other names (kernel/mounts.h) of the open file `fd`, reached as
   // `path`, under the other mounts of its filesystem in this process's
   // mount namespace, from the mount table as last read.
   virtual NameLookup other_names(int fd, std::string_view path,

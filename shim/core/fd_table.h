@@ -10,7 +10,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "zctls/ktls.h"
+#include "kernel/ktls.h"
 
 namespace zctls {
 

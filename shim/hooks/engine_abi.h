@@ -61,7 +61,7 @@ struct zctls_hook_side {
   const char* env[ZCTLS_ENV_COUNT];
 };
 
-// What the engine gives the hooks: the runtime calls (shim/engine/runtime.cpp
+// What the engine gives the hooks: the runtime calls (shim/runtime/runtime.cpp
 // defines each as op_NAME and documents it).  Every one is noexcept, keeps
 // errno, and is safe to call from any thread once attach has returned.
 // Declared once, here: X(return type, name, parameters), in table order

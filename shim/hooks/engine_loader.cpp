@@ -19,7 +19,7 @@
 #include "real_calls.h"
 #include "stderr_log.h"
 
-namespace zctls::shim {
+namespace zctls::hooks {
 namespace {
 
 // Built with -fno-zero-initialized-in-bss (front.cpp): the small variables
@@ -281,4 +281,4 @@ const zctls_engine_ops* engine_after_fork_in_child() noexcept {
   return nullptr;
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::hooks

@@ -5,7 +5,7 @@
 
 #include "engine_abi.h"
 
-namespace zctls::shim {
+namespace zctls::hooks {
 
 // What the hooks give the engine; front.cpp fills `env` at load.
 zctls_hook_side& hook_side() noexcept;
@@ -39,4 +39,4 @@ bool engine_failed() noexcept;
 // Returns the engine if it is attached, for its own fork handling.
 const zctls_engine_ops* engine_after_fork_in_child() noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::hooks

@@ -33,7 +33,7 @@
 
 namespace {
 
-namespace shim = zctls::shim;
+namespace hooks = zctls::hooks;
 
 // The fd of a stream, or -1; without taking the stream's lock (fileno
 // does): the call that follows takes it.  errno kept: fileno sets EBADF
@@ -52,49 +52,49 @@ int fd_of(FILE* stream) noexcept {
 // --- closing -----------------------------------------------------------
 
 ZCTLS_EXPORT int close(int fd) {
-  const std::uint32_t epoch = shim::before_close(fd);
+  const std::uint32_t epoch = hooks::before_close(fd);
   const int rc = zctls::real::close(fd);
   // Linux releases the fd number even when close fails (EINTR, EIO).
-  shim::after_close(fd, epoch);
+  hooks::after_close(fd, epoch);
   return rc;
 }
 
 ZCTLS_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
   const int rc = zctls::real::close_range(first, last, flags);
-  if (rc == 0) shim::after_close_range(first, last, flags);
+  if (rc == 0) hooks::after_close_range(first, last, flags);
   return rc;
 }
 
 ZCTLS_EXPORT void closefrom(int lowfd) noexcept {
   zctls::real::closefrom(lowfd);
-  if (lowfd >= 0) shim::after_close_range(static_cast<unsigned>(lowfd), ~0U, 0);
+  if (lowfd >= 0) hooks::after_close_range(static_cast<unsigned>(lowfd), ~0U, 0);
 }
 
 ZCTLS_EXPORT int dup2(int oldfd, int newfd) noexcept {
   const int rc = zctls::real::dup2(oldfd, newfd);
-  if (rc >= 0) shim::after_dup(oldfd, newfd);
+  if (rc >= 0) hooks::after_dup(oldfd, newfd);
   return rc;
 }
 
 ZCTLS_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
   const int rc = zctls::real::dup3(oldfd, newfd, flags);
-  if (rc >= 0) shim::after_dup(oldfd, newfd);
+  if (rc >= 0) hooks::after_dup(oldfd, newfd);
   return rc;
 }
 
 // A stream over a socket (fdopen) closes its fd inside libc.
 ZCTLS_EXPORT int fclose(FILE* stream) {
   const int fd = fd_of(stream);
-  const std::uint32_t epoch = fd >= 0 ? shim::before_close(fd) : shim::kNoEpoch;
+  const std::uint32_t epoch = fd >= 0 ? hooks::before_close(fd) : hooks::kNoEpoch;
   const int rc = zctls::real::fclose(stream);
-  if (fd >= 0) shim::after_close(fd, epoch);  // the stream's fd is gone even on error
+  if (fd >= 0) hooks::after_close(fd, epoch);  // the stream's fd is gone even on error
   return rc;
 }
 
 ZCTLS_EXPORT int pclose(FILE* stream) {
   const int fd = fd_of(stream);
   const int rc = zctls::real::pclose(stream);
-  if (fd >= 0) shim::after_close(fd);
+  if (fd >= 0) hooks::after_close(fd);
   return rc;
 }
 
@@ -105,8 +105,8 @@ template <typename Real>
 FILE* reopen(Real real, const char* path, const char* mode, FILE* stream) {
   const int fd = fd_of(stream);
   FILE* f = real(path, mode, stream);
-  if (fd >= 0) shim::after_close(fd);
-  if (const int now = fd_of(f); now >= 0) shim::after_new_fd(now);
+  if (fd >= 0) hooks::after_close(fd);
+  if (const int now = fd_of(f); now >= 0) hooks::after_new_fd(now);
   return f;
 }
 }  // namespace
@@ -123,31 +123,31 @@ ZCTLS_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* stream) {
 
 ZCTLS_EXPORT int socket(int domain, int type, int protocol) noexcept {
   const int fd = zctls::real::socket(domain, type, protocol);
-  if (fd >= 0) shim::after_new_fd(fd);
+  if (fd >= 0) hooks::after_new_fd(fd);
   return fd;
 }
 
 ZCTLS_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) noexcept {
   const int rc = zctls::real::socketpair(domain, type, protocol, sv);
-  if (rc == 0) shim::after_new_fds(sv, 2);
+  if (rc == 0) hooks::after_new_fds(sv, 2);
   return rc;
 }
 
 ZCTLS_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
   const int got = zctls::real::accept(fd, addr, len);
-  if (got >= 0) shim::after_new_fd(got);
+  if (got >= 0) hooks::after_new_fd(got);
   return got;
 }
 
 ZCTLS_EXPORT int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   const int got = zctls::real::accept4(fd, addr, len, flags);
-  if (got >= 0) shim::after_new_fd(got);
+  if (got >= 0) hooks::after_new_fd(got);
   return got;
 }
 
 ZCTLS_EXPORT int dup(int fd) noexcept {
   const int got = zctls::real::dup(fd);
-  if (got >= 0) shim::after_new_fd(got);
+  if (got >= 0) hooks::after_new_fd(got);
   return got;
 }
 
@@ -158,7 +158,7 @@ template <typename Real>
 int fcntl_with(Real real, int fd, int cmd, va_list args) {
   void* arg = va_arg(args, void*);
   const int rc = real(fd, cmd, arg);
-  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) shim::after_new_fd(rc);
+  if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) hooks::after_new_fd(rc);
   return rc;
 }
 }  // namespace
@@ -182,19 +182,19 @@ ZCTLS_EXPORT int fcntl64(int fd, int cmd, ...) {
 
 ZCTLS_EXPORT ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   const ssize_t rc = zctls::real::recvmsg(fd, msg, flags);
-  if (rc >= 0) shim::after_received_fds(msg);
+  if (rc >= 0) hooks::after_received_fds(msg);
   return rc;
 }
 
 ZCTLS_EXPORT int recvmmsg(int fd, mmsghdr* msgs, unsigned int n, int flags, timespec* timeout) {
   const int rc = zctls::real::recvmmsg(fd, msgs, n, flags, timeout);
-  for (int i = 0; i < rc; ++i) shim::after_received_fds(&msgs[i].msg_hdr);
+  for (int i = 0; i < rc; ++i) hooks::after_received_fds(&msgs[i].msg_hdr);
   return rc;
 }
 
 // (Declared here: glibc 2.36's <sys/pidfd.h> lacks extern "C".)
 ZCTLS_EXPORT int pidfd_getfd(int pidfd, int targetfd, unsigned int flags) noexcept {
   const int got = zctls::real::pidfd_getfd(pidfd, targetfd, flags);
-  if (got >= 0) shim::after_new_fd(got);
+  if (got >= 0) hooks::after_new_fd(got);
   return got;
 }

@@ -16,9 +16,9 @@
 #include "engine_loader.h"
 #include "plain_fds.h"
 #include "real_calls.h"
-#include "zctls/ktls.h"
+#include "kernel/ktls.h"
 
-namespace zctls::shim {
+namespace zctls::hooks {
 namespace {
 
 // Built with -fno-zero-initialized-in-bss: the small variables of this
@@ -208,4 +208,4 @@ void before_other_send(int fd) noexcept {
   if (const zctls_engine_ops* e = attached_engine()) e->before_other_send(fd);
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::hooks

@@ -13,7 +13,7 @@
 
 #include "engine_abi.h"
 
-namespace zctls::shim {
+namespace zctls::hooks {
 
 // A send's state from before_send to after_send: opaque engine bytes.
 struct Ticket {
@@ -45,4 +45,4 @@ void after_received_fds(const struct msghdr* msg) noexcept;
 // Before data reaches `fd` by another way than sendfile (splice).
 void before_other_send(int fd) noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::hooks

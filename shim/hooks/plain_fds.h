@@ -17,7 +17,7 @@
 #include <atomic>
 #include <cstdint>
 
-namespace zctls::shim {
+namespace zctls::hooks {
 
 class PlainFds {
  public:
@@ -70,4 +70,4 @@ class PlainFds {
   int end_;
 };
 
-}  // namespace zctls::shim
+}  // namespace zctls::hooks

@@ -7,7 +7,7 @@
 // Declared once, in hooked_calls.def.  Defined in the hook library
 // (real_calls.cpp); inside the engine, the
 // three it calls (setsockopt, getsockopt, close) forward to the hook
-// library's (shim/engine/real_forward.cpp), as does libc_clock_gettime.
+// library's (shim/runtime/real_forward.cpp), as does libc_clock_gettime.
 #pragma once
 
 #include <fcntl.h>

@@ -20,23 +20,23 @@
 #define ZCTLS_EXPORT extern "C" __attribute__((visibility("default")))
 
 ZCTLS_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t* offset, size_t count) noexcept {
-  if (zctls::shim::known_plain(out_fd)) return zctls::real::sendfile(out_fd, in_fd, offset, count);
-  zctls::shim::Ticket ticket;
-  zctls::shim::before_send(ticket, out_fd, in_fd, offset);
+  if (zctls::hooks::known_plain(out_fd)) return zctls::real::sendfile(out_fd, in_fd, offset, count);
+  zctls::hooks::Ticket ticket;
+  zctls::hooks::before_send(ticket, out_fd, in_fd, offset);
   const ssize_t rc = zctls::real::sendfile(out_fd, in_fd, offset, count);
-  zctls::shim::after_send(ticket, rc, offset);
+  zctls::hooks::after_send(ticket, rc, offset);
   return rc;
 }
 
 ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t count) noexcept {
   static_assert(sizeof(off64_t) == sizeof(off_t), "64-bit targets only");
-  if (zctls::shim::known_plain(out_fd))
+  if (zctls::hooks::known_plain(out_fd))
     return zctls::real::sendfile64(out_fd, in_fd, offset, count);
   auto* off = reinterpret_cast<off_t*>(offset);
-  zctls::shim::Ticket ticket;
-  zctls::shim::before_send(ticket, out_fd, in_fd, off);
+  zctls::hooks::Ticket ticket;
+  zctls::hooks::before_send(ticket, out_fd, in_fd, off);
   const ssize_t rc = zctls::real::sendfile64(out_fd, in_fd, offset, count);
-  zctls::shim::after_send(ticket, rc, off);
+  zctls::hooks::after_send(ticket, rc, off);
   return rc;
 }
 
@@ -54,13 +54,13 @@ ZCTLS_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t* offset, size_t c
 // saw: the flag goes off first.
 ZCTLS_EXPORT ssize_t splice(int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
                             unsigned int flags) {
-  if (!zctls::shim::known_plain(fd_out)) zctls::shim::before_other_send(fd_out);
+  if (!zctls::hooks::known_plain(fd_out)) zctls::hooks::before_other_send(fd_out);
   return zctls::real::splice(fd_in, off_in, fd_out, off_out, len, flags);
 }
 
 ZCTLS_EXPORT int setsockopt(int fd, int level, int optname, const void* value,
                             socklen_t length) noexcept {
   const int rc = zctls::real::setsockopt(fd, level, optname, value, length);
-  if (rc == 0) zctls::shim::after_setsockopt(fd, level, optname, value, length);
+  if (rc == 0) zctls::hooks::after_setsockopt(fd, level, optname, value, length);
   return rc;
 }

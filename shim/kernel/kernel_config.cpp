@@ -1,4 +1,4 @@
-#include "zctls/kernel_config.h"
+#include "kernel/kernel_config.h"
 
 #include <fstream>
 #include <iterator>

@@ -1,4 +1,4 @@
-#include "zctls/kernel_quirks.h"
+#include "kernel/kernel_quirks.h"
 
 #include <sys/auxv.h>
 #include <sys/utsname.h>

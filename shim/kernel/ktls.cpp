@@ -1,4 +1,4 @@
-#include "zctls/ktls.h"
+#include "kernel/ktls.h"
 
 #include <linux/tls.h>
 #include <netinet/in.h>

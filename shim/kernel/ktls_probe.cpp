@@ -1,11 +1,11 @@
-#include "zctls/ktls_probe.h"
+#include "kernel/ktls_probe.h"
 
 #include <sys/socket.h>
 #include <sys/utsname.h>
 
 #include <cerrno>
 
-#include "zctls/loopback.h"
+#include "kernel/loopback.h"
 
 namespace zctls::kernel {
 namespace {

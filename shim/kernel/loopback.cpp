@@ -1,4 +1,4 @@
-#include "zctls/loopback.h"
+#include "kernel/loopback.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

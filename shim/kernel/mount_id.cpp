@@ -8,7 +8,7 @@
 
 #include <cerrno>
 
-#include "zctls/mounts.h"
+#include "kernel/mounts.h"
 
 namespace zctls::kernel {
 

@@ -1,4 +1,4 @@
-#include "zctls/mounts.h"
+#include "kernel/mounts.h"
 
 #include <fcntl.h>
 #include <sys/syscall.h>

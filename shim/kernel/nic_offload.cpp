@@ -1,4 +1,4 @@
-#include "zctls/nic_offload.h"
+#include "kernel/nic_offload.h"
 
 #include <dirent.h>
 #include <linux/ethtool.h>

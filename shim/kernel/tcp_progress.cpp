@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstddef>
 
-#include "zctls/ktls.h"
+#include "kernel/ktls.h"
 
 namespace zctls::kernel {
 

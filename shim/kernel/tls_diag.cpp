@@ -1,4 +1,4 @@
-#include "zctls/tls_diag.h"
+#include "kernel/tls_diag.h"
 
 #include <arpa/inet.h>
 #include <linux/inet_diag.h>

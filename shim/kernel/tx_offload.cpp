@@ -1,4 +1,4 @@
-#include "zctls/tx_offload.h"
+#include "kernel/tx_offload.h"
 
 #include <fcntl.h>
 #include <linux/inet_diag.h>

@@ -16,8 +16,8 @@
 #include <cstdio>
 #include <cstring>
 
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
 
 namespace k = zctls::kernel;
 

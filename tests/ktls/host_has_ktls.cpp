@@ -1,7 +1,7 @@
 // Exit 0 if this host's kernel can attach the tls ULP, else 1.  The bench
 // (tests/vm/session) uses it to run kTLS tests natively when it can.
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
 
 int main() {
   const zctls::kernel::LoopbackPair pair;

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "kernel_test_support.h"
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
-#include "zctls/tx_offload.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
+#include "kernel/tx_offload.h"
 
 namespace k = zctls::kernel;
 using namespace zctls_kernel_test;  // NOLINT(google-build-using-namespace)

@@ -31,8 +31,8 @@
 #include <memory>
 
 #include "../offload-nic/offload_nic.h"
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
 
 namespace zctls_ktls_app {
 

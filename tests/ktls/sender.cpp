@@ -70,8 +70,8 @@
 #include "ktls_app.h"
 #include "openssl_send.h"
 #include "tls_sockets.h"
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
 #include "zctls/stats.h"
 
 namespace k = zctls::kernel;

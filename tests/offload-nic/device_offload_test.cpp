@@ -23,9 +23,9 @@
 
 #include "kernel_test_support.h"
 #include "offload_nic.h"
-#include "zctls/ktls.h"
-#include "zctls/tls_diag.h"
-#include "zctls/tx_offload.h"
+#include "kernel/ktls.h"
+#include "kernel/tls_diag.h"
+#include "kernel/tx_offload.h"
 
 namespace k = zctls::kernel;
 namespace nic = zctls_nic;

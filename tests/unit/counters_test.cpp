@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "stats_dir.h"
 #include "zctls/stats.h"
 
 namespace {

@@ -8,7 +8,7 @@
 
 #include <cstring>
 
-#include "zctls/ktls.h"
+#include "kernel/ktls.h"
 
 namespace {
 

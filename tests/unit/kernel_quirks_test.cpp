@@ -3,7 +3,7 @@
 // unaligned-offset zerocopy corruption.  The first two identities are
 // recorded from the bench's guests; the others are written in the formats
 // those distributions and upstream use, at the versions around the fix.
-#include "zctls/kernel_quirks.h"
+#include "kernel/kernel_quirks.h"
 
 #include <gtest/gtest.h>
 

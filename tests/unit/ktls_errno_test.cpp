@@ -6,8 +6,8 @@
 
 #include <cerrno>
 
-#include "zctls/ktls.h"
-#include "zctls/loopback.h"
+#include "kernel/ktls.h"
+#include "kernel/loopback.h"
 
 namespace k = zctls::kernel;
 

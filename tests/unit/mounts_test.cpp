@@ -1,6 +1,6 @@
 // Other names of a file under the other mounts of its filesystem
-// (zctls/mounts.h), from mountinfo text as the kernel writes it.
-#include "zctls/mounts.h"
+// (kernel/mounts.h), from mountinfo text as the kernel writes it.
+#include "kernel/mounts.h"
 
 #include <gtest/gtest.h>
 

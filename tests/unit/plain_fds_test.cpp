@@ -8,7 +8,7 @@
 
 namespace {
 
-using zctls::shim::PlainFds;
+using zctls::hooks::PlainFds;
 
 TEST(PlainFds, SetTestClearPerNumber) {
   auto fds = std::make_unique<PlainFds>();

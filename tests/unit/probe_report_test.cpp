@@ -9,7 +9,7 @@
 
 #include <cerrno>
 
-#include "zctls/loopback.h"
+#include "kernel/loopback.h"
 
 namespace k = zctls::kernel;
 using zctls::cli::verdict;

@@ -4,6 +4,7 @@
 // The stats directory itself: --prune folds exited processes so that a
 // reader running at the same time never sees the totals move backwards or
 // count a process twice.
+#include "stats_dir.h"
 #include "zctls/stats.h"
 
 #include <fcntl.h>

@@ -25,6 +25,7 @@
 
 #include "../../cli/status.h"
 #include "tls_sockets.h"
+#include "stats_dir.h"
 
 namespace zctls::kernel {
 namespace {

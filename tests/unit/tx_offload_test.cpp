@@ -3,7 +3,7 @@
 // kernel's own answers for a software socket: ktls/KtlsPair.
 // TheKernelSaysTheTxPathIsSoftware; the hw and hw_record replies' parse:
 // tls_diag_test.cpp.)
-#include "zctls/tx_offload.h"
+#include "kernel/tx_offload.h"
 
 #include <gtest/gtest.h>
 

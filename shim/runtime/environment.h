@@ -12,7 +12,7 @@
 #include "engine_abi.h"
 #include "zctls/config.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 struct Environment {
   bool have_config_path = false;
@@ -32,4 +32,4 @@ const Environment& environment() noexcept;
 // memory ran out (attach then fails and is tried again later).
 bool capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -9,7 +9,7 @@
 
 #include "fork_safe.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 // The symbol names are libunwind.h's macros spelled out (_ULx86_64_step, ...).
@@ -92,4 +92,4 @@ void backtrace(char* buf, std::size_t size) noexcept {
   }
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

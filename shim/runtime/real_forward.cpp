@@ -9,14 +9,14 @@
 namespace zctls::real {
 
 int setsockopt(int fd, int level, int optname, const void* value, socklen_t length) noexcept {
-  return shim::hook_side().real_setsockopt(fd, level, optname, value, length);
+  return runtime::hook_side().real_setsockopt(fd, level, optname, value, length);
 }
 
 int getsockopt(int fd, int level, int optname, void* value, socklen_t* length) noexcept {
-  return shim::hook_side().real_getsockopt(fd, level, optname, value, length);
+  return runtime::hook_side().real_getsockopt(fd, level, optname, value, length);
 }
 
-int close(int fd) { return shim::hook_side().real_close(fd); }
+int close(int fd) { return runtime::hook_side().real_close(fd); }
 
 ClockGettimeFn libc_clock_gettime() noexcept {
   void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);

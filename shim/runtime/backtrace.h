@@ -6,11 +6,11 @@
 
 #include <cstddef>
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 // "f1 <- f2 <- ..." into `buf` (NUL-terminated), the shim's own frames
 // left out; "(no backtrace: why)" without libunwind.  Not async-signal-safe
 // (the first call dlopens).
 void backtrace(char* buf, std::size_t size) noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

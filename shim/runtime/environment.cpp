@@ -4,7 +4,7 @@
 
 #include "log.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 // Built when the engine attaches, never destroyed: other threads may still
@@ -62,4 +62,4 @@ bool capture_environment(const char* const values[ZCTLS_ENV_COUNT]) noexcept {
   }
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "zctls/kernel_quirks.h"
-#include "zctls/ktls.h"
+#include "kernel/kernel_quirks.h"
+#include "kernel/ktls.h"
 
 namespace zctls::kernel {
 

@@ -5,9 +5,9 @@
 
 #include "engine.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 // The one instance; lives as long as the process.
 KernelPort& libc_kernel() noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

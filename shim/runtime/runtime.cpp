@@ -22,7 +22,7 @@
 #include "log.h"
 #include "real_calls.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 // initial-exec: no __tls_get_addr (which may allocate on a thread's first
@@ -194,14 +194,14 @@ Engine* engine() noexcept { return g_engine.get(); }
 
 const zctls_hook_side& hook_side() noexcept { return g_side; }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime
 
 // The engine library's one export (engine_abi.h): called once per process,
 // by the hook that met the first kTLS TX socket.
 extern "C" __attribute__((visibility("default"))) const zctls_engine_ops* zctls_engine_attach(
     const zctls_hook_side* side) noexcept {
   using namespace zctls;
-  using namespace zctls::shim;
+  using namespace zctls::runtime;
   // Another build's hooks: refused by them on seeing this table's abi.
   if (side->abi != ZCTLS_ENGINE_ABI || side->ticket_bytes < sizeof(SendTicket)) return &kRefusal;
   g_side = *side;

@@ -5,7 +5,7 @@
 #include "engine.h"
 #include "engine_abi.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 // The process's engine, built when the hooks attach; nullptr if memory
 // ran out then (attach then refuses, and the hooks pass through).
@@ -13,4 +13,4 @@ Engine* engine() noexcept;
 // The hook library's side, as given to zctls_engine_attach.
 const zctls_hook_side& hook_side() noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -16,7 +16,7 @@
 #include "log.h"
 #include "zctls/version.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 constexpr const char* kDefaultConfigPath = "/etc/zctls.toml";
@@ -210,4 +210,4 @@ ConfigRead reread_config(const Config* current) noexcept {
   return {};
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -9,11 +9,11 @@
 #include "zctls/config.h"
 #include "zctls/stats.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 // Creates (or, after exec, reopens) this process's stats file in `dir` and
 // maps it.  nullptr if `dir` is empty or anything fails (logged once);
 // counters then stay in process memory.
 Counters* share_counters(const StatsConfig& stats) noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "zctls/nic_offload.h"
-#include "zctls/tls_diag.h"
+#include "kernel/nic_offload.h"
+#include "kernel/tls_diag.h"
 
 namespace zctls::kernel {
 

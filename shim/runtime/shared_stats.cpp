@@ -16,7 +16,7 @@
 #include "log.h"
 #include "real_calls.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 void program_name(char (&comm)[16]) noexcept {
@@ -94,4 +94,4 @@ Counters* share_counters(const StatsConfig& stats) noexcept {
   }
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -7,7 +7,7 @@
 
 #include "engine.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 // The engine's ConfigLoader: reads the config, places the counters (the
 // config's [stats] dir, or the default one when there is no usable config)
@@ -27,4 +27,4 @@ void counters_after_fork(Engine& e) noexcept;
 // acquire load when there is nothing to move.
 void settle_counters(Engine& e) noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

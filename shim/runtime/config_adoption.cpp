@@ -13,7 +13,7 @@
 #include "zctls/rule_paths.h"
 #include "zctls/version.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 // The log target in force; only the thread that loads or reloads touches
@@ -132,4 +132,4 @@ void settle_counters(Engine& e) noexcept {
   g_reshare_counters.store(false, std::memory_order_release);
 }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

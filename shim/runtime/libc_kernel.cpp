@@ -20,10 +20,10 @@
 #include "clock.h"
 #include "fork_safe.h"
 #include "real_calls.h"
-#include "zctls/ktls.h"
-#include "zctls/mounts.h"
+#include "kernel/ktls.h"
+#include "kernel/mounts.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 namespace {
 
 constexpr kernel::SockoptCalls kRealSockopt{real::setsockopt, real::getsockopt};
@@ -216,7 +216,7 @@ class LibcKernel final : public KernelPort {
   bool tcp_progress(int fd, kernel::TcpProgress* out) noexcept override {
     return kernel::tcp_progress(fd, kRealSockopt, out);
   }
-  void backtrace(char* buf, std::size_t size) noexcept override { shim::backtrace(buf, size); }
+  void backtrace(char* buf, std::size_t size) noexcept override { runtime::backtrace(buf, size); }
   NameLookup other_names(int fd, std::string_view path,
                          std::vector<std::string>* out) noexcept override {
     try {
@@ -250,4 +250,4 @@ Holder g_holder;
 
 KernelPort& libc_kernel() noexcept { return g_holder.kernel; }
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime

@@ -8,7 +8,7 @@
 
 #include "zctls/config.h"
 
-namespace zctls::shim {
+namespace zctls::runtime {
 
 // What one read found.  `config` when a config parses; `broken` when a file
 // or ZCTLS_RULES was there and did not (each error logged as
@@ -30,4 +30,4 @@ ConfigRead reread_config(const Config* current) noexcept;
 // read starts from a fresh source (the copied one may be torn).
 void config_source_after_fork() noexcept;
 
-}  // namespace zctls::shim
+}  // namespace zctls::runtime
