@@ -1,7 +1,7 @@
 // The stats directory as `zctls stats` and `zctls status` read it: every
 // process file and the retired file, the totals, the Prometheus text and
 // its textfile, and the prune that folds exited processes (declared in
-// zctls/stats.h; the library only writes its own file: shared_stats.cpp).
+// stats_dir.h; the library only writes its own file: shared_stats.cpp).
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>

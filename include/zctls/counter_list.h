@@ -20,16 +20,16 @@ ZCTLS_COUNTER(bytes, "zctls_sent_bytes_total", "Bytes sent by sendfile on kTLS T
 ZCTLS_COUNTER(zerocopy_sends, "zctls_zerocopy_sends_total",
               "Sends with TLS_TX_ZEROCOPY_RO on (set by zctls, or by the application)")
 ZCTLS_COUNTER(zerocopy_bytes, "zctls_zerocopy_bytes_total", "Bytes sent with the flag on")
-ZCTLS_COPY_REASON(copy_no_rule, "no_rule", "no rule matched and the default is copy")
-ZCTLS_COPY_REASON(copy_rule_off, "rule_off", "a rule said zerocopy = false, or the file is not regular")
+ZCTLS_COPY_REASON(copy_no_rule, "no_rule", "no rule matched, and the default is copy")
+ZCTLS_COPY_REASON(copy_rule_off, "rule_off", "a rule says zerocopy = false, or the file is not a regular one (or fstat failed)")
 ZCTLS_COPY_REASON(copy_settle, "settle", "the file changed within the settle window")
-ZCTLS_COPY_REASON(copy_quarantine, "quarantine", "the file's inode is quarantined")
+ZCTLS_COPY_REASON(copy_quarantine, "quarantine", "the file's inode is quarantined after a change")
 ZCTLS_COPY_REASON(copy_kernel_unsupported, "kernel_unsupported",
-                  "the kernel refuses TLS_TX_ZEROCOPY_RO")
+                  "the kernel refuses TLS_TX_ZEROCOPY_RO, or turning the flag on failed")
 ZCTLS_COPY_REASON(copy_kernel_quirk, "kernel_quirk",
                   "an unaligned offset on a kernel with the unaligned zerocopy bug")
-ZCTLS_COPY_REASON(copy_app_managed, "app_managed", "the application manages the flag itself")
-ZCTLS_COPY_REASON(copy_no_config, "no_config", "no usable config: zctls passes through")
+ZCTLS_COPY_REASON(copy_app_managed, "app_managed", "the application manages the flag itself, and has it off")
+ZCTLS_COPY_REASON(copy_no_config, "no_config", "no usable config (zctls passes through)")
 ZCTLS_COUNTER(integrity_events, "zctls_integrity_events_total",
               "Files that changed while their bytes were sent zerocopy")
 ZCTLS_COUNTER(integrity_events_in_flight, "zctls_integrity_events_in_flight_total",

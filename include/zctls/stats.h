@@ -18,7 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include "kernel/kernel_quirks.h"  // ZCTLS_NEWEST_KNOWN_KERNEL, in a counter's help
 
 namespace zctls {
 

@@ -3,6 +3,8 @@
 // (cli/stats_dir.cpp).
 #include "zctls/stats.h"
 
+#include "kernel/kernel_quirks.h"  // ZCTLS_NEWEST_KNOWN_KERNEL, in a counter's help
+
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -53,7 +53,10 @@ int raw_dup2(int oldfd, int newfd) noexcept {
 
 }  // namespace
 
-// One trampoline per line of hooked_calls.def, resolved at its first call.
+// One trampoline per line of hooked_calls.def, resolved at its first call,
+// declared as glibc declares it (real_calls.h).
+#define ZCTLS_EXC_NOTHROW noexcept
+#define ZCTLS_EXC_CANCELS
 #define ZCTLS_HOOKED(EXC, ret, name, params, args, fallback) \
   ret name params ZCTLS_EXC_##EXC {                           \
     using Fn = ret(*) params;                                 \
@@ -86,5 +89,7 @@ int raw_dup2(int oldfd, int newfd) noexcept {
 #include "hooked_calls.def"
 #undef ZCTLS_HOOKED_FCNTL
 #undef ZCTLS_HOOKED
+#undef ZCTLS_EXC_CANCELS
+#undef ZCTLS_EXC_NOTHROW
 
 }  // namespace zctls::real

@@ -28,6 +28,8 @@ namespace zctls::real {
 #include "hooked_calls.def"
 #undef ZCTLS_HOOKED_FCNTL
 #undef ZCTLS_HOOKED
+#undef ZCTLS_EXC_CANCELS
+#undef ZCTLS_EXC_NOTHROW
 
 // The C library's own clock_gettime, looked up in libc.so.6 itself rather
 // than in the global scope (where a time-faking preload would answer), or

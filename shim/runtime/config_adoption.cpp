@@ -84,8 +84,9 @@ const Config* adopt_first_config() noexcept {
   try {
     return publish(std::move(*read.config), "loaded");
   } catch (...) {
-    return nullptr;
   }
+  log(LogLevel::error, "cannot load the config (out of memory?); passing everything through");
+  return nullptr;
 }
 
 const Config* adopt_reread_config() noexcept {

@@ -65,10 +65,24 @@ struct ConfigSource {
 std::atomic<ConfigSource*> g_source{nullptr};
 std::atomic<bool> g_source_busy{false}, g_source_torn{false};
 
+std::string config_path() {
+  const Environment& env = environment();
+  return env.have_config_path ? env.config_path : kDefaultConfigPath;
+}
+
 ConfigSource* source() noexcept {
   ConfigSource* src = g_source.load(std::memory_order_acquire);
   if (src == nullptr || g_source_torn.exchange(false)) {
     src = new (std::nothrow) ConfigSource;
+    // A child that takes over a torn source still knows its file: its
+    // re-reads look at it, and find it unread (read again once two checks
+    // agree).
+    if (src != nullptr) {
+      try {
+        src->path = config_path();
+      } catch (...) {  // out of memory: the first read sets it, re-reads find nothing
+      }
+    }
     g_source.store(src, std::memory_order_release);
   }
   return src;
@@ -83,10 +97,6 @@ class Busy {
   Busy& operator=(const Busy&) = delete;
 };
 
-std::string config_path() {
-  const Environment& env = environment();
-  return env.have_config_path ? env.config_path : kDefaultConfigPath;
-}
 
 // Reads the file (if any) and ZCTLS_RULES into a config.  nullopt if there
 // is nothing to load (`errors` empty) or it is broken (`errors` say why).

@@ -12,8 +12,9 @@ namespace zctls::runtime {
 
 // What one read found.  `config` when a config parses; `broken` when a file
 // or ZCTLS_RULES was there and did not (each error logged as
-// FILE:LINE:COL); neither when there is nothing to read (first read: no
-// file and no ZCTLS_RULES, logged) or nothing new (re-read).
+// FILE:LINE:COL), when a named file is gone, or when memory ran out;
+// neither when there is nothing to read (first read: no file and no
+// ZCTLS_RULES, logged) or nothing new (re-read).
 struct ConfigRead {
   std::optional<Config> config;
   bool broken = false;
